@@ -1,0 +1,103 @@
+//! `psdiff explain [PID...]`: for each process, the rewrites applied to its
+//! cmdline and the rule that decided whether it is shown.
+
+use std::fmt::Write;
+
+use super::{Context, print};
+use crate::error::{Error, Exit};
+use crate::render;
+use crate::rules::{Decision, RuleSet, View};
+
+pub fn run(context: &Context, pids: &[u32]) -> Result<Exit, Error> {
+    let rules = context.rules()?;
+    let view = context.view(&rules)?;
+    let mut missing = Vec::new();
+    let targets: Vec<usize> = if pids.is_empty() {
+        (0..view.tree.len()).collect()
+    } else {
+        pids.iter()
+            .filter_map(|&pid| {
+                let found = view.tree.index_of(pid);
+                if found.is_none() {
+                    missing.push(pid);
+                }
+                found
+            })
+            .collect()
+    };
+    let mut out = String::new();
+    for i in targets {
+        explain_one(&mut out, &view, &rules, i);
+    }
+    print(&out)?;
+    for pid in &missing {
+        eprintln!("psdiff: explain: no process with pid {pid} (it may have exited)");
+    }
+    Ok(if missing.is_empty() {
+        Exit::Clean
+    } else {
+        Exit::Report
+    })
+}
+
+fn explain_one(out: &mut String, view: &View, rules: &RuleSet, i: usize) {
+    let tree = &view.tree;
+    let process = &tree.processes[i];
+    let rule_ref = |r: usize| {
+        let rule = &rules.rules[r];
+        format!(
+            "rule \"{}\" ({}, {})",
+            rule.name,
+            rule.action.kind().as_str(),
+            rule.origin
+        )
+    };
+    let describe = |j: usize| format!("{} ({})", tree.processes[j].pid, view.cmdlines[j]);
+    let _ = writeln!(
+        out,
+        "pid {} (ppid {}, user {}, comm {})",
+        process.pid,
+        process.ppid,
+        process.user,
+        render::printable(&process.comm)
+    );
+    let _ = writeln!(out, "  cmdline  {}", render::cmdline(process));
+    for rewrite in &view.rewrites[i] {
+        let _ = writeln!(out, "  rewrite  by {}", rule_ref(rewrite.rule));
+        let _ = writeln!(out, "           before: {}", rewrite.before);
+        let _ = writeln!(out, "           after:  {}", rewrite.after);
+    }
+    let verdict = match &view.decisions[i] {
+        Decision::Shown => "shown    no visibility rule applies".to_string(),
+        Decision::ShownOnce { rule } => {
+            format!(
+                "shown    by {}: the first of its identical siblings",
+                rule_ref(*rule)
+            )
+        }
+        Decision::Hidden {
+            rule,
+            ancestor: None,
+        } => format!("hidden   by {}: the process matches", rule_ref(*rule)),
+        Decision::Hidden {
+            rule,
+            ancestor: Some(a),
+        } => format!(
+            "hidden   by {}: its ancestor {} matches",
+            rule_ref(*rule),
+            describe(*a)
+        ),
+        Decision::Duplicate { rule, first } => format!(
+            "hidden   by {}: same parent, user and cmdline as pid {}, which is shown",
+            rule_ref(*rule),
+            tree.processes[*first].pid
+        ),
+    };
+    let _ = writeln!(out, "  {verdict}");
+    if view.decisions[i].is_shown() {
+        let line = render::line(tree.depth(i), &view.cmdlines[i], &process.user);
+        let _ = writeln!(out, "  line     {line:?}");
+    } else if !view.rewrites[i].is_empty() || view.cmdlines[i] != render::cmdline(process) {
+        let _ = writeln!(out, "  would print as {:?}", view.cmdlines[i]);
+    }
+}

@@ -1,0 +1,62 @@
+//! One module per subcommand; each returns its exit code and writes its
+//! output through `Output`, so a closed pipe (`psdiff dump | head`) is a
+//! quiet end, not a panic.
+
+mod config;
+mod dump;
+mod explain;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::error::{Error, Exit};
+use crate::rules::{self, RuleSet, View};
+use crate::snapshot::Snapshot;
+use crate::tree::Tree;
+
+pub fn run(cli: Cli) -> Result<Exit, Error> {
+    let context = Context::new(cli.global);
+    match cli.command {
+        Command::Dump { format } => dump::run(&context, format),
+        Command::Explain { pids } => explain::run(&context, &pids),
+        Command::Config(command) => config::run(&context, command),
+    }
+}
+
+/// What every command needs: where processes and rules come from.
+pub struct Context {
+    pub proc_root: PathBuf,
+    pub config: Option<PathBuf>,
+}
+
+impl Context {
+    pub fn new(global: GlobalArgs) -> Self {
+        Context {
+            proc_root: global.proc_root,
+            config: global.config,
+        }
+    }
+
+    pub fn rules(&self) -> Result<RuleSet, Error> {
+        Ok(rules::load(self.config.as_deref())?)
+    }
+
+    /// A fresh snapshot, shaped by `rules`.
+    pub fn view(&self, rules: &RuleSet) -> Result<View, Error> {
+        let snapshot = Snapshot::take(&self.proc_root)?;
+        Ok(rules::shape(Tree::build(snapshot.processes), rules))
+    }
+}
+
+/// Writes all of `text` to stdout. A reader that went away is not an error.
+pub fn print(text: &str) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Output(e)),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,14 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = psdiff::cli::Cli::parse();
+    match psdiff::commands::run(cli) {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(error) => {
+            eprintln!("psdiff: {error}");
+            ExitCode::from(error.exit() as u8)
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The line format: the compatibility contract with the Python psdiff and
+//! with every baseline file ever written, kept in one place.
+//!
+//! `{indent}{cmdline}  {user=USER}`, two spaces of indent per depth.
+
+use crate::snapshot::Process;
+
+/// The first line of every dump: the pseudo-process above pid 1.
+pub const ROOT_CMDLINE: &str = "root";
+pub const ROOT_USER: &str = "root";
+
+/// Formats one line of a dump or baseline.
+pub fn line(depth: usize, cmdline: &str, user: &str) -> String {
+    let mut out = String::with_capacity(depth * 2 + cmdline.len() + user.len() + 9);
+    for _ in 0..depth {
+        out.push_str("  ");
+    }
+    out.push_str(cmdline);
+    out.push_str("  {user=");
+    out.push_str(user);
+    out.push('}');
+    out
+}
+
+/// The cmdline as `ps -o args` prints it: argv joined by single spaces,
+/// trailing spaces stripped; `[comm]` when argv is empty (kernel threads),
+/// `[comm] <defunct>` for a zombie.
+pub fn cmdline(process: &Process) -> String {
+    if process.is_zombie() {
+        return format!("[{}] <defunct>", printable(&process.comm));
+    }
+    let joined = process.argv.join(&b' ');
+    let text = printable(&joined);
+    let trimmed = text.trim_end_matches(' ');
+    if trimmed.is_empty() {
+        format!("[{}]", printable(&process.comm))
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// Bytes as printable text: invalid UTF-8 becomes U+FFFD and every control
+/// character (C0, DEL, C1) becomes `?`, so that one process is always one
+/// line and no terminal escape reaches the operator's screen.
+pub fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_format() {
+        assert_eq!(line(0, "root", "root"), "root  {user=root}");
+        assert_eq!(
+            line(2, "/usr/sbin/cron -f", "root"),
+            "    /usr/sbin/cron -f  {user=root}"
+        );
+    }
+
+    #[test]
+    fn printable_replaces_controls_and_bad_utf8() {
+        assert_eq!(printable(b"a\tb\nc\x1b[31m\x7f"), "a?b?c?[31m?");
+        assert_eq!(printable(b"caf\xc3\xa9 \xff"), "café \u{fffd}");
+        assert_eq!(printable("x\u{85}y".as_bytes()), "x?y");
+    }
+}

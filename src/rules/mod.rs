@@ -1,0 +1,265 @@
+//! Rules that shape the process tree into the lines of a dump.
+//!
+//! Two kinds: transforms (rewrite, replace-arg, sort-args, rename) change a
+//! cmdline before sorting, and all that match apply, in order; visibility
+//! rules (hide, hide-tree, hide-children, once) are tried in order and the
+//! first that applies decides. Both match against the cmdline as the
+//! transforms left it, which is what `dump` prints.
+
+mod load;
+pub mod schema;
+mod shape;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use regex::Regex;
+
+use crate::render;
+use crate::snapshot::Process;
+
+pub use load::{ConfigError, DEFAULTS_TOML, load};
+pub use schema::ActionKind;
+pub use shape::{Decision, Line, Rewrite, View, shape};
+
+/// The loaded rules, user rules first, then the built-ins.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    /// Every file the rules came from, in the order read.
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub origin: Origin,
+    pub matcher: Matcher,
+    pub action: Action,
+}
+
+/// Where a rule was written, for `explain` and for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: Arc<str>,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// What a rule matches; every condition given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    pub cmdline: Option<Regex>,
+    pub cmdline_prefix: Vec<String>,
+    pub user: Option<String>,
+    pub uid: Option<u32>,
+    pub exe: Option<String>,
+    pub comm: Option<String>,
+    pub pid: Option<u32>,
+    pub kernel_thread: Option<bool>,
+}
+
+impl Matcher {
+    /// `cmdline` is the process's cmdline as the transforms so far left it.
+    pub fn matches(&self, process: &Process, cmdline: &str) -> bool {
+        self.pid.is_none_or(|pid| process.pid == pid)
+            && self
+                .kernel_thread
+                .is_none_or(|k| process.kernel_thread == k)
+            && self.uid.is_none_or(|uid| process.uids.effective == uid)
+            && self.user.as_deref().is_none_or(|u| &*process.user == u)
+            && self
+                .comm
+                .as_deref()
+                .is_none_or(|c| render::printable(&process.comm) == c)
+            && self.exe.as_deref().is_none_or(|e| exe_is(process, e))
+            && (self.cmdline_prefix.is_empty()
+                || self
+                    .cmdline_prefix
+                    .iter()
+                    .any(|p| cmdline.starts_with(p.as_str())))
+            && self.cmdline.as_ref().is_none_or(|re| re.is_match(cmdline))
+    }
+}
+
+/// A binary replaced by a package upgrade shows as `PATH (deleted)`; it is
+/// still the same daemon.
+fn exe_is(process: &Process, wanted: &str) -> bool {
+    let Some(exe) = process.exe.as_ref().and_then(|e| e.to_str()) else {
+        return false;
+    };
+    exe.strip_suffix(" (deleted)").unwrap_or(exe) == wanted
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Hide,
+    HideTree,
+    HideChildren,
+    Once,
+    Rewrite {
+        pattern: Regex,
+        replacement: String,
+    },
+    ReplaceArg {
+        target: ArgTarget,
+        placeholder: String,
+        last_path_part: bool,
+    },
+    SortArgs {
+        from: usize,
+    },
+    Rename {
+        to: String,
+    },
+}
+
+/// Which argument `replace-arg` replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgTarget {
+    /// The value after this option (`-id VALUE` or `-id=VALUE`).
+    After(String),
+    /// The argument at this position; argv[0] is 0.
+    Position(usize),
+}
+
+impl Action {
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::Hide => ActionKind::Hide,
+            Action::HideTree => ActionKind::HideTree,
+            Action::HideChildren => ActionKind::HideChildren,
+            Action::Once => ActionKind::Once,
+            Action::Rewrite { .. } => ActionKind::Rewrite,
+            Action::ReplaceArg { .. } => ActionKind::ReplaceArg,
+            Action::SortArgs { .. } => ActionKind::SortArgs,
+            Action::Rename { .. } => ActionKind::Rename,
+        }
+    }
+
+    pub fn is_transform(&self) -> bool {
+        matches!(
+            self,
+            Action::Rewrite { .. }
+                | Action::ReplaceArg { .. }
+                | Action::SortArgs { .. }
+                | Action::Rename { .. }
+        )
+    }
+
+    /// The cmdline after this transform. Arguments are the words of the
+    /// cmdline as printed, split at single spaces.
+    pub fn transform(&self, cmdline: &str) -> String {
+        match self {
+            Action::Rewrite {
+                pattern,
+                replacement,
+            } => pattern
+                .replace_all(cmdline, replacement.as_str())
+                .into_owned(),
+            Action::ReplaceArg {
+                target,
+                placeholder,
+                last_path_part,
+            } => {
+                let replace = |value: &str| match value.rsplit_once('/') {
+                    Some((dir, _)) if *last_path_part => format!("{dir}/{placeholder}"),
+                    _ => placeholder.clone(),
+                };
+                let mut words: Vec<String> = cmdline.split(' ').map(str::to_string).collect();
+                match target {
+                    ArgTarget::Position(n) => {
+                        if let Some(word) = words.get_mut(*n) {
+                            *word = replace(word);
+                        }
+                    }
+                    ArgTarget::After(option) => {
+                        let joined = format!("{option}=");
+                        for i in 0..words.len() {
+                            if words[i] == *option && i + 1 < words.len() {
+                                words[i + 1] = replace(&words[i + 1]);
+                            } else if let Some(value) = words[i].strip_prefix(&joined) {
+                                words[i] = format!("{joined}{}", replace(value));
+                            }
+                        }
+                    }
+                }
+                words.join(" ")
+            }
+            Action::SortArgs { from } => {
+                let mut words: Vec<&str> = cmdline.split(' ').collect();
+                if *from < words.len() {
+                    words[*from..].sort_unstable();
+                }
+                words.join(" ")
+            }
+            Action::Rename { to } => to.clone(),
+            Action::Hide | Action::HideTree | Action::HideChildren | Action::Once => {
+                cmdline.to_string()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replace_arg(target: ArgTarget, last_path_part: bool) -> Action {
+        Action::ReplaceArg {
+            target,
+            placeholder: "<ID>".into(),
+            last_path_part,
+        }
+    }
+
+    #[test]
+    fn replace_arg_after_an_option() {
+        let id = replace_arg(ArgTarget::After("-id".into()), false);
+        assert_eq!(
+            id.transform("shim -namespace moby -id 3f1d -address /run/x.sock"),
+            "shim -namespace moby -id <ID> -address /run/x.sock"
+        );
+        assert_eq!(id.transform("shim -id=3f1d"), "shim -id=<ID>");
+        assert_eq!(id.transform("shim -id"), "shim -id");
+        let dir = replace_arg(ArgTarget::After("-workdir".into()), true);
+        assert_eq!(
+            dir.transform("shim -workdir /var/lib/c/3f1d -x"),
+            "shim -workdir /var/lib/c/<ID> -x"
+        );
+        assert_eq!(dir.transform("shim -workdir 3f1d"), "shim -workdir <ID>");
+    }
+
+    #[test]
+    fn replace_arg_by_position() {
+        let first = replace_arg(ArgTarget::Position(1), false);
+        assert_eq!(first.transform("a b c"), "a <ID> c");
+        assert_eq!(first.transform("a"), "a");
+    }
+
+    #[test]
+    fn sort_args_keeps_the_program_first() {
+        let sort = Action::SortArgs { from: 1 };
+        assert_eq!(
+            sort.transform("java -Xmx1g -Da=1 -cp x"),
+            "java -Da=1 -Xmx1g -cp x"
+        );
+        assert_eq!(Action::SortArgs { from: 5 }.transform("a b"), "a b");
+    }
+
+    #[test]
+    fn rewrite_uses_groups() {
+        let rw = Action::Rewrite {
+            pattern: Regex::new(r"^([^ ]*) .*$").unwrap(),
+            replacement: "$1".into(),
+        };
+        assert_eq!(rw.transform("astcanary /var/run/x 123"), "astcanary");
+    }
+}

@@ -1,0 +1,216 @@
+//! Applying the rules to a tree: the view that `dump` prints, `show`
+//! compares and `explain` tells the story of.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{Action, RuleSet};
+use crate::render;
+use crate::snapshot::Process;
+use crate::tree::Tree;
+
+/// What the visibility rules decided for one process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// No visibility rule applies.
+    Shown,
+    /// Hidden by rule `rule`; `ancestor` is the tree index of the ancestor
+    /// that matched, for hide-tree and hide-children.
+    Hidden {
+        rule: usize,
+        ancestor: Option<usize>,
+    },
+    /// A `once` rule applies and this is the first of its identical siblings.
+    ShownOnce { rule: usize },
+    /// A `once` rule applies and `first` (a tree index) is already shown.
+    Duplicate { rule: usize, first: usize },
+}
+
+impl Decision {
+    pub fn is_shown(&self) -> bool {
+        matches!(self, Decision::Shown | Decision::ShownOnce { .. })
+    }
+}
+
+/// One transform that changed a cmdline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrite {
+    pub rule: usize,
+    pub before: String,
+    pub after: String,
+}
+
+/// One printed line of a dump.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Line {
+    pub depth: usize,
+    pub pid: u32,
+    pub ppid: u32,
+    pub user: Arc<str>,
+    pub cmdline: String,
+    #[serde(rename = "line")]
+    pub text: String,
+}
+
+/// The tree after the rules: per process its final cmdline, its decision
+/// and the rewrites that led there, and the lines in print order.
+pub struct View {
+    pub tree: Tree,
+    pub cmdlines: Vec<String>,
+    pub decisions: Vec<Decision>,
+    pub rewrites: Vec<Vec<Rewrite>>,
+    pub lines: Vec<Line>,
+}
+
+impl View {
+    /// The dump text: what a baseline file holds, newline-terminated.
+    pub fn text(&self) -> String {
+        let mut out = String::with_capacity(self.lines.iter().map(|l| l.text.len() + 1).sum());
+        for line in &self.lines {
+            out.push_str(&line.text);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Applies `rules` to the processes of `tree`.
+pub fn shape(mut tree: Tree, rules: &RuleSet) -> View {
+    let n = tree.len();
+    let (cmdlines, rewrites) = transform_all(&tree.processes, rules);
+
+    // For each visibility rule, whether each process matches it, and the
+    // nearest ancestor that does; one pass in preorder, so no walk up the
+    // tree per process.
+    let preorder = tree.preorder();
+    let visibility: Vec<usize> = (0..rules.rules.len())
+        .filter(|&r| !rules.rules[r].action.is_transform())
+        .collect();
+    let mut decisions = vec![Decision::Shown; n];
+    let mut self_match = vec![false; n];
+    let mut nearest = vec![None::<usize>; n];
+    let mut decided = vec![false; n];
+    for &r in &visibility {
+        let rule = &rules.rules[r];
+        for &i in &preorder {
+            self_match[i] = rule.matcher.matches(&tree.processes[i], &cmdlines[i]);
+            nearest[i] = tree
+                .parent(i)
+                .and_then(|p| if self_match[p] { Some(p) } else { nearest[p] });
+        }
+        for i in 0..n {
+            if decided[i] {
+                continue;
+            }
+            let decision = match rule.action {
+                Action::Hide if self_match[i] => Some(Decision::Hidden {
+                    rule: r,
+                    ancestor: None,
+                }),
+                Action::HideTree if self_match[i] => Some(Decision::Hidden {
+                    rule: r,
+                    ancestor: None,
+                }),
+                Action::HideTree | Action::HideChildren if nearest[i].is_some() => {
+                    Some(Decision::Hidden {
+                        rule: r,
+                        ancestor: nearest[i],
+                    })
+                }
+                Action::Once if self_match[i] => Some(Decision::ShownOnce { rule: r }),
+                _ => None,
+            };
+            if let Some(d) = decision {
+                decisions[i] = d;
+                decided[i] = true;
+            }
+        }
+    }
+
+    // A subtree takes part in the sort only when it prints something, so a
+    // short-lived hidden child (a cron job) never reorders its siblings.
+    let mut keep: Vec<bool> = decisions.iter().map(Decision::is_shown).collect();
+    for &i in preorder.iter().rev() {
+        if keep[i]
+            && let Some(p) = tree.parent(i)
+        {
+            keep[p] = true;
+        }
+    }
+    let processes = std::mem::take(&mut tree.processes);
+    tree.prune_and_sort(&keep, |i| (cmdlines[i].as_str(), &*processes[i].user));
+    tree.processes = processes;
+
+    let lines = emit_lines(&tree, &cmdlines, &mut decisions);
+    View {
+        tree,
+        cmdlines,
+        decisions,
+        rewrites,
+        lines,
+    }
+}
+
+fn transform_all(processes: &[Process], rules: &RuleSet) -> (Vec<String>, Vec<Vec<Rewrite>>) {
+    let transforms: Vec<usize> = (0..rules.rules.len())
+        .filter(|&r| rules.rules[r].action.is_transform())
+        .collect();
+    processes
+        .iter()
+        .map(|process| {
+            let mut cmdline = render::cmdline(process);
+            let mut trace = Vec::new();
+            for &r in &transforms {
+                let rule = &rules.rules[r];
+                if rule.matcher.matches(process, &cmdline) {
+                    let after = rule.action.transform(&cmdline);
+                    if after != cmdline {
+                        trace.push(Rewrite {
+                            rule: r,
+                            before: std::mem::replace(&mut cmdline, after.clone()),
+                            after,
+                        });
+                    }
+                }
+            }
+            (cmdline, trace)
+        })
+        .unzip()
+}
+
+/// Walks the sorted tree and prints the shown processes; a `once` process
+/// that repeats an earlier sibling (same parent, user and cmdline) becomes
+/// a duplicate here, where the sibling order is final.
+fn emit_lines(tree: &Tree, cmdlines: &[String], decisions: &mut [Decision]) -> Vec<Line> {
+    let mut lines = vec![Line {
+        depth: 0,
+        pid: 0,
+        ppid: 0,
+        user: Arc::from(render::ROOT_USER),
+        cmdline: render::ROOT_CMDLINE.to_string(),
+        text: render::line(0, render::ROOT_CMDLINE, render::ROOT_USER),
+    }];
+    let mut first_of: HashMap<(Option<usize>, &str, &str), usize> = HashMap::new();
+    for i in tree.preorder() {
+        let process = &tree.processes[i];
+        if let Decision::ShownOnce { rule } = decisions[i] {
+            let key = (tree.parent(i), &*process.user, cmdlines[i].as_str());
+            let first = *first_of.entry(key).or_insert(i);
+            if first != i {
+                decisions[i] = Decision::Duplicate { rule, first };
+            }
+        }
+        if decisions[i].is_shown() {
+            let depth = tree.depth(i);
+            lines.push(Line {
+                depth,
+                pid: process.pid,
+                ppid: process.ppid,
+                user: process.user.clone(),
+                cmdline: cmdlines[i].clone(),
+                text: render::line(depth, &cmdlines[i], &process.user),
+            });
+        }
+    }
+    lines
+}
