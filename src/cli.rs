@@ -25,6 +25,11 @@ pub struct GlobalArgs {
     /// Its psdiff.d/*.toml drop-ins are read after it.
     #[arg(long, global = true, value_name = "FILE", env = "PSDIFF_CONFIG")]
     pub config: Option<PathBuf>,
+
+    /// Name users from this passwd file instead of NSS (the host's
+    /// /etc/passwd when reading its /proc from a container).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub passwd: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,6 +22,11 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    #[error("cannot read the passwd file {}: {source}", .path.display())]
+    Passwd {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
 }
@@ -30,7 +35,7 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Config(_) => Exit::Usage,
-            Error::Snapshot(_) | Error::Output(_) => Exit::Runtime,
+            Error::Snapshot(_) | Error::Output(_) | Error::Passwd { .. } => Exit::Runtime,
         }
     }
 }

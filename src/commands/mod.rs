@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::{Error, Exit};
 use crate::rules::{self, RuleSet, View};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, UserNames};
 use crate::tree::Tree;
 
 pub fn run(cli: Cli) -> Result<Exit, Error> {
@@ -28,6 +28,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
 pub struct Context {
     pub proc_root: PathBuf,
     pub config: Option<PathBuf>,
+    pub passwd: Option<PathBuf>,
 }
 
 impl Context {
@@ -35,6 +36,7 @@ impl Context {
         Context {
             proc_root: global.proc_root,
             config: global.config,
+            passwd: global.passwd,
         }
     }
 
@@ -44,7 +46,14 @@ impl Context {
 
     /// A fresh snapshot, shaped by `rules`.
     pub fn view(&self, rules: &RuleSet) -> Result<View, Error> {
-        let snapshot = Snapshot::take(&self.proc_root)?;
+        let mut users = match &self.passwd {
+            Some(path) => UserNames::from_passwd_file(path).map_err(|source| Error::Passwd {
+                path: path.clone(),
+                source,
+            })?,
+            None => UserNames::from_nss(),
+        };
+        let snapshot = Snapshot::take(&self.proc_root, &mut users)?;
         Ok(rules::shape(Tree::build(snapshot.processes), rules))
     }
 }

@@ -68,7 +68,7 @@ pub enum SnapshotError {
 impl Snapshot {
     /// Reads every process under `root`. A process that vanishes or cannot
     /// be read while we read it is left out; it is never an error.
-    pub fn take(root: &Path) -> Result<Snapshot, SnapshotError> {
+    pub fn take(root: &Path, users: &mut UserNames) -> Result<Snapshot, SnapshotError> {
         let pids = list_pids(root)?;
         let raws = read_all(root, &pids);
         if raws.is_empty() {
@@ -76,10 +76,9 @@ impl Snapshot {
                 root: root.to_path_buf(),
             });
         }
-        let mut users = UserNames::new();
         let processes = raws
             .into_iter()
-            .map(|raw| raw.into_process(&mut users))
+            .map(|raw| raw.into_process(users))
             .collect();
         Ok(Snapshot { processes })
     }

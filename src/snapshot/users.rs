@@ -1,40 +1,61 @@
-//! uid → user name, one NSS lookup per uid.
+//! uid → user name, one lookup per uid.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use nix::unistd::{Uid, User};
 
-/// Caches user names so that ten thousand processes of one user cost one
-/// passwd lookup. Names are shared (`Arc<str>`) by every process of a user.
-#[derive(Default)]
+/// Names users the way `ps` does, but in full. The source is NSS (so LDAP
+/// and sssd users are named), or a passwd file: a container reading its
+/// host's /proc wants the host's /etc/passwd, not its own.
 pub struct UserNames {
     names: HashMap<u32, Arc<str>>,
+    /// Entries of a passwd file; `None` asks NSS.
+    passwd: Option<HashMap<u32, String>>,
 }
 
 impl UserNames {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn from_nss() -> Self {
+        UserNames {
+            names: HashMap::new(),
+            passwd: None,
+        }
     }
 
-    /// The full user name, or the number when passwd/NSS has no entry
-    /// (as `ps` prints it).
+    pub fn from_passwd_file(path: &Path) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        let passwd = text
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let uid = fields.nth(1)?.parse().ok()?;
+                Some((uid, name.to_string()))
+            })
+            .collect();
+        Ok(UserNames {
+            names: HashMap::new(),
+            passwd: Some(passwd),
+        })
+    }
+
+    /// The full user name, or the number when there is no entry for it.
     pub fn name(&mut self, uid: u32) -> Arc<str> {
+        let passwd = &self.passwd;
         self.names
             .entry(uid)
-            .or_insert_with(|| match User::from_uid(Uid::from_raw(uid)) {
-                Ok(Some(user)) => Arc::from(user.name),
-                _ => Arc::from(uid.to_string()),
+            .or_insert_with(|| {
+                let name = match passwd {
+                    Some(map) => map.get(&uid).cloned(),
+                    None => User::from_uid(Uid::from_raw(uid))
+                        .ok()
+                        .flatten()
+                        .map(|u| u.name),
+                };
+                Arc::from(name.unwrap_or_else(|| uid.to_string()))
             })
             .clone()
-    }
-
-    /// The uid of a user name, for rules that name a user.
-    pub fn uid_of(name: &str) -> Option<u32> {
-        match User::from_name(name) {
-            Ok(Some(user)) => Some(user.uid.as_raw()),
-            _ => None,
-        }
     }
 }
 
@@ -44,8 +65,23 @@ mod tests {
 
     #[test]
     fn root_is_named_and_unknown_uid_is_a_number() {
-        let mut users = UserNames::new();
+        let mut users = UserNames::from_nss();
         assert_eq!(&*users.name(0), "root");
         assert_eq!(&*users.name(3_999_999_999), "3999999999");
+    }
+
+    #[test]
+    fn passwd_file_names() {
+        let dir = std::env::temp_dir().join(format!("psdiff-passwd-{}", std::process::id()));
+        std::fs::write(
+            &dir,
+            "root:x:0:0::/root:/bin/sh\nbroken\nsvc-account-long:x:1234:1234::/:/bin/false\n",
+        )
+        .unwrap();
+        let mut users = UserNames::from_passwd_file(&dir).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert_eq!(&*users.name(1234), "svc-account-long");
+        assert_eq!(&*users.name(0), "root");
+        assert_eq!(&*users.name(7), "7");
     }
 }

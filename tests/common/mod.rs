@@ -1,0 +1,63 @@
+//! Runs the real psdiff binary, isolated from the machine's own config.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// psdiff with no config of the machine's: `--config /dev/null` unless the
+/// caller gives one.
+pub fn psdiff() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_psdiff"));
+    cmd.env_remove("PSDIFF_CONFIG")
+        .env("PSDIFF_CONFIG", "/dev/null");
+    cmd
+}
+
+/// psdiff over a fixture tree, with the fixtures' passwd file.
+pub fn on_fixture(tree: &str) -> Command {
+    let mut cmd = psdiff();
+    cmd.arg("--proc-root")
+        .arg(fixtures().join(tree).join("proc"))
+        .arg("--passwd")
+        .arg(fixtures().join("passwd"));
+    cmd
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A fresh empty folder under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("psdiff-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

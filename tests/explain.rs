@@ -1,0 +1,110 @@
+//! `psdiff explain`: which rule decided each process, and every rewrite.
+
+mod common;
+
+use common::*;
+
+fn explain(pids: &[&str]) -> (i32, String, String) {
+    let out = on_fixture("defaults")
+        .arg("explain")
+        .args(pids)
+        .output()
+        .unwrap();
+    (out.status.code().unwrap(), stdout(&out), stderr(&out))
+}
+
+/// The line of the `[[rule]]` header of the built-in rule `name`.
+fn header_line_of(name: &str) -> usize {
+    let defaults =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/etc/psdiff.toml")).unwrap();
+    let lines: Vec<&str> = defaults.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == format!("name = \"{name}\""))
+        .unwrap();
+    lines[..at].iter().rposition(|l| *l == "[[rule]]").unwrap() + 1
+}
+
+#[test]
+fn hidden_by_an_ancestor_names_the_rule_its_origin_and_the_ancestor() {
+    let (code, out, _) = explain(&["4002"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with(
+            "pid 4002 (ppid 4001, user alice, comm sh)\n  cmdline  /bin/sh -c backup.sh\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "hidden   by rule \"sessions-and-jobs\" (hide-tree, <built-in etc/psdiff.toml>:{}:1): its ancestor 4001 (/usr/sbin/CRON -f) matches",
+            header_line_of("sessions-and-jobs")
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn rewrites_show_before_and_after_and_the_line() {
+    let (_, out, _) = explain(&["420", "1"]);
+    assert!(
+        out.contains(
+            "rewrite  by rule \"zabbix-server-titles\" (rewrite, <built-in etc/psdiff.toml>:"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "before: /usr/sbin/zabbix_proxy: poller #1 [got 0 values in 0.000011 sec, idle 5 sec]\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("after:  /usr/sbin/zabbix_proxy: poller #1\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  line     \"    /usr/sbin/zabbix_proxy: poller #1  {user=zabbix}\""),
+        "{out}"
+    );
+    assert!(out.contains("rewrite  by rule \"init\" (rename,"), "{out}");
+    assert!(out.contains("line     \"  INIT  {user=root}\""), "{out}");
+}
+
+#[test]
+fn once_names_the_sibling_that_is_shown() {
+    let (_, out, _) = explain(&["361", "362", "363"]);
+    assert!(
+        out.contains("shown    by rule \"worker-pools\" (once,"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("same parent, user and cmdline as pid 361, which is shown")
+            .count(),
+        2,
+        "{out}"
+    );
+}
+
+#[test]
+fn shown_without_a_rule_and_kernel_threads() {
+    let (_, out, _) = explain(&["540", "3"]);
+    assert!(out.contains("pid 540 (ppid 1, user root, comm rsyslogd)\n  cmdline  /usr/sbin/rsyslogd -n -iNONE\n  shown    no visibility rule applies\n"), "{out}");
+    assert!(out.contains("pid 3 (ppid 2, user root, comm rcu_gp)\n  cmdline  [rcu_gp]\n  hidden   by rule \"kernel-threads\" (hide-tree,"), "{out}");
+}
+
+#[test]
+fn every_process_without_arguments_and_unknown_pid_is_reported() {
+    let (code, out, _) = explain(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.matches("\npid ").count() + 1,
+        std::fs::read_dir(fixtures().join("defaults/proc"))
+            .unwrap()
+            .count()
+    );
+    let (code, out, err) = explain(&["540", "77777"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("pid 540"));
+    assert!(err.contains("no process with pid 77777"), "{err}");
+}
