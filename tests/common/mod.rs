@@ -61,3 +61,61 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Why a live test cannot run here, if it cannot: it needs root (or user
+/// namespaces), `unshare` and a C compiler for the sleeper helper.
+pub fn live_unavailable() -> Option<String> {
+    let probe = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .output();
+    match probe {
+        Err(e) => return Some(format!("cannot run unshare: {e}")),
+        Ok(out) if !out.status.success() => {
+            return Some(format!(
+                "unshare --pid --fork --mount-proc failed (needs root or user namespaces): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(_) => {}
+    }
+    match Command::new("cc").arg("--version").output() {
+        Ok(out) if out.status.success() => None,
+        _ => Some("no C compiler (cc) to build the sleeper helper".into()),
+    }
+}
+
+/// Builds tests/helpers/sleeper.c into `dir` and returns its path.
+pub fn build_sleeper(dir: &Path) -> PathBuf {
+    let out = dir.join("sleeper");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/sleeper.c");
+    let status = Command::new("cc")
+        .arg("-O")
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cc failed to build {}", src.display());
+    out
+}
+
+/// Runs `script` with bash as pid 1 of a new PID namespace (with its own
+/// /proc), with `$SLEEPER`, `$PSDIFF`, `$WORK` set; returns its stdout.
+pub fn run_in_pid_namespace(script: &str, work: &Path, sleeper: &Path) -> Output {
+    Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            "bash",
+            "-c",
+            script,
+        ])
+        .env("SLEEPER", sleeper)
+        .env("PSDIFF", env!("CARGO_BIN_EXE_psdiff"))
+        .env("WORK", work)
+        .env("PSDIFF_CONFIG", "/dev/null")
+        .output()
+        .unwrap()
+}

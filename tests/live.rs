@@ -1,0 +1,87 @@
+//! Real processes with crafted argv, in a PID namespace of their own so the
+//! tree is exactly what the test made; the whole dump is compared.
+//! Without root or namespaces these tests say why and return.
+
+mod common;
+
+use common::*;
+
+/// Starts the processes, then dumps until the tree is settled (a readiness
+/// wait, not a timing assertion) and prints the last dump.
+const SCRIPT: &str = r#"
+set -u
+(exec -a 'daemon-one --flag' "$SLEEPER") &
+(exec -a /usr/sbin/fake-daemon "$SLEEPER" '' 'x y' $'\xff\xfe' $'tab\there' '' '') &
+setpriv --reuid=65534 --regid=65534 --clear-groups bash -c 'exec -a worker-nobody "$SLEEPER"' &
+setpriv --reuid=4242 --regid=4242 --clear-groups bash -c 'exec -a worker-nouser "$SLEEPER"' &
+bash -c '(exec -a child "$SLEEPER") & (exec -a child "$SLEEPER") & exec -a parent "$SLEEPER"' &
+bash -c '(exec -a zombie-child true) & exec -a zombie-parent "$SLEEPER"' &
+bash -c '(exec -a "sh -c job" "$SLEEPER") & exec -a "/usr/sbin/CRON -f" "$SLEEPER"' &
+for ((i = 0; i < 200; i++)); do
+    "$PSDIFF" --config "$WORK/hide-self.toml" dump > "$WORK/dump" 2>&1
+    cmp -s "$WORK/dump" "$WORK/expected" && break
+    sleep 0.05
+done
+cat "$WORK/dump"
+"#;
+
+const EXPECTED: &str = "root  {user=root}
+  INIT  {user=root}
+    /usr/sbin/fake-daemon  x y \u{fffd}\u{fffd} tab?here  {user=root}
+    daemon-one --flag  {user=root}
+    parent  {user=root}
+      child  {user=root}
+      child  {user=root}
+    worker-nobody  {user=nobody}
+    worker-nouser  {user=4242}
+    zombie-parent  {user=root}
+      [true] <defunct>  {user=root}
+";
+
+#[test]
+fn live_tree_in_a_pid_namespace() {
+    if let Some(why) = live_unavailable() {
+        eprintln!("skipping live_tree_in_a_pid_namespace: {why}");
+        return;
+    }
+    let work = TempDir::new("live");
+    let sleeper = build_sleeper(work.path());
+    std::fs::write(work.path().join("expected"), EXPECTED).unwrap();
+    std::fs::write(
+        work.path().join("hide-self.toml"),
+        "[[rule]]\nname = \"psdiff itself\"\nmatch = { comm = \"psdiff\" }\naction = \"hide\"\n",
+    )
+    .unwrap();
+    let out = run_in_pid_namespace(SCRIPT, work.path(), &sleeper);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), EXPECTED);
+}
+
+#[test]
+fn explain_on_live_processes() {
+    if let Some(why) = live_unavailable() {
+        eprintln!("skipping explain_on_live_processes: {why}");
+        return;
+    }
+    let work = TempDir::new("live-explain");
+    let sleeper = build_sleeper(work.path());
+    let script = r#"
+(exec -a "/usr/sbin/CRON -f" "$SLEEPER") &
+pid=$!
+for ((i = 0; i < 200; i++)); do
+    grep -q CRON /proc/$pid/cmdline 2>/dev/null && break
+    sleep 0.05
+done
+"$PSDIFF" explain "$pid"
+"#;
+    let out = run_in_pid_namespace(script, work.path(), &sleeper);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("pid 2 (ppid 1, user root, comm sleeper)\n  cmdline  /usr/sbin/CRON -f\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hidden   by rule \"sessions-and-jobs\" (hide-tree,"),
+        "{text}"
+    );
+}
