@@ -29,7 +29,11 @@ pub fn cmdline(process: &Process) -> String {
     if process.is_zombie() {
         return format!("[{}] <defunct>", printable(&process.comm));
     }
-    let joined = process.argv.join(&b' ');
+    let joined: Vec<u8> = process
+        .cmdline
+        .iter()
+        .map(|&b| if b == 0 { b' ' } else { b })
+        .collect();
     let text = printable(&joined);
     let trimmed = text.trim_end_matches(' ');
     if trimmed.is_empty() {

@@ -199,7 +199,7 @@ mod tests {
             gids: Ids::default(),
             comm: b"x".to_vec(),
             exe: None,
-            argv: vec![format!("p{pid}").into_bytes()],
+            cmdline: format!("p{pid}").into_bytes(),
             state: 'S',
             kernel_thread: false,
             start_time,

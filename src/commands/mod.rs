@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::{Error, Exit};
 use crate::rules::{self, RuleSet, View};
-use crate::snapshot::{Snapshot, UserNames};
+use crate::snapshot::{Fields, Snapshot, UserNames};
 use crate::tree::Tree;
 
 pub fn run(cli: Cli) -> Result<Exit, Error> {
@@ -53,7 +53,10 @@ impl Context {
             })?,
             None => UserNames::from_nss(),
         };
-        let snapshot = Snapshot::take(&self.proc_root, &mut users)?;
+        let fields = Fields {
+            exe: rules.needs_exe(),
+        };
+        let snapshot = Snapshot::take(&self.proc_root, &mut users, fields)?;
         Ok(rules::shape(Tree::build(snapshot.processes), rules))
     }
 }

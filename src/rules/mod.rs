@@ -31,6 +31,14 @@ pub struct RuleSet {
     pub files: Vec<PathBuf>,
 }
 
+impl RuleSet {
+    /// Whether any rule looks at /proc/PID/exe, which costs a syscall per
+    /// process to read.
+    pub fn needs_exe(&self) -> bool {
+        self.rules.iter().any(|r| r.matcher.exe.is_some())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub name: String,

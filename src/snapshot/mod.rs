@@ -4,9 +4,11 @@
 pub mod parse;
 mod users;
 
-use std::fs::File;
-use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::{OFlag, openat, readlinkat};
+use nix::sys::stat::Mode;
 use std::sync::Arc;
 
 pub use parse::Ids;
@@ -27,8 +29,9 @@ pub struct Process {
     pub comm: Vec<u8>,
     /// The target of /proc/PID/exe, when it can be read.
     pub exe: Option<PathBuf>,
-    /// argv as the kernel holds it: bytes, empty arguments kept.
-    pub argv: Vec<Vec<u8>>,
+    /// /proc/PID/cmdline without its trailing NULs: the arguments as
+    /// bytes, NUL-separated, empty ones kept. See `argv()`.
+    pub cmdline: Vec<u8>,
     pub state: char,
     pub kernel_thread: bool,
     /// Clock ticks after boot.
@@ -43,6 +46,20 @@ impl Process {
     pub fn is_zombie(&self) -> bool {
         self.state == 'Z'
     }
+
+    /// The arguments; none for kernel threads and zombies.
+    pub fn argv(&self) -> impl Iterator<Item = &[u8]> {
+        let empty = self.cmdline.is_empty();
+        self.cmdline.split(|&b| b == 0).filter(move |_| !empty)
+    }
+}
+
+/// What to read beyond the fields every command needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fields {
+    /// The /proc/PID/exe link: one more syscall per process, so only when
+    /// a rule looks at it.
+    pub exe: bool,
 }
 
 /// All processes read in one pass, in ascending pid order.
@@ -68,9 +85,22 @@ pub enum SnapshotError {
 impl Snapshot {
     /// Reads every process under `root`. A process that vanishes or cannot
     /// be read while we read it is left out; it is never an error.
-    pub fn take(root: &Path, users: &mut UserNames) -> Result<Snapshot, SnapshotError> {
+    pub fn take(
+        root: &Path,
+        users: &mut UserNames,
+        fields: Fields,
+    ) -> Result<Snapshot, SnapshotError> {
         let pids = list_pids(root)?;
-        let raws = read_all(root, &pids);
+        let root_fd = nix::fcntl::open(
+            root,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| SnapshotError::Unreadable {
+            root: root.to_path_buf(),
+            source: e.into(),
+        })?;
+        let raws = read_all(&root_fd, fields, &pids);
         if raws.is_empty() {
             return Err(SnapshotError::NotProcTree {
                 root: root.to_path_buf(),
@@ -97,16 +127,16 @@ fn list_pids(root: &Path) -> Result<Vec<u32>, SnapshotError> {
     Ok(pids)
 }
 
-fn read_all(root: &Path, pids: &[u32]) -> Vec<RawProcess> {
+fn read_all(root: &OwnedFd, fields: Fields, pids: &[u32]) -> Vec<RawProcess> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     if threads < 2 || pids.len() < PARALLEL_MIN {
-        return read_chunk(root, pids);
+        return read_chunk(root, fields, pids);
     }
     let chunk = pids.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let workers: Vec<_> = pids
             .chunks(chunk)
-            .map(|part| scope.spawn(move || read_chunk(root, part)))
+            .map(|part| scope.spawn(move || read_chunk(root, fields, part)))
             .collect();
         workers
             .into_iter()
@@ -115,9 +145,10 @@ fn read_all(root: &Path, pids: &[u32]) -> Vec<RawProcess> {
     })
 }
 
-fn read_chunk(root: &Path, pids: &[u32]) -> Vec<RawProcess> {
+fn read_chunk(root: &OwnedFd, fields: Fields, pids: &[u32]) -> Vec<RawProcess> {
     let mut reader = Reader {
-        path: root.to_path_buf(),
+        root,
+        fields,
         buf: Vec::with_capacity(4096),
     };
     pids.iter()
@@ -130,7 +161,7 @@ struct RawProcess {
     stat: parse::Stat,
     status: parse::Status,
     exe: Option<PathBuf>,
-    argv: Vec<Vec<u8>>,
+    cmdline: Vec<u8>,
 }
 
 impl RawProcess {
@@ -139,7 +170,7 @@ impl RawProcess {
             stat,
             status,
             exe,
-            argv,
+            cmdline,
         } = self;
         Process {
             pid: stat.pid,
@@ -150,7 +181,7 @@ impl RawProcess {
             kernel_thread: stat.is_kernel_thread(),
             comm: stat.comm,
             exe,
-            argv,
+            cmdline,
             state: stat.state,
             start_time: stat.start_time,
             utime: stat.utime,
@@ -161,49 +192,68 @@ impl RawProcess {
     }
 }
 
-/// Reads the files of one process at a time, reusing one path and one
-/// buffer; every file is closed before the next is opened, so a snapshot
-/// never holds more than one /proc descriptor per thread.
-struct Reader {
-    path: PathBuf,
+/// Reads the files of one process at a time through a descriptor of its
+/// /proc/PID folder (one pid lookup instead of one per file), closed before
+/// the next process: a snapshot never holds more than a few /proc
+/// descriptors per thread.
+struct Reader<'a> {
+    root: &'a OwnedFd,
+    fields: Fields,
     buf: Vec<u8>,
 }
 
-impl Reader {
+impl Reader<'_> {
     fn read_process(&mut self, pid: u32) -> Option<RawProcess> {
-        let stat = parse::parse_stat(self.read(pid, "stat")?)?;
+        let dir = openat(
+            self.root,
+            pid.to_string().as_str(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let stat = parse::parse_stat(self.read(&dir, "stat")?)?;
         if stat.pid != pid {
             return None;
         }
-        let status = parse::parse_status(self.read(pid, "status")?)?;
-        let argv = parse::parse_cmdline(self.read(pid, "cmdline")?);
-        let exe = self.with_path(pid, "exe", |p| std::fs::read_link(p).ok());
+        let status = parse::parse_status(self.read(&dir, "status")?)?;
+        let cmdline = parse::trim_cmdline(self.read(&dir, "cmdline")?).to_vec();
+        let exe = if self.fields.exe {
+            readlinkat(&dir, "exe").ok().map(PathBuf::from)
+        } else {
+            None
+        };
         Some(RawProcess {
             stat,
             status,
             exe,
-            argv,
+            cmdline,
         })
     }
 
-    fn read(&mut self, pid: u32, file: &str) -> Option<&[u8]> {
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        let ok = self.with_path(pid, file, |p| {
-            File::open(p)
-                .and_then(|mut f| f.read_to_end(&mut buf))
-                .is_ok()
-        });
-        self.buf = buf;
-        ok.then_some(&self.buf[..])
-    }
-
-    fn with_path<T>(&mut self, pid: u32, file: &str, f: impl FnOnce(&Path) -> T) -> T {
-        self.path.push(pid.to_string());
-        self.path.push(file);
-        let result = f(&self.path);
-        self.path.pop();
-        self.path.pop();
-        result
+    /// The whole file. /proc files are generated in one go, so a read that
+    /// does not fill the buffer has reached the end; no extra read for EOF.
+    fn read(&mut self, dir: &OwnedFd, file: &str) -> Option<&[u8]> {
+        let fd = openat(dir, file, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
+        self.buf.clear();
+        loop {
+            let len = self.buf.len();
+            if self.buf.capacity() - len < 1024 {
+                self.buf.reserve(self.buf.capacity().max(4096));
+            }
+            let spare = self.buf.capacity() - len;
+            self.buf.resize(len + spare, 0);
+            let n = match nix::unistd::read(&fd, &mut self.buf[len..]) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => {
+                    self.buf.truncate(len);
+                    continue;
+                }
+                Err(_) => return None,
+            };
+            self.buf.truncate(len + n);
+            if n < spare {
+                return Some(&self.buf[..]);
+            }
+        }
     }
 }

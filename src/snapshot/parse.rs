@@ -111,17 +111,13 @@ fn parse_ids(rest: &[u8]) -> Option<Ids> {
     })
 }
 
-/// Splits /proc/PID/cmdline into argv. Empty arguments are kept; the NUL
-/// that ends the last argument does not make one more. A process that
-/// rewrote its argv area (setproctitle) may leave no NULs at all, or a run
-/// of them as padding: trailing empty arguments are dropped, as `ps` does
-/// when it strips trailing spaces.
-pub fn parse_cmdline(buf: &[u8]) -> Vec<Vec<u8>> {
-    let mut args: Vec<Vec<u8>> = buf.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
-    while args.last().is_some_and(|a| a.is_empty()) {
-        args.pop();
-    }
-    args
+/// /proc/PID/cmdline without the NULs at its end. Empty arguments inside
+/// are kept. A process that rewrote its argv area (setproctitle) may leave
+/// no NULs at all, or a run of them as padding: those trailing empty
+/// arguments go, as `ps` drops them when it strips trailing spaces.
+pub fn trim_cmdline(buf: &[u8]) -> &[u8] {
+    let end = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    &buf[..end]
 }
 
 fn parse_num(text: &[u8]) -> Option<u32> {
@@ -194,14 +190,8 @@ mod tests {
 
     #[test]
     fn cmdline_keeps_empty_arguments_and_bytes() {
-        assert_eq!(
-            parse_cmdline(b"a\0\0b\xff\0"),
-            vec![b"a".to_vec(), vec![], b"b\xff".to_vec()]
-        );
-        assert_eq!(
-            parse_cmdline(b"sshd: x y\0\0\0"),
-            vec![b"sshd: x y".to_vec()]
-        );
-        assert!(parse_cmdline(b"").is_empty());
+        assert_eq!(trim_cmdline(b"a\0\0b\xff\0"), b"a\0\0b\xff");
+        assert_eq!(trim_cmdline(b"sshd: x y\0\0\0"), b"sshd: x y");
+        assert_eq!(trim_cmdline(b"\0\0"), b"");
     }
 }
