@@ -108,3 +108,15 @@ fn every_process_without_arguments_and_unknown_pid_is_reported() {
     assert!(out.contains("pid 540"));
     assert!(err.contains("no process with pid 77777"), "{err}");
 }
+
+#[test]
+fn exe_is_shown_for_writing_exe_rules() {
+    let out = on_fixture("edge").args(["explain", "10"]).output().unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "\n  cmdline  /usr/bin/supervisor\n  exe      /usr/bin/supervisor (deleted)\n"
+        ),
+        "{text}"
+    );
+}

@@ -2,15 +2,17 @@
 //! cmdline and the rule that decided whether it is shown.
 
 use std::fmt::Write;
+use std::time::Duration;
 
 use super::{Context, print};
 use crate::error::{Error, Exit};
 use crate::render;
 use crate::rules::{Decision, RuleSet, View};
+use crate::snapshot::{self, Fields};
 
 pub fn run(context: &Context, pids: &[u32]) -> Result<Exit, Error> {
     let rules = context.rules()?;
-    let view = context.view(&rules)?;
+    let view = context.view_with(&rules, Fields { exe: true })?;
     let mut missing = Vec::new();
     let targets: Vec<usize> = if pids.is_empty() {
         (0..view.tree.len()).collect()
@@ -27,7 +29,8 @@ pub fn run(context: &Context, pids: &[u32]) -> Result<Exit, Error> {
     };
     let mut out = String::new();
     for i in targets {
-        explain_one(&mut out, &view, &rules, i);
+        let age = snapshot::age(&context.proc_root, &view.tree.processes[i]);
+        explain_one(&mut out, &view, &rules, i, age);
     }
     print(&out)?;
     for pid in &missing {
@@ -40,7 +43,7 @@ pub fn run(context: &Context, pids: &[u32]) -> Result<Exit, Error> {
     })
 }
 
-fn explain_one(out: &mut String, view: &View, rules: &RuleSet, i: usize) {
+fn explain_one(out: &mut String, view: &View, rules: &RuleSet, i: usize, age: Option<Duration>) {
     let tree = &view.tree;
     let process = &tree.processes[i];
     let rule_ref = |r: usize| {
@@ -62,6 +65,16 @@ fn explain_one(out: &mut String, view: &View, rules: &RuleSet, i: usize) {
         render::printable(&process.comm)
     );
     let _ = writeln!(out, "  cmdline  {}", render::cmdline(process));
+    if let Some(exe) = &process.exe {
+        let _ = writeln!(
+            out,
+            "  exe      {}",
+            render::printable(exe.as_os_str().as_encoded_bytes())
+        );
+    }
+    if let Some(age) = age {
+        let _ = writeln!(out, "  started  {} ago", human(age));
+    }
     for rewrite in &view.rewrites[i] {
         let _ = writeln!(out, "  rewrite  by {}", rule_ref(rewrite.rule));
         let _ = writeln!(out, "           before: {}", rewrite.before);
@@ -99,5 +112,15 @@ fn explain_one(out: &mut String, view: &View, rules: &RuleSet, i: usize) {
         let _ = writeln!(out, "  line     {line:?}");
     } else if !view.rewrites[i].is_empty() || view.cmdlines[i] != render::cmdline(process) {
         let _ = writeln!(out, "  would print as {:?}", view.cmdlines[i]);
+    }
+}
+
+fn human(age: Duration) -> String {
+    let s = age.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
     }
 }

@@ -46,15 +46,23 @@ impl Context {
 
     /// A fresh snapshot, shaped by `rules`.
     pub fn view(&self, rules: &RuleSet) -> Result<View, Error> {
+        self.view_with(
+            rules,
+            Fields {
+                exe: rules.needs_exe(),
+            },
+        )
+    }
+
+    /// Like `view`, reading at least `fields`.
+    pub fn view_with(&self, rules: &RuleSet, mut fields: Fields) -> Result<View, Error> {
+        fields.exe |= rules.needs_exe();
         let mut users = match &self.passwd {
             Some(path) => UserNames::from_passwd_file(path).map_err(|source| Error::Passwd {
                 path: path.clone(),
                 source,
             })?,
             None => UserNames::from_nss(),
-        };
-        let fields = Fields {
-            exe: rules.needs_exe(),
         };
         let snapshot = Snapshot::take(&self.proc_root, &mut users, fields)?;
         Ok(rules::shape(Tree::build(snapshot.processes), rules))

@@ -54,6 +54,18 @@ impl Process {
     }
 }
 
+/// How long ago a process started, from the system's uptime at `root` and
+/// the process's start time in clock ticks. `None` where the proc tree has
+/// no `uptime` (synthetic trees).
+pub fn age(root: &Path, process: &Process) -> Option<std::time::Duration> {
+    use procfs::FromRead;
+    let uptime = procfs::Uptime::from_file(root.join("uptime")).ok()?;
+    let started = std::time::Duration::from_secs_f64(
+        process.start_time as f64 / procfs::ticks_per_second() as f64,
+    );
+    uptime.uptime_duration().checked_sub(started)
+}
+
 /// What to read beyond the fields every command needs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Fields {
