@@ -18,7 +18,13 @@ pub struct Cli {
 pub struct GlobalArgs {
     /// Read processes from DIR instead of /proc (a host's /proc mounted in a
     /// container, or a synthetic tree).
-    #[arg(long, global = true, value_name = "DIR", default_value = "/proc")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/proc",
+        env = "PSDIFF_PROC_ROOT"
+    )]
     pub proc_root: PathBuf,
 
     /// Rules file [default: /usr/local/etc/psdiff.toml, else /etc/psdiff.toml].
@@ -28,8 +34,12 @@ pub struct GlobalArgs {
 
     /// Name users from this passwd file instead of NSS (the host's
     /// /etc/passwd when reading its /proc from a container).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "PSDIFF_PASSWD")]
     pub passwd: Option<PathBuf>,
+
+    /// The baseline file; the previous one is kept beside it as .old.
+    #[arg(long, global = true, value_name = "PATH", env = "PSDIFF_DB", default_value = crate::baseline::DEFAULT_PATH)]
+    pub db: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,9 +54,73 @@ pub enum Command {
         /// Only these processes [default: all].
         pids: Vec<u32>,
     },
+    /// Store the current tree as the baseline (atomically; the previous one
+    /// is kept as .old).
+    Write {
+        /// Also print what changed.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Print what differs from the baseline: `- LINE` missing, `+ LINE` extra.
+    Show {
+        /// Only processes in the baseline that are not running.
+        #[arg(long)]
+        missing: bool,
+        /// Only processes running that are not in the baseline.
+        #[arg(long)]
+        extra: bool,
+        #[command(flatten)]
+        options: ShowOptions,
+    },
+    /// Same as `show --missing`.
+    ShowMissing(ShowOptions),
+    /// Same as `show --extra`.
+    ShowExtra(ShowOptions),
+    /// Add or remove a child-of-INIT line in the baseline by hand.
+    #[command(subcommand)]
+    Manual(ManualCommand),
+    /// Compare two dump or baseline files.
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        format: DiffFormat,
+    },
     /// Validate the rules, or print the built-in ones.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ShowOptions {
+    /// Look again after 0.1, 0.3, 0.6 and 1.0 s before reporting, so that a
+    /// restart or a short-lived process is not an alarm.
+    #[arg(long)]
+    pub retry: bool,
+    #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+    pub format: ShowFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    Text,
+    Json,
+    /// Nagios plugin output and exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+    Nagios,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ManualCommand {
+    /// Add `CMDLINE  {user=USER}` under INIT, in sorted place.
+    Add { user: String, cmdline: String },
+    /// Remove every such line under INIT (and the lines under it).
+    Remove { user: String, cmdline: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,19 +1,53 @@
 //! The errors that reach the top, and the exit code each one means.
 
+use crate::baseline::BaselineError;
 use crate::rules::ConfigError;
 use crate::snapshot::SnapshotError;
 
-/// Exit codes of the plain formats (see README.md).
+/// How psdiff exits. Plain formats use the first four (see README.md);
+/// `--format nagios` uses the Nagios plugin states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Nothing to report.
-    Clean = 0,
+    Clean,
     /// Something to report: differences, failed checks, unknown pids.
-    Report = 1,
+    Report,
     /// Usage or configuration error.
-    Usage = 2,
-    /// Runtime failure: /proc or a file could not be read or written.
-    Runtime = 3,
+    Usage,
+    /// Runtime failure: /proc, the baseline or output unreadable/unwritable.
+    Runtime,
+    Nagios(NagiosState),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NagiosState {
+    Ok,
+    Warning,
+    Critical,
+    Unknown,
+}
+
+impl NagiosState {
+    pub fn label(self) -> &'static str {
+        match self {
+            NagiosState::Ok => "OK",
+            NagiosState::Warning => "WARNING",
+            NagiosState::Critical => "CRITICAL",
+            NagiosState::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Clean => 0,
+            Exit::Report => 1,
+            Exit::Usage => 2,
+            Exit::Runtime => 3,
+            Exit::Nagios(state) => state as u8,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -22,11 +56,15 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Baseline(#[from] BaselineError),
     #[error("cannot read the passwd file {}: {source}", .path.display())]
     Passwd {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Usage(String),
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
 }
@@ -34,8 +72,10 @@ pub enum Error {
 impl Error {
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Config(_) => Exit::Usage,
-            Error::Snapshot(_) | Error::Output(_) | Error::Passwd { .. } => Exit::Runtime,
+            Error::Config(_) | Error::Usage(_) => Exit::Usage,
+            Error::Snapshot(_) | Error::Baseline(_) | Error::Output(_) | Error::Passwd { .. } => {
+                Exit::Runtime
+            }
         }
     }
 }

@@ -1,11 +1,15 @@
 //! psdiff: watch a server's processes against a known-good baseline.
 //!
 //! /proc ─snapshot─▶ processes ─tree─▶ tree ─rules─▶ view ─render─▶ lines
+//! baseline file ─diff─▶ changes ─report─▶ text / json / nagios
 
+pub mod baseline;
 pub mod cli;
 pub mod commands;
+pub mod diff;
 pub mod error;
 pub mod render;
+pub mod report;
 pub mod rules;
 pub mod snapshot;
 pub mod tree;

@@ -22,6 +22,31 @@ pub fn line(depth: usize, cmdline: &str, user: &str) -> String {
     out
 }
 
+/// A dump line taken apart: the inverse of `line`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedLine<'a> {
+    pub depth: usize,
+    pub cmdline: &'a str,
+    pub user: &'a str,
+}
+
+/// Splits `{indent}{cmdline}  {user=USER}`. The user is after the *last*
+/// `  {user=`, since a cmdline may itself contain that text.
+pub fn parse_line(text: &str) -> Option<ParsedLine<'_>> {
+    let body = text.strip_suffix('}')?;
+    let (head, user) = body.rsplit_once("  {user=")?;
+    let cmdline = head.trim_start_matches(' ');
+    let depth = (head.len() - cmdline.len()) / 2;
+    if cmdline.is_empty() || user.is_empty() {
+        return None;
+    }
+    Some(ParsedLine {
+        depth,
+        cmdline,
+        user,
+    })
+}
+
 /// The cmdline as `ps -o args` prints it: argv joined by single spaces,
 /// trailing spaces stripped; `[comm]` when argv is empty (kernel threads),
 /// `[comm] <defunct>` for a zombie.
@@ -64,6 +89,24 @@ mod tests {
             line(2, "/usr/sbin/cron -f", "root"),
             "    /usr/sbin/cron -f  {user=root}"
         );
+    }
+
+    #[test]
+    fn parse_line_is_the_inverse_of_line() {
+        let text = line(3, "evil  {user=root}", "mallory");
+        let parsed = parse_line(&text).unwrap();
+        assert_eq!(
+            parsed,
+            ParsedLine {
+                depth: 3,
+                cmdline: "evil  {user=root}",
+                user: "mallory"
+            }
+        );
+        assert_eq!(parse_line("root  {user=root}").unwrap().depth, 0);
+        assert_eq!(parse_line("no user"), None);
+        assert_eq!(parse_line("  {user=x}"), None);
+        assert_eq!(parse_line("x  {user=}"), None);
     }
 
     #[test]

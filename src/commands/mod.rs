@@ -2,15 +2,20 @@
 //! output through `Output`, so a closed pipe (`psdiff dump | head`) is a
 //! quiet end, not a panic.
 
+mod compare;
 mod config;
 mod dump;
 mod explain;
+mod manual;
+mod show;
+mod write;
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::{Error, Exit};
+use crate::report::Wanted;
 use crate::rules::{self, RuleSet, View};
 use crate::snapshot::{Fields, Snapshot, UserNames};
 use crate::tree::Tree;
@@ -21,12 +26,44 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Dump { format } => dump::run(&context, format),
         Command::Explain { pids } => explain::run(&context, &pids),
         Command::Config(command) => config::run(&context, command),
+        Command::Write { verbose } => write::run(&context, verbose),
+        Command::Show {
+            missing,
+            extra,
+            options,
+        } => {
+            // Neither flag: both kinds, as the Python psdiff's `show`.
+            let wanted = Wanted {
+                missing: missing || !extra,
+                extra: extra || !missing,
+            };
+            show::run(&context, wanted, &options)
+        }
+        Command::ShowMissing(options) => show::run(
+            &context,
+            Wanted {
+                missing: true,
+                extra: false,
+            },
+            &options,
+        ),
+        Command::ShowExtra(options) => show::run(
+            &context,
+            Wanted {
+                missing: false,
+                extra: true,
+            },
+            &options,
+        ),
+        Command::Manual(command) => manual::run(&context, command),
+        Command::Diff { old, new, format } => compare::run(&old, &new, format),
     }
 }
 
 /// What every command needs: where processes and rules come from.
 pub struct Context {
     pub proc_root: PathBuf,
+    pub db: PathBuf,
     pub config: Option<PathBuf>,
     pub passwd: Option<PathBuf>,
 }
@@ -35,6 +72,7 @@ impl Context {
     pub fn new(global: GlobalArgs) -> Self {
         Context {
             proc_root: global.proc_root,
+            db: global.db,
             config: global.config,
             passwd: global.passwd,
         }

@@ -97,12 +97,18 @@ pub enum SnapshotError {
 impl Snapshot {
     /// Reads every process under `root`. A process that vanishes or cannot
     /// be read while we read it is left out; it is never an error.
+    ///
+    /// psdiff leaves itself out: run from a systemd timer or by hand under
+    /// INIT, its own line would otherwise be an alarm.
     pub fn take(
         root: &Path,
         users: &mut UserNames,
         fields: Fields,
     ) -> Result<Snapshot, SnapshotError> {
-        let pids = list_pids(root)?;
+        let mut pids = list_pids(root)?;
+        if let Some(me) = own_pid_in(root) {
+            pids.retain(|&pid| pid != me);
+        }
         let root_fd = nix::fcntl::open(
             root,
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -124,6 +130,17 @@ impl Snapshot {
             .collect();
         Ok(Snapshot { processes })
     }
+}
+
+/// Our pid as `root` numbers it, when `root` is a /proc that shows us
+/// (its `self` link names our pid); `None` for other trees.
+fn own_pid_in(root: &Path) -> Option<u32> {
+    let me: u32 = std::fs::read_link(root.join("self"))
+        .ok()?
+        .to_str()?
+        .parse()
+        .ok()?;
+    (me == std::process::id()).then_some(me)
 }
 
 fn list_pids(root: &Path) -> Result<Vec<u32>, SnapshotError> {

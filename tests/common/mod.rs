@@ -119,3 +119,32 @@ pub fn run_in_pid_namespace(script: &str, work: &Path, sleeper: &Path) -> Output
         .output()
         .unwrap()
 }
+
+/// A copy of a fixture's proc tree in `dir`, to add or remove processes.
+pub fn copy_fixture(tree: &str, dir: &Path) -> PathBuf {
+    let to = dir.join(format!("{tree}-proc"));
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(fixtures().join(tree).join("proc"))
+        .arg(&to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    to
+}
+
+/// psdiff on the proc tree at `proc`, with the fixtures' passwd file and
+/// the baseline at `db`.
+pub fn on_tree(proc: &Path, db: &Path) -> Command {
+    let mut cmd = psdiff();
+    cmd.env("PSDIFF_PROC_ROOT", proc)
+        .env("PSDIFF_PASSWD", fixtures().join("passwd"))
+        .env("PSDIFF_DB", db);
+    cmd
+}
+
+/// Runs and returns (exit code, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (out.status.code().unwrap_or(-1), stdout(&out), stderr(&out))
+}

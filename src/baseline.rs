@@ -1,0 +1,337 @@
+//! The stored baseline: the dump text of a known-good moment.
+//!
+//! Reading validates every line, so a damaged file is reported with its
+//! line number instead of turning into a page of false alarms. Writing is
+//! atomic and durable, under a lock, and keeps the previous file as `.old`
+//! without any moment in which the baseline path is missing.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::render;
+
+pub const DEFAULT_PATH: &str = "/var/lib/psdiff.db";
+
+/// How long `write` waits for another writer before giving up.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error("cannot read the baseline {}: {source}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{}:{line}: {why}; the baseline is damaged: check it, or run `psdiff write` to replace it (the damaged file is kept as {})",
+        .path.display(), old_path(.path).display()
+    )]
+    Malformed {
+        path: PathBuf,
+        line: usize,
+        why: String,
+    },
+    #[error("cannot write the baseline {}: {step}: {source}; the old baseline is untouched", .path.display())]
+    Write {
+        path: PathBuf,
+        step: &'static str,
+        source: std::io::Error,
+    },
+    #[error(
+        "another psdiff is writing the baseline {} (it holds {}); try again when it is done",
+        .path.display(), lock_path(.path).display()
+    )]
+    Locked { path: PathBuf },
+}
+
+/// A baseline as read: its path and its lines, each checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Baseline {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Baseline {
+    pub fn lines(&self) -> impl Iterator<Item = &str> {
+        self.text.lines()
+    }
+}
+
+/// The `.old` file beside a baseline: the extension replaced
+/// (psdiff.db → psdiff.old), or `.old` added when there is none.
+pub fn old_path(path: &Path) -> PathBuf {
+    path.with_extension("old")
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    path.with_file_name(name)
+}
+
+/// Reads and checks the baseline; `Ok(None)` when there is none.
+pub fn read(path: &Path) -> Result<Option<Baseline>, BaselineError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(BaselineError::Unreadable {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    parse(path, &bytes).map(Some)
+}
+
+/// Checks `bytes`, read from `path`: every line must be a dump line.
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<Baseline, BaselineError> {
+    check(path, bytes).map(|text| Baseline {
+        path: path.to_path_buf(),
+        text,
+    })
+}
+
+/// The text of a baseline when every line is a dump line.
+fn check(path: &Path, bytes: &[u8]) -> Result<String, BaselineError> {
+    let malformed = |line: usize, why: String| BaselineError::Malformed {
+        path: path.to_path_buf(),
+        line,
+        why,
+    };
+    if bytes.is_empty() {
+        return Ok(String::new());
+    }
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    for (n, line) in body.split(|&b| b == b'\n').enumerate() {
+        let number = n + 1;
+        if line.contains(&0) {
+            return Err(malformed(
+                number,
+                "holds NUL bytes; this is a binary file, not a psdiff baseline".into(),
+            ));
+        }
+        let text = std::str::from_utf8(line).map_err(|e| {
+            malformed(
+                number,
+                format!("is not UTF-8 (bad byte at column {})", e.valid_up_to() + 1),
+            )
+        })?;
+        if render::parse_line(text).is_none() {
+            return Err(malformed(
+                number,
+                format!(
+                    "{:?} is not a psdiff line (`CMDLINE  {{user=USER}}`)",
+                    shorten(text)
+                ),
+            ));
+        }
+    }
+    Ok(String::from_utf8(bytes.to_vec()).expect("checked line by line"))
+}
+
+fn shorten(text: &str) -> String {
+    let mut short: String = text.chars().take(60).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    short
+}
+
+/// What `write_atomic` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Wrote,
+    Unchanged,
+}
+
+/// A held writer's lock on a baseline; released on drop.
+pub struct WriteLock {
+    path: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl WriteLock {
+    /// Takes the writer's lock beside `path`, waiting up to `LOCK_WAIT`.
+    pub fn acquire(path: &Path) -> Result<WriteLock, BaselineError> {
+        let lock_file = lock_path(path);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o644)
+            .open(&lock_file)
+            .map_err(|source| BaselineError::Write {
+                path: path.to_path_buf(),
+                step: "opening the lock file",
+                source,
+            })?;
+        let started = Instant::now();
+        let mut file = file;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => {
+                    return Ok(WriteLock {
+                        path: path.to_path_buf(),
+                        _lock: lock,
+                    });
+                }
+                Err((f, _)) if started.elapsed() < LOCK_WAIT => {
+                    file = f;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(_) => {
+                    return Err(BaselineError::Locked {
+                        path: path.to_path_buf(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Replaces the baseline with `text`, keeping the current one as
+    /// `.old`: temp file, fsync, hard link of the current file to a temp
+    /// name renamed over `.old`, rename of the new file into place, fsync
+    /// of the folder. A crash at any point leaves a whole old or whole new
+    /// baseline. `current` is what the caller read under this lock.
+    pub fn replace(&self, current: Option<&[u8]>, text: &str) -> Result<Written, BaselineError> {
+        let path = &self.path;
+        if current == Some(text.as_bytes()) {
+            return Ok(Written::Unchanged);
+        }
+        let fail = |step: &'static str| {
+            move |source: std::io::Error| BaselineError::Write {
+                path: path.to_path_buf(),
+                step,
+                source,
+            }
+        };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        remove_stale_temps(path);
+        let mode = fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0o644);
+        let new_tmp = temp_name(path, "new");
+        let result = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&new_tmp)
+                .map_err(fail("creating a temporary file beside it"))?;
+            file.write_all(text.as_bytes())
+                .map_err(fail("writing the temporary file"))?;
+            file.sync_all()
+                .map_err(fail("flushing the temporary file to disk"))?;
+            drop(file);
+            if current.is_some() {
+                let old_tmp = temp_name(path, "old");
+                fs::hard_link(path, &old_tmp)
+                    .map_err(fail("linking the current baseline for .old"))?;
+                let kept = fs::rename(&old_tmp, old_path(path))
+                    .map_err(fail("keeping the current baseline as .old"));
+                if kept.is_err() {
+                    let _ = fs::remove_file(&old_tmp);
+                }
+                kept?;
+            }
+            fs::rename(&new_tmp, path).map_err(fail("renaming the temporary file into place"))?;
+            File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(fail("flushing the folder to disk"))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&new_tmp);
+        }
+        result.map(|()| Written::Wrote)
+    }
+}
+
+/// `.psdiff.db.new.PID`: hidden, beside the baseline, one per writer.
+fn temp_name(path: &Path, kind: &str) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(".{name}.{kind}.{}", std::process::id()))
+}
+
+/// Temp files of writers that were killed; under the lock no other writer
+/// can own them.
+fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        let Some(rest) = file_name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let is_temp = ["new.", "old."].iter().any(|k| {
+            rest.strip_prefix(k)
+                .is_some_and(|pid| pid.parse::<u32>().is_ok())
+        });
+        if is_temp && entry.metadata().is_ok_and(|m| m.is_file()) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(bytes: &[u8]) -> Result<String, String> {
+        check(Path::new("b.db"), bytes).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn old_path_replaces_the_extension() {
+        assert_eq!(
+            old_path(Path::new("/var/lib/psdiff.db")),
+            Path::new("/var/lib/psdiff.old")
+        );
+        assert_eq!(old_path(Path::new("/tmp/base")), Path::new("/tmp/base.old"));
+    }
+
+    #[test]
+    fn a_python_baseline_is_read_as_it_is() {
+        let text = "root  {user=root}\n  INIT  {user=root}\n    /usr/sbin/cron -f  {user=root}\n    caf\u{fffd}  {user=postgre+}\n";
+        assert_eq!(checked(text.as_bytes()).unwrap(), text);
+        assert_eq!(checked(b"").unwrap(), "");
+    }
+
+    #[test]
+    fn damage_is_reported_with_its_line() {
+        let e = checked(b"root  {user=root}\n  INIT  {user=root}\n  \xff\xfe  {user=root}\n")
+            .unwrap_err();
+        assert!(
+            e.starts_with("b.db:3: is not UTF-8 (bad byte at column 3)"),
+            "{e}"
+        );
+        let e = checked(b"root  {user=root}\nno user here\n").unwrap_err();
+        assert!(
+            e.starts_with("b.db:2: \"no user here\" is not a psdiff line"),
+            "{e}"
+        );
+        let e = checked(b"\x7fELF\x02\x01\x01\x00\x00").unwrap_err();
+        assert!(e.contains("b.db:1: holds NUL bytes"), "{e}");
+        let e = checked(b"root  {user=root}\n\n  INIT  {user=root}\n").unwrap_err();
+        assert!(e.starts_with("b.db:2: "), "{e}");
+    }
+}

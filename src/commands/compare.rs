@@ -1,0 +1,37 @@
+//! `psdiff diff OLD NEW`: the changes between two dump or baseline files,
+//! e.g. `psdiff diff /var/lib/psdiff.old /var/lib/psdiff.db`.
+
+use std::path::Path;
+
+use super::print;
+use crate::baseline::{self, BaselineError};
+use crate::cli::DiffFormat;
+use crate::error::{Error, Exit};
+use crate::report::{self, Wanted};
+
+pub fn run(old: &Path, new: &Path, format: DiffFormat) -> Result<Exit, Error> {
+    let read = |path: &Path| -> Result<String, Error> {
+        let bytes = std::fs::read(path).map_err(|source| BaselineError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(baseline::parse(path, &bytes)?.text)
+    };
+    let changes = report::changes(
+        &read(old)?,
+        &read(new)?,
+        Wanted {
+            missing: true,
+            extra: true,
+        },
+    );
+    print(&match format {
+        DiffFormat::Text => report::text(&changes),
+        DiffFormat::Json => report::json(&changes),
+    })?;
+    Ok(if changes.is_empty() {
+        Exit::Clean
+    } else {
+        Exit::Report
+    })
+}

@@ -1,0 +1,56 @@
+//! `psdiff write`: store the current tree as the baseline.
+
+use super::{Context, print};
+use crate::baseline::{self, BaselineError, WriteLock, Written};
+use crate::error::{Error, Exit};
+use crate::report::{self, Wanted};
+
+pub fn run(context: &Context, verbose: bool) -> Result<Exit, Error> {
+    let rules = context.rules()?;
+    let path = &context.db;
+    let lock = WriteLock::acquire(path)?;
+    let current = read_bytes(path)?;
+    let current_text = match &current {
+        Some(bytes) => match baseline::parse(path, bytes) {
+            Ok(b) => b.text,
+            Err(e) => {
+                // Never silently: say that the damaged file goes to .old.
+                eprintln!("psdiff: warning: {e}");
+                String::new()
+            }
+        },
+        None => String::new(),
+    };
+    let text = context.view(&rules)?.text();
+    let written = lock.replace(current.as_deref(), &text)?;
+    let mut out = String::new();
+    if verbose {
+        out.push_str(&report::text(&report::changes(
+            &current_text,
+            &text,
+            Wanted {
+                missing: true,
+                extra: true,
+            },
+        )));
+    }
+    match written {
+        Written::Wrote => out.push_str(&format!("Wrote to {}\n", path.display())),
+        Written::Unchanged => out.push_str(&format!("No changes to {}\n", path.display())),
+    }
+    print(&out)?;
+    Ok(Exit::Clean)
+}
+
+/// The baseline's bytes, or `None` when there is none yet.
+pub fn read_bytes(path: &std::path::Path) -> Result<Option<Vec<u8>>, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(BaselineError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        }
+        .into()),
+    }
+}

@@ -1,0 +1,201 @@
+//! Output formats for the changes `show` and `diff` find.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::diff::Kind;
+use crate::error::NagiosState;
+use crate::render;
+
+/// One change, owning its line, as reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub kind: Kind,
+    pub line: String,
+}
+
+/// Which kinds of change were asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    pub missing: bool,
+    pub extra: bool,
+}
+
+impl Wanted {
+    pub fn includes(self, kind: Kind) -> bool {
+        match kind {
+            Kind::Missing => self.missing,
+            Kind::Extra => self.extra,
+        }
+    }
+}
+
+/// The changes of the wanted kinds from one dump text to another.
+pub fn changes(old: &str, new: &str, wanted: Wanted) -> Vec<Change> {
+    if old == new {
+        return Vec::new();
+    }
+    let old: Vec<&str> = old.lines().collect();
+    let new: Vec<&str> = new.lines().collect();
+    crate::diff::diff(&old, &new)
+        .into_iter()
+        .filter(|c| wanted.includes(c.kind))
+        .map(|c| Change {
+            kind: c.kind,
+            line: c.line.to_string(),
+        })
+        .collect()
+}
+
+/// `- LINE` for missing and `+ LINE` for extra, as the Python psdiff.
+pub fn text(changes: &[Change]) -> String {
+    let mut out = String::new();
+    for change in changes {
+        let sign = match change.kind {
+            Kind::Missing => '-',
+            Kind::Extra => '+',
+        };
+        let _ = writeln!(out, "{sign} {}", change.line);
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct JsonEntry<'a> {
+    depth: usize,
+    user: &'a str,
+    cmdline: &'a str,
+    line: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    missing: Vec<JsonEntry<'a>>,
+    extra: Vec<JsonEntry<'a>>,
+}
+
+/// `{"missing": [...], "extra": [...]}`, each entry with depth, user,
+/// cmdline and line.
+pub fn json(changes: &[Change]) -> String {
+    let of = |kind| {
+        changes
+            .iter()
+            .filter(|c| c.kind == kind)
+            .map(json_entry)
+            .collect()
+    };
+    let report = JsonReport {
+        missing: of(Kind::Missing),
+        extra: of(Kind::Extra),
+    };
+    let mut out = serde_json::to_string(&report).expect("report serializes");
+    out.push('\n');
+    out
+}
+
+fn json_entry(change: &Change) -> JsonEntry<'_> {
+    let parsed = render::parse_line(&change.line);
+    JsonEntry {
+        depth: parsed.as_ref().map_or(0, |p| p.depth),
+        user: parsed.as_ref().map_or("", |p| p.user),
+        cmdline: parsed.as_ref().map_or(change.line.as_str(), |p| p.cmdline),
+        line: &change.line,
+    }
+}
+
+/// The Nagios plugin output: a status line with perfdata, then the changed
+/// lines. Missing daemons are CRITICAL, extra processes a WARNING.
+pub fn nagios(changes: &[Change], wanted: Wanted) -> (String, NagiosState) {
+    let missing = changes.iter().filter(|c| c.kind == Kind::Missing).count();
+    let extra = changes.iter().filter(|c| c.kind == Kind::Extra).count();
+    let state = if missing > 0 {
+        NagiosState::Critical
+    } else if extra > 0 {
+        NagiosState::Warning
+    } else {
+        NagiosState::Ok
+    };
+    let mut summary = Vec::new();
+    let mut perfdata = Vec::new();
+    if wanted.missing {
+        summary.push(format!("{missing} missing"));
+        perfdata.push(format!("missing={missing};;1;0;"));
+    }
+    if wanted.extra {
+        summary.push(format!("{extra} extra"));
+        perfdata.push(format!("extra={extra};1;;0;"));
+    }
+    let mut out = format!(
+        "PSDIFF {} - {} | {}\n",
+        state.label(),
+        summary.join(", "),
+        perfdata.join(" ")
+    );
+    out.push_str(&text(changes));
+    (out, state)
+}
+
+/// The Nagios status line for an error: UNKNOWN, with what went wrong.
+pub fn nagios_unknown(error: &dyn std::fmt::Display) -> String {
+    format!("PSDIFF UNKNOWN - {error}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changes() -> Vec<Change> {
+        vec![
+            Change {
+                kind: Kind::Missing,
+                line: "    /usr/sbin/cron -f  {user=root}".into(),
+            },
+            Change {
+                kind: Kind::Extra,
+                line: "    nc -l 4444  {user=www-data}".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn text_format() {
+        assert_eq!(
+            text(&changes()),
+            "-     /usr/sbin/cron -f  {user=root}\n+     nc -l 4444  {user=www-data}\n"
+        );
+    }
+
+    #[test]
+    fn nagios_states_and_perfdata() {
+        let both = Wanted {
+            missing: true,
+            extra: true,
+        };
+        let (out, state) = nagios(&changes(), both);
+        assert_eq!(state, NagiosState::Critical);
+        assert!(out.starts_with("PSDIFF CRITICAL - 1 missing, 1 extra | missing=1;;1;0; extra=1;1;;0;\n-     /usr/sbin/cron"));
+        let (out, state) = nagios(&changes()[1..], both);
+        assert_eq!(state, NagiosState::Warning);
+        assert!(out.starts_with("PSDIFF WARNING - 0 missing, 1 extra |"));
+        let (out, state) = nagios(
+            &[],
+            Wanted {
+                missing: true,
+                extra: false,
+            },
+        );
+        assert_eq!(
+            (out.as_str(), state),
+            ("PSDIFF OK - 0 missing | missing=0;;1;0;\n", NagiosState::Ok)
+        );
+    }
+
+    #[test]
+    fn json_entries() {
+        let v: serde_json::Value = serde_json::from_str(&json(&changes())).unwrap();
+        assert_eq!(v["missing"][0]["depth"], 2);
+        assert_eq!(v["missing"][0]["cmdline"], "/usr/sbin/cron -f");
+        assert_eq!(v["extra"][0]["user"], "www-data");
+    }
+}

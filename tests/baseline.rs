@@ -1,0 +1,345 @@
+//! write, show and friends, manual and diff over synthetic trees: exact
+//! output and exit codes.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+const RSYSLOG: &str = "    /usr/sbin/rsyslogd -n -iNONE  {user=root}";
+
+/// A baseline written from the `defaults` fixture, and a copy of that tree
+/// in which rsyslogd died and a netcat appeared.
+fn changed_tree(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let db = dir.join("psdiff.db");
+    let proc = copy_fixture("defaults", dir);
+    let (code, out, _) = run(on_tree(&proc, &db).arg("write"));
+    assert_eq!(
+        (code, out.as_str()),
+        (0, format!("Wrote to {}\n", db.display()).as_str())
+    );
+    std::fs::remove_dir_all(proc.join("540")).unwrap();
+    let nc = proc.join("600");
+    std::fs::create_dir(&nc).unwrap();
+    for file in ["stat", "status"] {
+        let text = std::fs::read_to_string(proc.join("400").join(file)).unwrap();
+        std::fs::write(
+            nc.join(file),
+            text.replace("400 (astcanary)", "600 (nc)")
+                .replace("Pid:\t400", "Pid:\t600"),
+        )
+        .unwrap();
+    }
+    std::fs::write(nc.join("cmdline"), b"nc\0-l\04444\0").unwrap();
+    (db, proc)
+}
+
+#[test]
+fn write_then_quiet_show_then_no_changes() {
+    let dir = TempDir::new("write");
+    let db = dir.path().join("psdiff.db");
+    let proc = fixtures().join("defaults/proc");
+    let (code, out, _) = run(on_tree(&proc, &db).arg("write"));
+    assert_eq!((code, out), (0, format!("Wrote to {}\n", db.display())));
+    assert_eq!(
+        std::fs::read_to_string(&db).unwrap(),
+        std::fs::read_to_string(fixtures().join("defaults.expected")).unwrap()
+    );
+    let (code, out, _) = run(on_tree(&proc, &db).arg("write"));
+    assert_eq!(
+        (code, out),
+        (0, format!("No changes to {}\n", db.display()))
+    );
+    for cmd in ["show", "show-missing", "show-extra"] {
+        let (code, out, err) = run(on_tree(&proc, &db).args([cmd, "--retry"]));
+        assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""), "{cmd}");
+    }
+    assert!(
+        !dir.path().join("psdiff.old").exists(),
+        "nothing to keep on the first write"
+    );
+}
+
+#[test]
+fn show_missing_and_extra_lines_and_exit_codes() {
+    let dir = TempDir::new("show");
+    let (db, proc) = changed_tree(dir.path());
+    let nc = "    nc -l 4444  {user=root}";
+    let (code, out, _) = run(on_tree(&proc, &db).arg("show"));
+    assert_eq!((code, out), (1, format!("- {RSYSLOG}\n+ {nc}\n")));
+    let (code, out, _) = run(on_tree(&proc, &db).arg("show-missing"));
+    assert_eq!((code, out), (1, format!("- {RSYSLOG}\n")));
+    let (code, out, _) = run(on_tree(&proc, &db).args(["show", "--missing"]));
+    assert_eq!((code, out), (1, format!("- {RSYSLOG}\n")));
+    let (code, out, _) = run(on_tree(&proc, &db).arg("show-extra"));
+    assert_eq!((code, out), (1, format!("+ {nc}\n")));
+    let (code, out, _) = run(on_tree(&proc, &db).args(["show", "--missing", "--extra"]));
+    assert_eq!(code, 1);
+    assert_eq!(out.lines().count(), 2);
+}
+
+#[test]
+fn json_and_nagios_formats() {
+    let dir = TempDir::new("formats");
+    let (db, proc) = changed_tree(dir.path());
+    let (code, out, _) = run(on_tree(&proc, &db).args(["show", "--format", "json"]));
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["missing"][0]["cmdline"], "/usr/sbin/rsyslogd -n -iNONE");
+    assert_eq!(v["missing"][0]["depth"], 2);
+    assert_eq!(v["missing"][0]["user"], "root");
+    assert_eq!(v["missing"][0]["line"], RSYSLOG);
+    assert_eq!(v["extra"][0]["cmdline"], "nc -l 4444");
+
+    let (code, out, _) = run(on_tree(&proc, &db).args(["show", "--format", "nagios"]));
+    assert_eq!(code, 2);
+    assert_eq!(
+        out,
+        format!(
+            "PSDIFF CRITICAL - 1 missing, 1 extra | missing=1;;1;0; extra=1;1;;0;\n- {RSYSLOG}\n+     nc -l 4444  {{user=root}}\n"
+        )
+    );
+    let (code, out, _) = run(on_tree(&proc, &db).args(["show-extra", "--format", "nagios"]));
+    assert_eq!(
+        (code, out.lines().next().unwrap()),
+        (1, "PSDIFF WARNING - 1 extra | extra=1;1;;0;")
+    );
+    let (code, out, _) =
+        run(on_tree(&fixtures().join("defaults/proc"), &db).args(["show", "--format", "nagios"]));
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "PSDIFF OK - 0 missing, 0 extra | missing=0;;1;0; extra=0;1;;0;\n"
+        )
+    );
+    // Any error is UNKNOWN, exit 3, on stdout where Nagios reads it.
+    let (code, out, _) =
+        run(on_tree(Path::new("/nonexistent"), &db).args(["show", "--format", "nagios"]));
+    assert_eq!(code, 3);
+    assert!(
+        out.starts_with("PSDIFF UNKNOWN - cannot read /nonexistent"),
+        "{out}"
+    );
+}
+
+#[test]
+fn no_baseline() {
+    let dir = TempDir::new("nobase");
+    let db = dir.path().join("psdiff.db");
+    let proc = fixtures().join("defaults/proc");
+    let hint = format!(
+        "psdiff: no baseline at {}; run `psdiff write`",
+        db.display()
+    );
+    let (code, out, err) = run(on_tree(&proc, &db).args(["show-missing", "--retry"]));
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert!(err.starts_with(&hint), "{err}");
+    let expected = std::fs::read_to_string(fixtures().join("defaults.expected")).unwrap();
+    let all_extra: String = expected.lines().map(|l| format!("+ {l}\n")).collect();
+    for cmd in ["show", "show-extra"] {
+        let (code, out, err) = run(on_tree(&proc, &db).arg(cmd));
+        assert_eq!((code, &out), (1, &all_extra), "{cmd}");
+        assert!(err.starts_with(&hint), "{err}");
+    }
+}
+
+#[test]
+fn write_keeps_the_previous_baseline_as_old_and_verbose_shows_the_diff() {
+    let dir = TempDir::new("old");
+    let (db, proc) = changed_tree(dir.path());
+    let first = std::fs::read_to_string(&db).unwrap();
+    let (code, out, _) = run(on_tree(&proc, &db).args(["write", "-v"]));
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        format!(
+            "- {RSYSLOG}\n+     nc -l 4444  {{user=root}}\nWrote to {}\n",
+            db.display()
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("psdiff.old")).unwrap(),
+        first
+    );
+    let (code, _, _) = run(on_tree(&proc, &db).arg("show"));
+    assert_eq!(code, 0);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn a_baseline_from_the_python_psdiff_is_read_as_it_is() {
+    let dir = TempDir::new("python");
+    let db = dir.path().join("psdiff.db");
+    // As the Python tool writes it: ps cut the user name, non-ASCII bytes
+    // became U+FFFD.
+    let mut text = std::fs::read_to_string(fixtures().join("defaults.expected")).unwrap();
+    text = text.replace("{user=postgres}", "{user=postgre+}");
+    std::fs::write(&db, &text).unwrap();
+    let (code, out, _) = run(on_tree(&fixtures().join("defaults/proc"), &db).arg("show"));
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "-     /usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main  {user=postgre+}\n\
+         +     /usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main  {user=postgres}\n"
+    );
+}
+
+#[test]
+fn a_damaged_baseline_is_an_error_with_its_line_and_write_keeps_it_as_old() {
+    let proc = fixtures().join("defaults/proc");
+    for (content, why) in [
+        (
+            &b"root  {user=root}\n  INIT  {user=root}\n    caf\xe9  {user=root}\n"[..],
+            ":3: is not UTF-8",
+        ),
+        (
+            b"root  {user=root}\n\x00\x01\x02binary\n",
+            ":2: holds NUL bytes",
+        ),
+        (
+            b"root  {user=root}\n  INIT\n",
+            ":2: \"  INIT\" is not a psdiff line",
+        ),
+    ] {
+        let dir = TempDir::new("damaged");
+        let db = dir.path().join("psdiff.db");
+        std::fs::write(&db, content).unwrap();
+        let (code, out, err) = run(on_tree(&proc, &db).arg("show"));
+        assert_eq!((code, out.as_str()), (3, ""), "{err}");
+        assert!(
+            err.starts_with(&format!("psdiff: {}{why}", db.display())),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1);
+        let (code, out, _) = run(on_tree(&proc, &db).args(["show-missing", "--format", "nagios"]));
+        assert_eq!(code, 3);
+        assert!(out.starts_with("PSDIFF UNKNOWN - "), "{out}");
+
+        let (code, out, err) = run(on_tree(&proc, &db).arg("write"));
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            err.starts_with("psdiff: warning: "),
+            "never silently: {err}"
+        );
+        assert!(out.starts_with("Wrote to"));
+        assert_eq!(
+            std::fs::read(dir.path().join("psdiff.old")).unwrap(),
+            content
+        );
+    }
+}
+
+#[test]
+fn manual_add_inserts_in_sorted_place_and_remove_takes_every_copy() {
+    let dir = TempDir::new("manual");
+    let db = dir.path().join("psdiff.db");
+    let proc = fixtures().join("defaults/proc");
+    run(on_tree(&proc, &db).arg("write"));
+    let before = std::fs::read_to_string(&db).unwrap();
+
+    let (code, out, _) = run(on_tree(&proc, &db).args([
+        "manual",
+        "add",
+        "www-data",
+        "/usr/sbin/nginx -g daemon off;",
+    ]));
+    let line = "    /usr/sbin/nginx -g daemon off;  {user=www-data}";
+    assert_eq!(
+        (code, out),
+        (0, format!("Added to {}: {line}\n", db.display()))
+    );
+    let after = std::fs::read_to_string(&db).unwrap();
+    let want = before.replace(
+        "    /usr/sbin/rsyslogd -n -iNONE  {user=root}\n",
+        &format!("{line}\n    /usr/sbin/rsyslogd -n -iNONE  {{user=root}}\n"),
+    );
+    assert_eq!(after, want);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("psdiff.old")).unwrap(),
+        before
+    );
+    // The daemon is not running: now it is missing.
+    let (code, out, _) = run(on_tree(&proc, &db).arg("show-missing"));
+    assert_eq!((code, out), (1, format!("- {line}\n")));
+
+    // A second copy, then remove both.
+    run(on_tree(&proc, &db).args([
+        "manual",
+        "add",
+        "www-data",
+        "/usr/sbin/nginx -g daemon off;",
+    ]));
+    let (code, out, _) = run(on_tree(&proc, &db).args([
+        "manual",
+        "remove",
+        "www-data",
+        "/usr/sbin/nginx -g daemon off;",
+    ]));
+    assert_eq!(
+        (code, out),
+        (
+            0,
+            format!("Removed from {}: {line} (2 times)\n", db.display())
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&db).unwrap(), before);
+
+    // Removing what is not there: exit 1, file unchanged.
+    let (code, out, err) = run(on_tree(&proc, &db).args([
+        "manual",
+        "remove",
+        "www-data",
+        "/usr/sbin/nginx -g daemon off;",
+    ]));
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(err.contains("nothing removed"), "{err}");
+    assert_eq!(std::fs::read_to_string(&db).unwrap(), before);
+
+    // Removing a line takes the lines under it.
+    let (code, out, _) = run(on_tree(&proc, &db).args([
+        "manual",
+        "remove",
+        "root",
+        "php-fpm: master process (/etc/php/8.2/fpm/php-fpm.conf)",
+    ]));
+    assert_eq!(code, 0);
+    assert!(out.ends_with(" and 1 line(s) under it\n"), "{out}");
+    assert!(!std::fs::read_to_string(&db).unwrap().contains("php-fpm"));
+}
+
+#[test]
+fn manual_without_baseline_or_with_bad_fields() {
+    let dir = TempDir::new("manual-none");
+    let db = dir.path().join("psdiff.db");
+    let proc = fixtures().join("defaults/proc");
+    let (code, out, err) = run(on_tree(&proc, &db).args(["manual", "add", "root", "/usr/sbin/x"]));
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(err.contains("no baseline at"), "{err}");
+    assert!(!db.exists());
+    run(on_tree(&proc, &db).arg("write"));
+    let (code, _, err) = run(on_tree(&proc, &db).args(["manual", "add", "root", "two\nlines"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("control characters"), "{err}");
+}
+
+#[test]
+fn diff_of_two_files() {
+    let dir = TempDir::new("diff");
+    let (db, proc) = changed_tree(dir.path());
+    let now = dir.path().join("now.txt");
+    let (_, text, _) = run(on_tree(&proc, &db).arg("dump"));
+    std::fs::write(&now, text).unwrap();
+    let (code, out, _) = run(psdiff().arg("diff").arg(&db).arg(&now));
+    assert_eq!(
+        (code, out),
+        (1, format!("- {RSYSLOG}\n+     nc -l 4444  {{user=root}}\n"))
+    );
+    let (code, out, _) = run(psdiff().arg("diff").arg(&db).arg(&db));
+    assert_eq!((code, out.as_str()), (0, ""));
+}
