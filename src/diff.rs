@@ -1,5 +1,9 @@
 //! The line diff between a baseline and a fresh dump.
 //!
+//! A line is matched by its text and its parent line, so a process that
+//! moved to another parent (or whose parent's line changed) is missing in
+//! one place and extra in the other, never silently "the same".
+//!
 //! Lines that occur on one side only can be in no common subsequence, so
 //! they are settled first in linear time (as GNU diff discards them); the
 //! rest goes to `similar` with a deadline. So a baseline where every line
@@ -41,26 +45,19 @@ pub fn diff_with_deadline<'a>(
     new: &[&'a str],
     deadline: Duration,
 ) -> Vec<Change<'a>> {
-    // Intern lines; count where each occurs.
-    let mut ids: HashMap<&str, u32> = HashMap::with_capacity(old.len() + new.len());
-    let mut in_old: Vec<bool> = Vec::new();
-    let mut in_new: Vec<bool> = Vec::new();
-    let mut intern = |line: &'a str, old_side: bool| {
-        let next = ids.len() as u32;
-        let id = *ids.entry(line).or_insert(next);
-        if id == next {
-            in_old.push(false);
-            in_new.push(false);
-        }
-        if old_side {
-            in_old[id as usize] = true;
-        } else {
-            in_new[id as usize] = true;
-        }
-        id
-    };
-    let old_ids: Vec<u32> = old.iter().map(|l| intern(l, true)).collect();
-    let new_ids: Vec<u32> = new.iter().map(|l| intern(l, false)).collect();
+    // A line is known by its text and its parent's identity, so the same
+    // process under another parent is another line.
+    let mut table: HashMap<(u32, &str), u32> = HashMap::with_capacity(old.len() + new.len());
+    let old_ids = identities(old, &mut table);
+    let new_ids = identities(new, &mut table);
+    let mut in_old = vec![false; table.len()];
+    let mut in_new = vec![false; table.len()];
+    for &id in &old_ids {
+        in_old[id as usize] = true;
+    }
+    for &id in &new_ids {
+        in_new[id as usize] = true;
+    }
 
     // Only lines found on both sides can match.
     let old_kept: Vec<usize> = (0..old.len())
@@ -112,6 +109,27 @@ pub fn diff_with_deadline<'a>(
     changes
 }
 
+/// The identity of each line: its text under its parent's identity. The
+/// parent is the nearest line above with less indentation.
+fn identities<'a>(lines: &[&'a str], table: &mut HashMap<(u32, &'a str), u32>) -> Vec<u32> {
+    const ROOT: u32 = u32::MAX;
+    let mut ancestors: Vec<(usize, u32)> = Vec::new();
+    lines
+        .iter()
+        .map(|&line| {
+            let depth = line.len() - line.trim_start_matches(' ').len();
+            while ancestors.last().is_some_and(|&(d, _)| d >= depth) {
+                ancestors.pop();
+            }
+            let parent = ancestors.last().map_or(ROOT, |&(_, id)| id);
+            let next = table.len() as u32;
+            let id = *table.entry((parent, line)).or_insert(next);
+            ancestors.push((depth, id));
+            id
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +168,21 @@ mod tests {
         let old = "root\n  INIT\n    p1\n      w\n    p2";
         let new = "root\n  INIT\n    p1\n    p2\n      w";
         assert_eq!(show(old, new), vec!["-      w", "+      w"]);
+    }
+
+    #[test]
+    fn children_of_a_changed_parent_are_under_another_parent() {
+        let old = "root\n  INIT\n    nginx -c a\n      worker";
+        let new = "root\n  INIT\n    nginx -c b\n      worker";
+        assert_eq!(
+            show(old, new),
+            vec![
+                "-    nginx -c a",
+                "-      worker",
+                "+    nginx -c b",
+                "+      worker"
+            ]
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ fn changed_tree(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
         )
         .unwrap();
     }
-    std::fs::write(nc.join("cmdline"), b"nc\0-l\04444\0").unwrap();
+    std::fs::write(nc.join("cmdline"), b"nc\x00-l\x004444\x00").unwrap();
     (db, proc)
 }
 
