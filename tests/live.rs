@@ -15,7 +15,7 @@ set -u
 setpriv --reuid=65534 --regid=65534 --clear-groups bash -c 'exec -a worker-nobody "$SLEEPER"' &
 setpriv --reuid=4242 --regid=4242 --clear-groups bash -c 'exec -a worker-nouser "$SLEEPER"' &
 bash -c '(exec -a child "$SLEEPER") & (exec -a child "$SLEEPER") & exec -a parent "$SLEEPER"' &
-bash -c '(exec -a zombie-child true) & exec -a zombie-parent "$SLEEPER"' &
+bash -c '(sleep 0.2; exec true) & exec -a zombie-parent "$SLEEPER"' &
 bash -c '(exec -a "sh -c job" "$SLEEPER") & exec -a "/usr/sbin/CRON -f" "$SLEEPER"' &
 for ((i = 0; i < 200; i++)); do
     "$PSDIFF" --config "$WORK/hide-self.toml" dump > "$WORK/dump" 2>&1
@@ -83,5 +83,63 @@ done
     assert!(
         text.contains("hidden   by rule \"sessions-and-jobs\" (hide-tree,"),
         "{text}"
+    );
+}
+
+/// write; quiet show; a daemon killed for good is missing; one restarted
+/// inside the retry window is not; a new daemon is extra.
+const RETRY_SCRIPT: &str = r#"
+set -u
+export PSDIFF_DB="$WORK/psdiff.db"
+started() { # wait until pid $1 runs argv[0] $2
+    for ((i = 0; i < 400; i++)); do
+        [ "$(tr '\0' ' ' < /proc/$1/cmdline 2>/dev/null)" = "$2 " ] && return 0
+        sleep 0.01
+    done
+    echo "never started: $2" >&2
+}
+(exec -a daemon-a "$SLEEPER") & A=$!
+(exec -a daemon-b "$SLEEPER") & B=$!
+started $A daemon-a; started $B daemon-b
+"$PSDIFF" write
+"$PSDIFF" show --retry; echo "quiet show: $?"
+
+kill -9 $B; wait $B 2>/dev/null
+"$PSDIFF" show-missing --retry; echo "dead daemon: $?"
+(exec -a daemon-b "$SLEEPER") & B=$!
+started $B daemon-b
+
+kill -9 $A; wait $A 2>/dev/null
+(sleep 0.3; exec -a daemon-a "$SLEEPER") &
+"$PSDIFF" show-missing --retry; echo "restarted within the window: $?"
+
+(exec -a daemon-c "$SLEEPER") & C=$!
+started $C daemon-c
+"$PSDIFF" show-extra --retry; echo "new daemon: $?"
+"$PSDIFF" show-missing --retry; echo "all back: $?"
+"#;
+
+#[test]
+fn show_retry_with_real_daemons() {
+    if let Some(why) = live_unavailable() {
+        eprintln!("skipping show_retry_with_real_daemons: {why}");
+        return;
+    }
+    let work = TempDir::new("live-retry");
+    let sleeper = build_sleeper(work.path());
+    let out = run_in_pid_namespace(RETRY_SCRIPT, work.path(), &sleeper);
+    let db = work.path().join("psdiff.db");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "Wrote to {}\nquiet show: 0\n\
+             -     daemon-b  {{user=root}}\ndead daemon: 1\n\
+             restarted within the window: 0\n\
+             +     daemon-c  {{user=root}}\nnew daemon: 1\n\
+             all back: 0\n",
+            db.display()
+        ),
+        "stderr: {}",
+        stderr(&out)
     );
 }
