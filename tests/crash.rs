@@ -37,7 +37,11 @@ fn sigkill_at_random_moments_leaves_a_whole_baseline() {
     let old = dir.path().join("psdiff.old");
     let whole = [dump_of("defaults"), dump_of("edge")];
     assert!(writer("defaults", &db).status().unwrap().success());
-    let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
     let mut rng = Rng(seed);
     // Spread the kills over a whole write: 0 to 1.2 times its duration.
     let mut durations: Vec<Duration> = (0..5)
@@ -53,7 +57,10 @@ fn sigkill_at_random_moments_leaves_a_whole_baseline() {
     let (mut killed, mut finished) = (0, 0);
     for i in 0..300 {
         let tree = if i % 2 == 0 { "edge" } else { "defaults" };
-        let mut child = writer(tree, &db).stdout(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = writer(tree, &db)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_micros(rng.below(span)));
         let _ = child.kill();
         let status = child.wait().unwrap();
@@ -63,14 +70,26 @@ fn sigkill_at_random_moments_leaves_a_whole_baseline() {
             killed += 1;
         }
         let now = std::fs::read_to_string(&db).expect("the baseline path never goes missing");
-        assert!(whole.contains(&now), "iteration {i} (seed {seed}): the baseline is not whole:\n{now}");
+        assert!(
+            whole.contains(&now),
+            "iteration {i} (seed {seed}): the baseline is not whole:\n{now}"
+        );
         if let Ok(kept) = std::fs::read_to_string(&old) {
-            assert!(whole.contains(&kept), "iteration {i} (seed {seed}): .old is not whole");
+            assert!(
+                whole.contains(&kept),
+                "iteration {i} (seed {seed}): .old is not whole"
+            );
         }
     }
     eprintln!("{killed} writes killed, {finished} finished (seed {seed}, kills within {span} µs)");
-    assert!(killed > 20, "the kills must land inside writes: only {killed} did");
-    assert!(finished > 5, "some writes must get through: only {finished} did");
+    assert!(
+        killed > 20,
+        "the kills must land inside writes: only {killed} did"
+    );
+    assert!(
+        finished > 5,
+        "some writes must get through: only {finished} did"
+    );
     // The next write cleans up what killed writers left behind.
     assert!(writer("edge", &db).status().unwrap().success());
     let temps: Vec<_> = std::fs::read_dir(dir.path())
@@ -89,12 +108,22 @@ fn concurrent_writers_leave_one_whole_baseline() {
     for round in 0..5 {
         let children: Vec<_> = (0..12)
             .map(|i| {
-                let tree = if (i + round) % 2 == 0 { "edge" } else { "defaults" };
-                writer(tree, &db).stdout(std::process::Stdio::null()).spawn().unwrap()
+                let tree = if (i + round) % 2 == 0 {
+                    "edge"
+                } else {
+                    "defaults"
+                };
+                writer(tree, &db)
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
             })
             .collect();
         for mut child in children {
-            assert!(child.wait().unwrap().success(), "every writer gets its turn");
+            assert!(
+                child.wait().unwrap().success(),
+                "every writer gets its turn"
+            );
         }
         assert!(whole.contains(&std::fs::read_to_string(&db).unwrap()));
         assert!(whole.contains(&std::fs::read_to_string(dir.path().join("psdiff.old")).unwrap()));
@@ -136,7 +165,14 @@ fn full_disk_read_only_and_no_permission_leave_the_baseline_untouched() {
     }
     let work = TempDir::new("disk");
     let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "bash", "-c", DISK_SCRIPT])
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "bash",
+            "-c",
+            DISK_SCRIPT,
+        ])
         .env("WORK", work.path())
         .env("PSDIFF", env!("CARGO_BIN_EXE_psdiff"))
         .env("PSDIFF_CONFIG", "/dev/null")
@@ -162,7 +198,13 @@ fn full_disk_read_only_and_no_permission_leave_the_baseline_untouched() {
     ] {
         let text = err(file);
         assert_eq!(text.lines().count(), 1, "{file}: {text}");
-        assert!(text.starts_with("psdiff: cannot write the baseline "), "{file}: {text}");
-        assert!(text.contains(cause) && text.contains("the old baseline is untouched"), "{file}: {text}");
+        assert!(
+            text.starts_with("psdiff: cannot write the baseline "),
+            "{file}: {text}"
+        );
+        assert!(
+            text.contains(cause) && text.contains("the old baseline is untouched"),
+            "{file}: {text}"
+        );
     }
 }
