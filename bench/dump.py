@@ -36,8 +36,10 @@ def measure(cmd, env, rss_file):
     GNU time: a child forked from this Python process would count Python's
     own pages in its high-water mark until it calls exec."""
     start = time.perf_counter()
-    subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file] + cmd,
-                   env=env, stdout=subprocess.DEVNULL, check=True)
+    done = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file] + cmd,
+                          env=env, stdout=subprocess.DEVNULL)
+    if done.returncode not in (0, 1):  # 1: show found differences
+        raise SystemExit("%s failed with exit code %d" % (cmd, done.returncode))
     elapsed = time.perf_counter() - start
     with open(rss_file) as f:
         return elapsed, int(f.read().split()[-1])

@@ -86,53 +86,69 @@ pub fn read(path: &Path) -> Result<Option<Baseline>, BaselineError> {
             });
         }
     };
-    parse(path, &bytes).map(Some)
+    parse(path, bytes).map(Some)
 }
 
 /// Checks `bytes`, read from `path`: every line must be a dump line.
-pub fn parse(path: &Path, bytes: &[u8]) -> Result<Baseline, BaselineError> {
-    check(path, bytes).map(|text| Baseline {
+pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Baseline, BaselineError> {
+    check(path, &bytes)?;
+    let text = String::from_utf8(bytes).expect("checked to be UTF-8");
+    Ok(Baseline {
         path: path.to_path_buf(),
         text,
     })
 }
 
-/// The text of a baseline when every line is a dump line.
-fn check(path: &Path, bytes: &[u8]) -> Result<String, BaselineError> {
-    let malformed = |line: usize, why: String| BaselineError::Malformed {
+/// Every line must be UTF-8 text of the form `CMDLINE  {user=USER}`. The
+/// whole buffer is checked at once; lines are looked at one by one only
+/// to name the one that is wrong.
+fn check(path: &Path, bytes: &[u8]) -> Result<(), BaselineError> {
+    let malformed = |offset: usize, why: String| BaselineError::Malformed {
         path: path.to_path_buf(),
-        line,
+        line: bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1,
         why,
     };
-    if bytes.is_empty() {
-        return Ok(String::new());
+    if let Some(nul) = memchr::memchr(0, bytes) {
+        return Err(malformed(
+            nul,
+            "holds NUL bytes; this is a binary file, not a psdiff baseline".into(),
+        ));
     }
-    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    for (n, line) in body.split(|&b| b == b'\n').enumerate() {
-        let number = n + 1;
-        if line.contains(&0) {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let line_start = bytes[..at]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        malformed(
+            at,
+            format!("is not UTF-8 (bad byte at column {})", at - line_start + 1),
+        )
+    })?;
+    if text.is_empty() {
+        return Ok(());
+    }
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    let marker = memchr::memmem::FinderRev::new(render::USER_MARKER);
+    let mut offset = 0;
+    for line in body.split('\n') {
+        let well_formed = line.ends_with('}')
+            && marker.rfind(line.as_bytes()).is_some_and(|at| {
+                let user = &line[at + render::USER_MARKER.len()..line.len() - 1];
+                !user.is_empty() && !line[..at].trim_start_matches(' ').is_empty()
+            });
+        if !well_formed {
             return Err(malformed(
-                number,
-                "holds NUL bytes; this is a binary file, not a psdiff baseline".into(),
-            ));
-        }
-        let text = std::str::from_utf8(line).map_err(|e| {
-            malformed(
-                number,
-                format!("is not UTF-8 (bad byte at column {})", e.valid_up_to() + 1),
-            )
-        })?;
-        if render::parse_line(text).is_none() {
-            return Err(malformed(
-                number,
+                offset,
                 format!(
                     "{:?} is not a psdiff line (`CMDLINE  {{user=USER}}`)",
-                    shorten(text)
+                    shorten(line)
                 ),
             ));
         }
+        offset += line.len() + 1;
     }
-    Ok(String::from_utf8(bytes.to_vec()).expect("checked line by line"))
+    Ok(())
 }
 
 fn shorten(text: &str) -> String {
@@ -297,7 +313,9 @@ mod tests {
     use super::*;
 
     fn checked(bytes: &[u8]) -> Result<String, String> {
-        check(Path::new("b.db"), bytes).map_err(|e| e.to_string())
+        parse(Path::new("b.db"), bytes.to_vec())
+            .map(|b| b.text)
+            .map_err(|e| e.to_string())
     }
 
     #[test]

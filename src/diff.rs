@@ -12,6 +12,7 @@
 //! worst reports an unchanged line as missing and extra.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use similar::{Algorithm, DiffOp, capture_diff_slices_deadline};
@@ -46,28 +47,26 @@ pub fn diff_with_deadline<'a>(
     deadline: Duration,
 ) -> Vec<Change<'a>> {
     // A line is known by its text and its parent's identity, so the same
-    // process under another parent is another line.
-    let mut table: HashMap<(u32, &str), u32> = HashMap::with_capacity(old.len() + new.len());
-    let old_ids = identities(old, &mut table);
-    let new_ids = identities(new, &mut table);
-    let mut in_old = vec![false; table.len()];
+    // process under another parent is another line. Only the old side goes
+    // into the table: a new line not found there matches nothing.
+    let mut table: Table = Table::with_capacity_and_hasher(old.len(), Default::default());
+    let old_ids = identities(old, |line, parent| {
+        let next = table.len() as u32;
+        Some(*table.entry(key(line, parent)).or_insert(next))
+    });
+    let new_ids = identities(new, |line, parent| table.get(&key(line, parent)).copied());
     let mut in_new = vec![false; table.len()];
-    for &id in &old_ids {
-        in_old[id as usize] = true;
-    }
-    for &id in &new_ids {
+    for &id in new_ids.iter().flatten() {
         in_new[id as usize] = true;
     }
 
     // Only lines found on both sides can match.
     let old_kept: Vec<usize> = (0..old.len())
-        .filter(|&i| in_new[old_ids[i] as usize])
+        .filter(|&i| old_ids[i].is_some_and(|id| in_new[id as usize]))
         .collect();
-    let new_kept: Vec<usize> = (0..new.len())
-        .filter(|&j| in_old[new_ids[j] as usize])
-        .collect();
-    let old_seq: Vec<u32> = old_kept.iter().map(|&i| old_ids[i]).collect();
-    let new_seq: Vec<u32> = new_kept.iter().map(|&j| new_ids[j]).collect();
+    let new_kept: Vec<usize> = (0..new.len()).filter(|&j| new_ids[j].is_some()).collect();
+    let old_seq: Vec<u32> = old_kept.iter().filter_map(|&i| old_ids[i]).collect();
+    let new_seq: Vec<u32> = new_kept.iter().filter_map(|&j| new_ids[j]).collect();
     let ops = capture_diff_slices_deadline(
         Algorithm::Myers,
         &old_seq,
@@ -75,7 +74,7 @@ pub fn diff_with_deadline<'a>(
         Some(Instant::now() + deadline),
     );
 
-    let mut changes = Vec::new();
+    let mut changes = Vec::with_capacity(old.len() - old_kept.len() + new.len() - new_kept.len());
     let (mut i, mut j) = (0, 0);
     let mut emit_until = |oi: usize, nj: usize, changes: &mut Vec<Change<'a>>| {
         changes.extend(old[i..oi].iter().map(|line| Change {
@@ -110,10 +109,17 @@ pub fn diff_with_deadline<'a>(
 }
 
 /// The identity of each line: its text under its parent's identity. The
-/// parent is the nearest line above with less indentation.
-fn identities<'a>(lines: &[&'a str], table: &mut HashMap<(u32, &'a str), u32>) -> Vec<u32> {
-    const ROOT: u32 = u32::MAX;
-    let mut ancestors: Vec<(usize, u32)> = Vec::new();
+/// parent is the nearest line above with less indentation. `id_of` maps a
+/// line (its text and parent's identity) to an identity, or to
+/// `None` for a line unknown to the table, whose children are then unknown
+/// too.
+///
+/// Lines are keyed by a 64-bit hash of their text: no string compares in
+/// the table. Every matched pair is compared by text afterwards, so a
+/// collision can only ever add a missing/extra pair, never hide a change.
+fn identities(lines: &[&str], mut id_of: impl FnMut(&str, u64) -> Option<u32>) -> Vec<Option<u32>> {
+    const ROOT: u64 = u64::MAX;
+    let mut ancestors: Vec<(usize, Option<u32>)> = Vec::new();
     lines
         .iter()
         .map(|&line| {
@@ -121,13 +127,42 @@ fn identities<'a>(lines: &[&'a str], table: &mut HashMap<(u32, &'a str), u32>) -
             while ancestors.last().is_some_and(|&(d, _)| d >= depth) {
                 ancestors.pop();
             }
-            let parent = ancestors.last().map_or(ROOT, |&(_, id)| id);
-            let next = table.len() as u32;
-            let id = *table.entry((parent, line)).or_insert(next);
+            let id = match ancestors.last() {
+                Some(&(_, None)) => None,
+                parent => {
+                    let parent = parent.and_then(|&(_, id)| id).map_or(ROOT, u64::from);
+                    id_of(line, parent)
+                }
+            };
             ancestors.push((depth, id));
             id
         })
         .collect()
+}
+
+/// Line identities by key; the keys are hashes already, so the table's
+/// hasher passes them through.
+type Table = HashMap<u64, u32, BuildHasherDefault<PassThrough>>;
+
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys are hashed")
+    }
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
+}
+
+/// The table key of a line under a parent (`u64::MAX` for the top).
+fn key(line: &str, parent: u64) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(line) ^ parent.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 #[cfg(test)]

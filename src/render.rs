@@ -9,6 +9,9 @@ use crate::snapshot::Process;
 pub const ROOT_CMDLINE: &str = "root";
 pub const ROOT_USER: &str = "root";
 
+/// What separates the cmdline from the user in a line.
+pub const USER_MARKER: &str = "  {user=";
+
 /// Formats one line of a dump or baseline.
 pub fn line(depth: usize, cmdline: &str, user: &str) -> String {
     let mut out = String::with_capacity(depth * 2 + cmdline.len() + user.len() + 9);
@@ -34,7 +37,7 @@ pub struct ParsedLine<'a> {
 /// `  {user=`, since a cmdline may itself contain that text.
 pub fn parse_line(text: &str) -> Option<ParsedLine<'_>> {
     let body = text.strip_suffix('}')?;
-    let (head, user) = body.rsplit_once("  {user=")?;
+    let (head, user) = body.rsplit_once(USER_MARKER)?;
     let cmdline = head.trim_start_matches(' ');
     let depth = (head.len() - cmdline.len()) / 2;
     if cmdline.is_empty() || user.is_empty() {

@@ -1,19 +1,11 @@
 //! Output formats for the changes `show` and `diff` find.
 
-use std::fmt::Write;
-
 use serde::Serialize;
 
+pub use crate::diff::Change;
 use crate::diff::Kind;
 use crate::error::NagiosState;
 use crate::render;
-
-/// One change, owning its line, as reported.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub kind: Kind,
-    pub line: String,
-}
 
 /// Which kinds of change were asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,31 +24,27 @@ impl Wanted {
 }
 
 /// The changes of the wanted kinds from one dump text to another.
-pub fn changes(old: &str, new: &str, wanted: Wanted) -> Vec<Change> {
+pub fn changes<'a>(old: &'a str, new: &'a str, wanted: Wanted) -> Vec<Change<'a>> {
     if old == new {
         return Vec::new();
     }
     let old: Vec<&str> = old.lines().collect();
     let new: Vec<&str> = new.lines().collect();
-    crate::diff::diff(&old, &new)
-        .into_iter()
-        .filter(|c| wanted.includes(c.kind))
-        .map(|c| Change {
-            kind: c.kind,
-            line: c.line.to_string(),
-        })
-        .collect()
+    let mut changes = crate::diff::diff(&old, &new);
+    changes.retain(|c| wanted.includes(c.kind));
+    changes
 }
 
 /// `- LINE` for missing and `+ LINE` for extra, as the Python psdiff.
 pub fn text(changes: &[Change]) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(changes.iter().map(|c| c.line.len() + 3).sum());
     for change in changes {
-        let sign = match change.kind {
-            Kind::Missing => '-',
-            Kind::Extra => '+',
-        };
-        let _ = writeln!(out, "{sign} {}", change.line);
+        out.push_str(match change.kind {
+            Kind::Missing => "- ",
+            Kind::Extra => "+ ",
+        });
+        out.push_str(change.line);
+        out.push('\n');
     }
     out
 }
@@ -94,13 +82,13 @@ pub fn json(changes: &[Change]) -> String {
     out
 }
 
-fn json_entry(change: &Change) -> JsonEntry<'_> {
-    let parsed = render::parse_line(&change.line);
+fn json_entry<'a>(change: &Change<'a>) -> JsonEntry<'a> {
+    let parsed = render::parse_line(change.line);
     JsonEntry {
         depth: parsed.as_ref().map_or(0, |p| p.depth),
         user: parsed.as_ref().map_or("", |p| p.user),
-        cmdline: parsed.as_ref().map_or(change.line.as_str(), |p| p.cmdline),
-        line: &change.line,
+        cmdline: parsed.as_ref().map_or(change.line, |p| p.cmdline),
+        line: change.line,
     }
 }
 
@@ -145,15 +133,15 @@ pub fn nagios_unknown(error: &dyn std::fmt::Display) -> String {
 mod tests {
     use super::*;
 
-    fn changes() -> Vec<Change> {
+    fn changes() -> Vec<Change<'static>> {
         vec![
             Change {
                 kind: Kind::Missing,
-                line: "    /usr/sbin/cron -f  {user=root}".into(),
+                line: "    /usr/sbin/cron -f  {user=root}",
             },
             Change {
                 kind: Kind::Extra,
-                line: "    nc -l 4444  {user=www-data}".into(),
+                line: "    nc -l 4444  {user=www-data}",
             },
         ]
     }

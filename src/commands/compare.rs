@@ -15,16 +15,14 @@ pub fn run(old: &Path, new: &Path, format: DiffFormat) -> Result<Exit, Error> {
             path: path.to_path_buf(),
             source,
         })?;
-        Ok(baseline::parse(path, &bytes)?.text)
+        Ok(baseline::parse(path, bytes)?.text)
     };
-    let changes = report::changes(
-        &read(old)?,
-        &read(new)?,
-        Wanted {
-            missing: true,
-            extra: true,
-        },
-    );
+    let (old, new) = (read(old)?, read(new)?);
+    let both = Wanted {
+        missing: true,
+        extra: true,
+    };
+    let changes = report::changes(&old, &new, both);
     print(&match format {
         DiffFormat::Text => report::text(&changes),
         DiffFormat::Json => report::json(&changes),

@@ -24,7 +24,7 @@ pub fn run(context: &Context, command: ManualCommand) -> Result<Exit, Error> {
         );
         return Ok(Exit::Report);
     };
-    let current = baseline::parse(path, &bytes)?;
+    let current = baseline::parse(path, bytes.clone())?;
     let lines: Vec<&str> = current.lines().collect();
     let target = render::line(DEPTH, cmdline, user);
     let Some(init) = lines

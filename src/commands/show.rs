@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::{Context, print};
 use crate::baseline;
 use crate::cli::{ShowFormat, ShowOptions};
-use crate::error::{Error, Exit};
-use crate::report::{self, Change, Wanted};
+use crate::error::{Error, Exit, NagiosState};
+use crate::report::{self, Wanted};
 
 /// The pauses of `--retry`, as the Python psdiff: at most 2 s in all.
 pub const RETRY_SLEEPS: [Duration; 4] = [
@@ -18,44 +18,37 @@ pub const RETRY_SLEEPS: [Duration; 4] = [
 ];
 
 pub fn run(context: &Context, wanted: Wanted, options: &ShowOptions) -> Result<Exit, Error> {
-    let found = find_changes(context, wanted, options.retry);
-    match options.format {
-        ShowFormat::Nagios => {
-            // Nagios wants a status line and UNKNOWN for any error.
-            let (text, state) = match &found {
-                Ok(changes) => report::nagios(changes, wanted),
-                Err(e) => (
-                    report::nagios_unknown(e),
-                    crate::error::NagiosState::Unknown,
-                ),
-            };
-            print(&text)?;
-            Ok(Exit::Nagios(state))
-        }
-        ShowFormat::Text => {
-            let changes = found?;
-            print(&report::text(&changes))?;
-            Ok(if changes.is_empty() {
-                Exit::Clean
-            } else {
-                Exit::Report
-            })
-        }
-        ShowFormat::Json => {
-            let changes = found?;
-            print(&report::json(&changes))?;
-            Ok(if changes.is_empty() {
-                Exit::Clean
-            } else {
-                Exit::Report
-            })
-        }
+    let texts = settled_texts(context, wanted, options.retry);
+    if options.format == ShowFormat::Nagios {
+        // Nagios wants a status line, and UNKNOWN for any error.
+        let (text, state) = match &texts {
+            Ok((old, new)) => report::nagios(&report::changes(old, new, wanted), wanted),
+            Err(e) => (report::nagios_unknown(e), NagiosState::Unknown),
+        };
+        print(&text)?;
+        return Ok(Exit::Nagios(state));
     }
+    let (old, new) = texts?;
+    let changes = report::changes(&old, &new, wanted);
+    print(&match options.format {
+        ShowFormat::Json => report::json(&changes),
+        _ => report::text(&changes),
+    })?;
+    Ok(if changes.is_empty() {
+        Exit::Clean
+    } else {
+        Exit::Report
+    })
 }
 
-/// Snapshots until the wanted kinds of change are gone or the retries are
-/// used up; no pause at all when the first snapshot matches.
-fn find_changes(context: &Context, wanted: Wanted, retry: bool) -> Result<Vec<Change>, Error> {
+/// The baseline text and the dump text to compare: snapshots until the
+/// wanted kinds of change are gone or the retries are used up; no pause at
+/// all when the first snapshot matches.
+fn settled_texts(
+    context: &Context,
+    wanted: Wanted,
+    retry: bool,
+) -> Result<(String, String), Error> {
     let rules = context.rules()?;
     let baseline = baseline::read(&context.db)?;
     if baseline.is_none() {
@@ -64,14 +57,15 @@ fn find_changes(context: &Context, wanted: Wanted, retry: bool) -> Result<Vec<Ch
             context.db.display()
         );
     }
-    let old = baseline.as_ref().map_or("", |b| b.text.as_str());
-    let mut sleeps = RETRY_SLEEPS.iter().filter(|_| retry && baseline.is_some());
+    let retry = retry && baseline.is_some();
+    let old = baseline.map_or(String::new(), |b| b.text);
+    let mut sleeps = RETRY_SLEEPS.iter().filter(|_| retry);
     loop {
-        let view = context.view(&rules)?;
-        let changes = report::changes(old, &view.text(), wanted);
+        let new = context.view(&rules)?.text();
+        let settled = report::changes(&old, &new, wanted).is_empty();
         match sleeps.next() {
-            Some(pause) if !changes.is_empty() => std::thread::sleep(*pause),
-            _ => return Ok(changes),
+            Some(pause) if !settled => std::thread::sleep(*pause),
+            _ => return Ok((old, new)),
         }
     }
 }

@@ -11,7 +11,7 @@ pub fn run(context: &Context, verbose: bool) -> Result<Exit, Error> {
     let lock = WriteLock::acquire(path)?;
     let current = read_bytes(path)?;
     let current_text = match &current {
-        Some(bytes) => match baseline::parse(path, bytes) {
+        Some(bytes) => match baseline::parse(path, bytes.clone()) {
             Ok(b) => b.text,
             Err(e) => {
                 // Never silently: say that the damaged file goes to .old.
