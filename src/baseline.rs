@@ -217,6 +217,8 @@ impl WriteLock {
     /// baseline. `current` is what the caller read under this lock.
     pub fn replace(&self, current: Option<&[u8]>, text: &str) -> Result<Written, BaselineError> {
         let path = &self.path;
+        // Under the lock, temp files are left-overs of killed writers.
+        remove_stale_temps(path);
         if current == Some(text.as_bytes()) {
             return Ok(Written::Unchanged);
         }
@@ -231,7 +233,6 @@ impl WriteLock {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        remove_stale_temps(path);
         let mode = fs::metadata(path)
             .map(|m| m.permissions().mode() & 0o7777)
             .unwrap_or(0o644);

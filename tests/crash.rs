@@ -90,8 +90,17 @@ fn sigkill_at_random_moments_leaves_a_whole_baseline() {
         finished > 5,
         "some writes must get through: only {finished} did"
     );
-    // The next write cleans up what killed writers left behind.
+    // The next write cleans up what killed writers left behind, also when
+    // it has nothing to change.
     assert!(writer("edge", &db).status().unwrap().success());
+    std::fs::write(dir.path().join(".psdiff.db.new.4194301"), "half a baseline").unwrap();
+    std::fs::write(dir.path().join(".psdiff.db.old.4194302"), "").unwrap();
+    let out = writer("edge", &db).output().unwrap();
+    assert!(
+        stdout(&out).starts_with("No changes to "),
+        "{}",
+        stdout(&out)
+    );
     let temps: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
