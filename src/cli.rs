@@ -86,9 +86,44 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
         format: DiffFormat,
     },
+    /// Check process counts, CPU use and credentials (ps.monitor's
+    /// NAME:MIN-MAX, or the [[check]] tables of psdiff.toml).
+    Check(CheckArgs),
     /// Validate the rules, or print the built-in ones.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// ps.monitor rules, e.g. `sshd:1- tor:1-1 crack:0-0`. Without any, the
+    /// [[check]] tables of the config (or of --rules) are used.
+    #[arg(value_name = "NAME:MIN-MAX")]
+    pub specs: Vec<String>,
+    /// Take the [[check]] tables from this file instead of psdiff.toml.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = CheckFormat::Mon)]
+    pub format: CheckFormat,
+    /// Check failing rules again after 0.1, 0.3, 0.6 and 1.0 s before
+    /// reporting, so that a restart does not page anyone.
+    #[arg(long)]
+    pub retry: bool,
+    /// Seconds over which CPU use is measured.
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    pub interval: f64,
+    /// Print the actions that would be taken, and take none.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// ps.monitor's: nothing when all hold, else a summary and details.
+    Mon,
+    /// Nagios plugin output and exit codes.
+    Nagios,
+    Json,
 }
 
 #[derive(Debug, Clone, Args)]

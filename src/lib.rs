@@ -4,6 +4,7 @@
 //! baseline file ─diff─▶ changes ─report─▶ text / json / nagios
 
 pub mod baseline;
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod diff;

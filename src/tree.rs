@@ -199,6 +199,7 @@ mod tests {
             gids: Ids::default(),
             comm: b"x".to_vec(),
             exe: None,
+            selinux: None,
             cmdline: format!("p{pid}").into_bytes(),
             state: 'S',
             kernel_thread: false,

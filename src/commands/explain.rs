@@ -12,7 +12,13 @@ use crate::snapshot::{self, Fields};
 
 pub fn run(context: &Context, pids: &[u32]) -> Result<Exit, Error> {
     let rules = context.rules()?;
-    let view = context.view_with(&rules, Fields { exe: true })?;
+    let view = context.view_with(
+        &rules,
+        Fields {
+            exe: true,
+            ..Fields::default()
+        },
+    )?;
     let mut missing = Vec::new();
     let targets: Vec<usize> = if pids.is_empty() {
         (0..view.tree.len()).collect()

@@ -2,6 +2,7 @@
 //! output through `Output`, so a closed pipe (`psdiff dump | head`) is a
 //! quiet end, not a panic.
 
+mod check;
 mod compare;
 mod config;
 mod dump;
@@ -57,6 +58,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         ),
         Command::Manual(command) => manual::run(&context, command),
         Command::Diff { old, new, format } => compare::run(&old, &new, format),
+        Command::Check(args) => check::run(&context, &args),
     }
 }
 
@@ -84,17 +86,18 @@ impl Context {
 
     /// A fresh snapshot, shaped by `rules`.
     pub fn view(&self, rules: &RuleSet) -> Result<View, Error> {
-        self.view_with(
-            rules,
-            Fields {
-                exe: rules.needs_exe(),
-            },
-        )
+        self.view_with(rules, Fields::default())
     }
 
     /// Like `view`, reading at least `fields`.
     pub fn view_with(&self, rules: &RuleSet, mut fields: Fields) -> Result<View, Error> {
         fields.exe |= rules.needs_exe();
+        let snapshot = self.snapshot(fields)?;
+        Ok(rules::shape(Tree::build(snapshot.processes), rules))
+    }
+
+    /// A fresh snapshot of every process, reading `fields`.
+    pub fn snapshot(&self, fields: Fields) -> Result<Snapshot, Error> {
         let mut users = match &self.passwd {
             Some(path) => UserNames::from_passwd_file(path).map_err(|source| Error::Passwd {
                 path: path.clone(),
@@ -102,8 +105,7 @@ impl Context {
             })?,
             None => UserNames::from_nss(),
         };
-        let snapshot = Snapshot::take(&self.proc_root, &mut users, fields)?;
-        Ok(rules::shape(Tree::build(snapshot.processes), rules))
+        Ok(Snapshot::take(&self.proc_root, &mut users, fields)?)
     }
 }
 

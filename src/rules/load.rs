@@ -61,6 +61,7 @@ pub fn load(explicit: Option<&Path>) -> Result<RuleSet, ConfigError> {
     files.extend(drop_ins(&drop_in_dir)?);
 
     let mut rules = Vec::new();
+    let mut checks = Vec::new();
     let mut use_defaults = true;
     for path in &files {
         let name = path.display().to_string();
@@ -73,11 +74,34 @@ pub fn load(explicit: Option<&Path>) -> Result<RuleSet, ConfigError> {
         let parsed = parse(&name, &text)?;
         use_defaults &= parsed.defaults.unwrap_or(true);
         rules.extend(parsed.rules);
+        checks.extend(parsed.checks);
     }
     if use_defaults {
         rules.extend(parse(DEFAULTS_NAME, DEFAULTS_TOML)?.rules);
     }
-    Ok(RuleSet { rules, files })
+    Ok(RuleSet {
+        rules,
+        checks,
+        files,
+    })
+}
+
+/// One file on its own (`psdiff check --rules FILE`): its rules and checks,
+/// without drop-ins or defaults.
+pub fn load_file(path: &Path) -> Result<RuleSet, ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: name.clone(),
+        position: None,
+        rule: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    let parsed = parse(&name, &text)?;
+    Ok(RuleSet {
+        rules: parsed.rules,
+        checks: parsed.checks,
+        files: vec![path.to_path_buf()],
+    })
 }
 
 fn drop_ins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
@@ -105,6 +129,7 @@ fn drop_ins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 pub struct ParsedFile {
     pub defaults: Option<bool>,
     pub rules: Vec<Rule>,
+    pub checks: Vec<crate::check::load::CheckSource>,
 }
 
 /// Parses and compiles one file; `name` is how errors and `explain` name it.
@@ -130,9 +155,27 @@ pub fn parse(name: &str, text: &str) -> Result<ParsedFile, ConfigError> {
             message: "another rule in this file has the same name; give each rule its own".into(),
         });
     }
+    let text_arc: Arc<str> = Arc::from(text);
+    let checks = config
+        .checks
+        .into_iter()
+        .map(|spanned| {
+            let (line, column) = line_column(text, spanned.span().start);
+            crate::check::load::CheckSource {
+                def: spanned.into_inner(),
+                origin: Origin {
+                    file: file.clone(),
+                    line,
+                    column,
+                },
+                text: text_arc.clone(),
+            }
+        })
+        .collect();
     Ok(ParsedFile {
         defaults: config.defaults,
         rules,
+        checks,
     })
 }
 
@@ -327,7 +370,7 @@ fn rule_name_at(text: &str, span: Range<usize>) -> Option<String> {
     let table = toml::de::DeTable::parse(text).ok()?;
     let mut headers: Vec<(usize, Option<String>)> = Vec::new();
     for (key, value) in table.get_ref() {
-        let is_rule = key.get_ref() == "rule";
+        let is_rule = key.get_ref() == "rule" || key.get_ref() == "check";
         let tables: Vec<_> = match value.get_ref().as_array() {
             Some(array) => array.iter().collect(),
             None => vec![value],
@@ -347,7 +390,7 @@ fn rule_name_at(text: &str, span: Range<usize>) -> Option<String> {
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..text.floor_char_boundary(offset)];
     let line = before.matches('\n').count() + 1;

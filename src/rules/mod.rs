@@ -19,7 +19,7 @@ use regex::Regex;
 use crate::render;
 use crate::snapshot::Process;
 
-pub use load::{ConfigError, DEFAULTS_TOML, load};
+pub use load::{ConfigError, DEFAULTS_TOML, line_column, load, load_file};
 pub use schema::ActionKind;
 pub use shape::{Decision, Line, Rewrite, View, shape};
 
@@ -27,6 +27,9 @@ pub use shape::{Decision, Line, Rewrite, View, shape};
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     pub rules: Vec<Rule>,
+    /// The `[[check]]` tables, compiled by `psdiff check` only, so that a
+    /// check naming a missing user cannot break `dump` or `show`.
+    pub checks: Vec<crate::check::load::CheckSource>,
     /// Every file the rules came from, in the order read.
     pub files: Vec<PathBuf>,
 }

@@ -12,6 +12,9 @@ pub struct ConfigFile {
     pub defaults: Option<bool>,
     #[serde(default, rename = "rule")]
     pub rules: Vec<Spanned<RuleDef>>,
+    /// `psdiff check` rules.
+    #[serde(default, rename = "check")]
+    pub checks: Vec<Spanned<crate::check::load::CheckDef>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -29,6 +29,8 @@ pub struct Process {
     pub comm: Vec<u8>,
     /// The target of /proc/PID/exe, when it can be read.
     pub exe: Option<PathBuf>,
+    /// The SELinux context (/proc/PID/attr/current), when asked for.
+    pub selinux: Option<String>,
     /// /proc/PID/cmdline without its trailing NULs: the arguments as
     /// bytes, NUL-separated, empty ones kept. See `argv()`.
     pub cmdline: Vec<u8>,
@@ -66,12 +68,20 @@ pub fn age(root: &Path, process: &Process) -> Option<std::time::Duration> {
     uptime.uptime_duration().checked_sub(started)
 }
 
+/// Whether SELinux is on: its file system is mounted beside `root`'s
+/// machine. (With `--proc-root`, this is the local machine's answer.)
+pub fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
 /// What to read beyond the fields every command needs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Fields {
     /// The /proc/PID/exe link: one more syscall per process, so only when
     /// a rule looks at it.
     pub exe: bool,
+    /// /proc/PID/attr/current, for SELinux checks.
+    pub selinux: bool,
 }
 
 /// All processes read in one pass, in ascending pid order.
@@ -190,6 +200,7 @@ struct RawProcess {
     stat: parse::Stat,
     status: parse::Status,
     exe: Option<PathBuf>,
+    selinux: Option<String>,
     cmdline: Vec<u8>,
 }
 
@@ -199,6 +210,7 @@ impl RawProcess {
             stat,
             status,
             exe,
+            selinux,
             cmdline,
         } = self;
         Process {
@@ -210,6 +222,7 @@ impl RawProcess {
             kernel_thread: stat.is_kernel_thread(),
             comm: stat.comm,
             exe,
+            selinux,
             cmdline,
             state: stat.state,
             start_time: stat.start_time,
@@ -251,10 +264,22 @@ impl Reader<'_> {
         } else {
             None
         };
+        let selinux = if self.fields.selinux {
+            self.read(&dir, "attr/current")
+                .map(|c| {
+                    String::from_utf8_lossy(c)
+                        .trim_end_matches(['\0', '\n'])
+                        .to_string()
+                })
+                .filter(|c| !c.is_empty())
+        } else {
+            None
+        };
         Some(RawProcess {
             stat,
             status,
             exe,
+            selinux,
             cmdline,
         })
     }
