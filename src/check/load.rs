@@ -271,7 +271,12 @@ pub fn parse_spec(spec: &str) -> Result<Check, String> {
         name: name.to_string(),
         origin: None,
         matcher: Matcher {
-            command: Some(command(name)),
+            // Literal, as ps.monitor takes it: `*` here is no wildcard.
+            command: Some(if name.contains('/') {
+                Command::Exe(name.to_string())
+            } else {
+                Command::Name(name.to_string())
+            }),
             ..Matcher::default()
         },
         kind: Kind::Count {

@@ -9,6 +9,7 @@ pub fn run(context: &Context, command: ConfigCommand) -> Result<Exit, Error> {
     match command {
         ConfigCommand::Check => {
             let rules = context.rules()?;
+            let checks = crate::check::load::compile_all(&rules.checks)?;
             let files: Vec<String> = rules
                 .files
                 .iter()
@@ -20,8 +21,9 @@ pub fn run(context: &Context, command: ConfigCommand) -> Result<Exit, Error> {
                 files.join(", ")
             };
             print(&format!(
-                "OK: {} rules ({from}, then the built-ins where not turned off)\n",
-                rules.rules.len()
+                "OK: {} rules and {} checks ({from}, then the built-ins where not turned off)\n",
+                rules.rules.len(),
+                checks.len()
             ))?;
         }
         ConfigCommand::Defaults => print(DEFAULTS_TOML)?,
