@@ -56,20 +56,34 @@ fn skip_unless_live(test: &str, also: &[&str]) -> Option<(TempDir, std::path::Pa
 
 /// The `name:count` tokens of a ps.monitor-style summary line, sorted.
 fn summary(output: &str) -> Vec<String> {
-    let mut tokens: Vec<String> = output.lines().next().unwrap_or("").split_whitespace().map(String::from).collect();
+    let mut tokens: Vec<String> = output
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
     tokens.sort();
     tokens
 }
 
 fn section<'a>(out: &'a str, name: &str) -> &'a str {
-    let start = out.find(&format!("=={name}==\n")).unwrap_or_else(|| panic!("no section {name} in {out}")) + name.len() + 5;
-    let end = out[start..].find("\n==").map_or(out.len(), |e| start + e + 1);
+    let start = out
+        .find(&format!("=={name}==\n"))
+        .unwrap_or_else(|| panic!("no section {name} in {out}"))
+        + name.len()
+        + 5;
+    let end = out[start..]
+        .find("\n==")
+        .map_or(out.len(), |e| start + e + 1);
     &out[start..end]
 }
 
 #[test]
 fn same_verdicts_as_ps_monitor() {
-    let Some((work, sleeper)) = skip_unless_live("ps-monitor", &[PS_MONITOR]) else { return };
+    let Some((work, sleeper)) = skip_unless_live("ps-monitor", &[PS_MONITOR]) else {
+        return;
+    };
     let specs = "tor:1-1 master:1-2 sshd:1- cron:1-5 myscript.py:1-1";
     let body = format!(
         "{TREE}
@@ -82,20 +96,39 @@ echo ==ps.monitor-crack==; {PS_MONITOR} crack:0-0 tor:1-1; echo \"exit $?\"
     let out = run_in_pid_namespace(&script(&body), work.path(), &sleeper);
     let text = stdout(&out);
     let (theirs, ours) = (section(&text, "ps.monitor"), section(&text, "psdiff"));
-    assert_eq!(summary(ours), ["master:3", "sshd:0"], "{text}\n{}", stderr(&out));
+    assert_eq!(
+        summary(ours),
+        ["master:3", "sshd:0"],
+        "{text}\n{}",
+        stderr(&out)
+    );
     assert_eq!(summary(theirs), summary(ours), "{text}");
-    assert!(theirs.ends_with("exit 1\n") && ours.ends_with("exit 1\n"), "{text}");
-    assert!(ours.contains("\nmaster:3 > 2 (1-2)\n") && theirs.contains("\nmaster:3 > 2 (1-2)\n"), "{text}");
+    assert!(
+        theirs.ends_with("exit 1\n") && ours.ends_with("exit 1\n"),
+        "{text}"
+    );
+    assert!(
+        ours.contains("\nmaster:3 > 2 (1-2)\n") && theirs.contains("\nmaster:3 > 2 (1-2)\n"),
+        "{text}"
+    );
     // Where they differ on purpose: an open bound prints empty, and 0 is
     // a real bound (ps.monitor lets crack run).
-    assert!(ours.contains("\nsshd:0 < 1 (1-)\n") && theirs.contains("\nsshd:0 < 1 (1-0)\n"), "{text}");
-    assert_eq!(section(&text, "crack"), "crack:1\ncrack:1 > 0 (0-0)\nexit 1\n");
+    assert!(
+        ours.contains("\nsshd:0 < 1 (1-)\n") && theirs.contains("\nsshd:0 < 1 (1-0)\n"),
+        "{text}"
+    );
+    assert_eq!(
+        section(&text, "crack"),
+        "crack:1\ncrack:1 > 0 (0-0)\nexit 1\n"
+    );
     assert_eq!(section(&text, "ps.monitor-crack"), "exit 0\n");
 }
 
 #[test]
 fn same_states_as_check_procs() {
-    let Some((work, sleeper)) = skip_unless_live("check-procs", &[CHECK_PROCS]) else { return };
+    let Some((work, sleeper)) = skip_unless_live("check-procs", &[CHECK_PROCS]) else {
+        return;
+    };
     let rules = work.path().join("checks.toml");
     std::fs::write(
         &rules,
@@ -125,14 +158,34 @@ echo ==nagios==; \"$PSDIFF\" check --rules \"$WORK/checks.toml\" --format nagios
     );
     let out = run_in_pid_namespace(&script(&body), work.path(), &sleeper);
     let text = stdout(&out);
-    assert!(section(&text, "procs-master").starts_with("PROCS OK: 3 processes with command name 'master'"), "{text}");
-    assert!(section(&text, "procs-master").ends_with("exit 0\n"), "{text}");
-    assert!(section(&text, "procs-cron").starts_with("PROCS CRITICAL: 2 processes with command name 'cron'"), "{text}");
+    assert!(
+        section(&text, "procs-master")
+            .starts_with("PROCS OK: 3 processes with command name 'master'"),
+        "{text}"
+    );
+    assert!(
+        section(&text, "procs-master").ends_with("exit 0\n"),
+        "{text}"
+    );
+    assert!(
+        section(&text, "procs-cron")
+            .starts_with("PROCS CRITICAL: 2 processes with command name 'cron'"),
+        "{text}"
+    );
     assert!(section(&text, "procs-cron").ends_with("exit 2\n"), "{text}");
-    let json: serde_json::Value = serde_json::from_str(section(&text, "psdiff-master").lines().next().unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(section(&text, "psdiff-master").lines().next().unwrap()).unwrap();
     let verdict = |name: &str| {
-        let check = json["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap();
-        (check["verdict"].as_str().unwrap().to_string(), check["groups"][0]["value"].as_f64().unwrap())
+        let check = json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap();
+        (
+            check["verdict"].as_str().unwrap().to_string(),
+            check["groups"][0]["value"].as_f64().unwrap(),
+        )
     };
     assert_eq!(verdict("master"), ("ok".to_string(), 3.0));
     assert_eq!(verdict("cron"), ("critical".to_string(), 2.0));
@@ -143,10 +196,19 @@ echo ==nagios==; \"$PSDIFF\" check --rules \"$WORK/checks.toml\" --format nagios
 
 #[test]
 fn actions_log_exec_kill_and_dry_run() {
-    let Some((work, sleeper)) = skip_unless_live("check-actions", &[]) else { return };
+    let Some((work, sleeper)) = skip_unless_live("check-actions", &[]) else {
+        return;
+    };
     let log = work.path().join("check.log");
     let env_file = work.path().join("exec.env");
-    std::fs::write(work.path().join("record.sh"), format!("#!/bin/sh\nenv | grep ^PSDIFF_ | sort > {}\n", env_file.display())).unwrap();
+    std::fs::write(
+        work.path().join("record.sh"),
+        format!(
+            "#!/bin/sh\nenv | grep ^PSDIFF_ | sort > {}\n",
+            env_file.display()
+        ),
+    )
+    .unwrap();
     let rules = format!(
         r#"
 [[check]]
@@ -181,8 +243,15 @@ echo ==after==; pgrep -c -x worker; echo "init alive: $$"
     assert!(dry.contains("would append to "), "{dry}");
     assert!(dry.contains("would run [\"/bin/sh\""), "{dry}");
     assert_eq!(dry.matches("would send SIGTERM to pid").count(), 4, "{dry}");
-    assert!(dry.contains("will not signal pid 1: it is pid 1, psdiff or an ancestor of psdiff"), "{dry}");
-    assert_eq!(section(&text, "after-dry"), "4\nno log\n", "dry run acts on nothing");
+    assert!(
+        dry.contains("will not signal pid 1: it is pid 1, psdiff or an ancestor of psdiff"),
+        "{dry}"
+    );
+    assert_eq!(
+        section(&text, "after-dry"),
+        "4\nno log\n",
+        "dry run acts on nothing"
+    );
 
     let real = section(&text, "real");
     assert_eq!(real.matches("sent SIGTERM to pid").count(), 4, "{real}");
@@ -196,15 +265,30 @@ echo ==after==; pgrep -c -x worker; echo "init alive: $$"
     assert!(first.contains(" rule=nobody-workers level=critical user=nobody count=4 nobody-workers@nobody:4 > 2 (-2)"), "{logged}");
     assert!(logged.contains("action: sent SIGTERM to pid"), "{logged}");
     let env = std::fs::read_to_string(&env_file).unwrap();
-    for want in ["PSDIFF_COUNT=4", "PSDIFF_LEVEL=critical", "PSDIFF_RULE=nobody-workers", "PSDIFF_USER=nobody"] {
+    for want in [
+        "PSDIFF_COUNT=4",
+        "PSDIFF_LEVEL=critical",
+        "PSDIFF_RULE=nobody-workers",
+        "PSDIFF_USER=nobody",
+    ] {
         assert!(env.lines().any(|l| l == want), "{want} in {env}");
     }
-    assert_eq!(env.lines().find(|l| l.starts_with("PSDIFF_PIDS=")).unwrap().split_whitespace().count(), 4, "{env}");
+    assert_eq!(
+        env.lines()
+            .find(|l| l.starts_with("PSDIFF_PIDS="))
+            .unwrap()
+            .split_whitespace()
+            .count(),
+        4,
+        "{env}"
+    );
 }
 
 #[test]
 fn credentials_cpu_selinux_and_wildcards() {
-    let Some((work, sleeper)) = skip_unless_live("check-kinds", &[]) else { return };
+    let Some((work, sleeper)) = skip_unless_live("check-kinds", &[]) else {
+        return;
+    };
     std::fs::write(
         work.path().join("checks.toml"),
         r#"
@@ -256,34 +340,73 @@ echo ==err==; cat "$WORK/err"
 "#;
     let out = run_in_pid_namespace(&script(body), work.path(), &sleeper);
     let text = stdout(&out);
-    let json: serde_json::Value = serde_json::from_str(section(&text, "json").lines().next().unwrap()).unwrap();
-    let check = |name: &str| json["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone();
+    let json: serde_json::Value =
+        serde_json::from_str(section(&text, "json").lines().next().unwrap()).unwrap();
+    let check = |name: &str| {
+        json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    };
     let details = |name: &str| -> Vec<String> {
-        check(name)["groups"].as_array().unwrap().iter().filter_map(|g| g["detail"].as_str().map(String::from)).collect()
+        check(name)["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|g| g["detail"].as_str().map(String::from))
+            .collect()
     };
     let gid0 = details("gid0");
     assert_eq!(gid0.len(), 1, "{gid0:?}");
-    assert!(gid0[0].contains(" tor (user nobody) has uids 65534/65534/65534 and gids 0/0/0"), "{gid0:?}");
+    assert!(
+        gid0[0].contains(" tor (user nobody) has uids 65534/65534/65534 and gids 0/0/0"),
+        "{gid0:?}"
+    );
     let setuid = details("setuid");
-    assert!(setuid.iter().any(|d| d.contains(" cron (user root) has uids 65534/0/0")), "{setuid:?}");
-    assert!(details("busy").is_empty(), "yes is allowed: {:?}", details("busy"));
+    assert!(
+        setuid
+            .iter()
+            .any(|d| d.contains(" cron (user root) has uids 65534/0/0")),
+        "{setuid:?}"
+    );
+    assert!(
+        details("busy").is_empty(),
+        "yes is allowed: {:?}",
+        details("busy")
+    );
     let busy_yes = details("busy-yes");
     assert_eq!(busy_yes.len(), 1, "{busy_yes:?}");
-    assert!(busy_yes[0].contains(" yes (user root) used ") && busy_yes[0].ends_with("% CPU > 20%"), "{busy_yes:?}");
+    assert!(
+        busy_yes[0].contains(" yes (user root) used ") && busy_yes[0].ends_with("% CPU > 20%"),
+        "{busy_yes:?}"
+    );
     if !Path::new("/sys/fs/selinux/enforce").exists() {
         assert_eq!(check("init_t")["verdict"], "not-applicable");
-        assert!(section(&text, "err").contains("check \"init_t\": not applicable: SELinux is not enabled on this host"), "{text}");
+        assert!(
+            section(&text, "err")
+                .contains("check \"init_t\": not applicable: SELinux is not enabled on this host"),
+            "{text}"
+        );
     }
     // The * rule counts each command no other check names, per user: the
     // workers, but not `other`, which has a check of its own.
     let wildcard = details("per-command");
-    assert_eq!(wildcard, ["per-command[worker]@nobody:3 > 2 (-2)"], "{text}");
+    assert_eq!(
+        wildcard,
+        ["per-command[worker]@nobody:3 > 2 (-2)"],
+        "{text}"
+    );
     assert!(section(&text, "json").ends_with("exit 1\n"));
 }
 
 #[test]
 fn retry_spares_a_restart_but_not_a_dead_daemon() {
-    let Some((work, sleeper)) = skip_unless_live("check-retry", &[]) else { return };
+    let Some((work, sleeper)) = skip_unless_live("check-retry", &[]) else {
+        return;
+    };
     let body = r#"
 "$WORK/bin/tor" & T=$!; started 1 tor
 kill -9 $T; wait $T 2>/dev/null
@@ -295,7 +418,10 @@ echo ==dead==; "$PSDIFF" check --retry cron:1-; echo "exit $?"
     let out = run_in_pid_namespace(&script(body), work.path(), &sleeper);
     let text = stdout(&out);
     assert_eq!(section(&text, "restart"), "exit 0\n", "{text}");
-    assert_eq!(section(&text, "without"), "cron:0\ncron:0 < 1 (1-)\nexit 1\n");
+    assert_eq!(
+        section(&text, "without"),
+        "cron:0\ncron:0 < 1 (1-)\nexit 1\n"
+    );
     assert_eq!(section(&text, "dead"), "cron:0\ncron:0 < 1 (1-)\nexit 1\n");
 }
 
@@ -303,12 +429,30 @@ echo ==dead==; "$PSDIFF" check --retry cron:1-; echo "exit $?"
 fn bad_rules_are_errors() {
     let dir = TempDir::new("check-bad");
     let cases = [
-        ("[[check]]\nname = \"u\"\nmatch = { user = \"no-such-user-x\" }\ncount = \"1-\"\n", ":1:1: rule \"u\": check: there is no user \"no-such-user-x\""),
-        ("[[check]]\nname = \"g\"\nmatch = { group = \"no-such-group-x\" }\ncount = \"1-\"\n", "there is no group \"no-such-group-x\""),
-        ("[[check]]\nname = \"w\"\nmatch = { comm = \"x\" }\nwarn = \"x:\"\n", "warn: \"x:\" is not a Nagios range"),
-        ("[[check]]\nname = \"c\"\nmatch = { comm = \"x\" }\ncount = \"5-1\"\n", "count: \"5-1\": the minimum 5 is above the maximum 1"),
-        ("[[check]]\nname = \"n\"\nmatch = { comm = \"x\" }\n", "say what to check"),
-        ("[[check]]\nname = \"k\"\nmatch = { comand = \"x\" }\ncount = \"1-\"\n", "unknown key `comand`; did you mean `command`?"),
+        (
+            "[[check]]\nname = \"u\"\nmatch = { user = \"no-such-user-x\" }\ncount = \"1-\"\n",
+            ":1:1: rule \"u\": check: there is no user \"no-such-user-x\"",
+        ),
+        (
+            "[[check]]\nname = \"g\"\nmatch = { group = \"no-such-group-x\" }\ncount = \"1-\"\n",
+            "there is no group \"no-such-group-x\"",
+        ),
+        (
+            "[[check]]\nname = \"w\"\nmatch = { comm = \"x\" }\nwarn = \"x:\"\n",
+            "warn: \"x:\" is not a Nagios range",
+        ),
+        (
+            "[[check]]\nname = \"c\"\nmatch = { comm = \"x\" }\ncount = \"5-1\"\n",
+            "count: \"5-1\": the minimum 5 is above the maximum 1",
+        ),
+        (
+            "[[check]]\nname = \"n\"\nmatch = { comm = \"x\" }\n",
+            "say what to check",
+        ),
+        (
+            "[[check]]\nname = \"k\"\nmatch = { comand = \"x\" }\ncount = \"1-\"\n",
+            "unknown key `comand`; did you mean `command`?",
+        ),
     ];
     for (toml, want) in cases {
         let file = dir.path().join("c.toml");
@@ -317,7 +461,11 @@ fn bad_rules_are_errors() {
         assert_eq!((code, out.as_str()), (2, ""), "{toml}: {err}");
         assert!(err.contains(want), "{toml}\nwanted {want}\ngot {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
-        let (code, out, _) = run(psdiff().arg("check").arg("--rules").arg(&file).args(["--format", "nagios"]));
+        let (code, out, _) = run(psdiff()
+            .arg("check")
+            .arg("--rules")
+            .arg(&file)
+            .args(["--format", "nagios"]));
         assert_eq!(code, 3);
         assert!(out.starts_with("PROCS UNKNOWN - "), "{out}");
     }

@@ -60,9 +60,9 @@ pub struct Allow {
 }
 
 impl Allow {
-    fn allows(&self, process: &Process) -> bool {
-        self.uids.contains(&process.uids.effective)
-            || names(process)
+    fn allows(&self, sample: &Sample, i: usize) -> bool {
+        self.uids.contains(&sample.processes[i].uids.effective)
+            || sample.names[i]
                 .iter()
                 .any(|n| self.commands.iter().any(|c| c == n))
     }
@@ -105,7 +105,8 @@ impl Matcher {
         self.selinux.is_some() || self.selinux_domain.is_some()
     }
 
-    fn matches(&self, process: &Process, parent: Option<&Process>) -> bool {
+    fn matches(&self, sample: &Sample, i: usize) -> bool {
+        let process = &sample.processes[i];
         let printable_argv0 = || {
             process
                 .argv()
@@ -114,7 +115,7 @@ impl Matcher {
                 .unwrap_or_default()
         };
         self.command.as_ref().is_none_or(|c| match c {
-            Command::Name(name) => names(process).iter().any(|n| n == name),
+            Command::Name(name) => sample.names[i].iter().any(|n| n == name),
             Command::Exe(path) => exe_of(process).is_some_and(|e| e == path),
             Command::Any => true,
         }) && self
@@ -135,11 +136,11 @@ impl Matcher {
             && self
                 .cmdline
                 .as_ref()
-                .is_none_or(|re| re.is_match(&render::cmdline(process)))
+                .is_none_or(|re| re.is_match(sample.cmdline(i)))
             && self
                 .parent
                 .as_ref()
-                .is_none_or(|re| parent.is_some_and(|p| re.is_match(&render::cmdline(p))))
+                .is_none_or(|re| sample.parent[i].is_some_and(|p| re.is_match(sample.cmdline(p))))
             && self
                 .selinux
                 .as_ref()
@@ -214,12 +215,6 @@ pub fn names(process: &Process) -> Vec<String> {
     names
 }
 
-/// The one name a process is counted under by a `*` check.
-fn canonical_name(process: &Process) -> String {
-    let names = names(process);
-    names.into_iter().next().unwrap_or_default()
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
@@ -265,12 +260,54 @@ pub struct Group {
 /// Counted groups by (command, user): the user's name and the pids.
 type Groups = BTreeMap<(String, String), (Option<Arc<str>>, Vec<u32>)>;
 
-/// What `evaluate` reads besides the processes.
+/// A snapshot prepared for evaluating many checks: each process's names,
+/// parent and (when first asked) cmdline are worked out once, not once per
+/// check.
 pub struct Sample<'a> {
     pub processes: &'a [Process],
     /// Per process (same index), CPU % over the interval, when measured.
     pub cpu: Option<&'a [Option<f64>]>,
     pub selinux_enabled: bool,
+    names: Vec<Vec<String>>,
+    parent: Vec<Option<usize>>,
+    cmdlines: Vec<std::cell::OnceCell<String>>,
+}
+
+impl<'a> Sample<'a> {
+    pub fn new(
+        processes: &'a [Process],
+        cpu: Option<&'a [Option<f64>]>,
+        selinux_enabled: bool,
+    ) -> Self {
+        let index: std::collections::HashMap<u32, usize> = processes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.pid, i))
+            .collect();
+        Sample {
+            processes,
+            cpu,
+            selinux_enabled,
+            names: processes.iter().map(names).collect(),
+            parent: processes
+                .iter()
+                .map(|p| index.get(&p.ppid).copied())
+                .collect(),
+            cmdlines: processes
+                .iter()
+                .map(|_| std::cell::OnceCell::new())
+                .collect(),
+        }
+    }
+
+    fn cmdline(&self, i: usize) -> &str {
+        self.cmdlines[i].get_or_init(|| render::cmdline(&self.processes[i]))
+    }
+
+    /// The one name a process is counted under by a `*` check.
+    fn canonical_name(&self, i: usize) -> &str {
+        self.names[i].first().map_or("", String::as_str)
+    }
 }
 
 /// Evaluates `checks[index]`. `named` holds every command that a check
@@ -291,14 +328,11 @@ pub fn evaluate(
         outcome.not_applicable = Some("SELinux is not enabled on this host".into());
         return outcome;
     }
-    let by_pid: std::collections::HashMap<u32, &Process> =
-        sample.processes.iter().map(|p| (p.pid, p)).collect();
     let matching: Vec<usize> = (0..sample.processes.len())
         .filter(|&i| {
-            let p = &sample.processes[i];
-            check.matcher.matches(p, by_pid.get(&p.ppid).copied())
+            check.matcher.matches(sample, i)
                 && (check.matcher.command != Some(Command::Any)
-                    || !names(p).iter().any(|n| named.contains(n)))
+                    || !sample.names[i].iter().any(|n| named.contains(n)))
         })
         .collect();
     match &check.kind {
@@ -313,7 +347,7 @@ pub fn evaluate(
             for &i in &matching {
                 let p = &sample.processes[i];
                 let command = if wildcard {
-                    canonical_name(p)
+                    sample.canonical_name(i).to_string()
                 } else {
                     String::new()
                 };
@@ -385,8 +419,8 @@ pub fn evaluate(
             for &i in &matching {
                 let p = &sample.processes[i];
                 let Some(percent) = cpu[i] else { continue };
-                if percent > *max_percent && !allow.allows(p) {
-                    let name = canonical_name(p);
+                if percent > *max_percent && !allow.allows(sample, i) {
+                    let name = sample.canonical_name(i);
                     outcome.groups.push(offender(
                         check,
                         p,
@@ -410,12 +444,12 @@ pub fn evaluate(
                         uids.iter().any(|&u| u != uids[0]) || gids.iter().any(|&g| g != gids[0])
                     }
                 };
-                if failed && !p.kernel_thread && !allow.allows(p) {
+                if failed && !p.kernel_thread && !allow.allows(sample, i) {
                     let why = format!(
                         "{}:{} {} (user {}) has uids {}/{}/{} and gids {}/{}/{} (real/effective/saved)",
                         check.name,
                         p.pid,
-                        canonical_name(p),
+                        sample.canonical_name(i),
                         p.user,
                         uids[0],
                         uids[1],

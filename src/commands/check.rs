@@ -143,11 +143,11 @@ fn evaluate_settled(
         .collect();
     let selinux_enabled = snapshot::selinux_enabled();
     let evaluate = |measured: &Measured, which: &[usize]| -> Vec<Outcome> {
-        let sample = Sample {
-            processes: &measured.processes,
-            cpu: measured.cpu.as_deref(),
+        let sample = Sample::new(
+            &measured.processes,
+            measured.cpu.as_deref(),
             selinux_enabled,
-        };
+        );
         which
             .iter()
             .map(|&i| check::evaluate(checks, i, &sample, &named))
