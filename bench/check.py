@@ -20,10 +20,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dump import build, measure, spawn  # noqa: E402
 
 
-def rules(count):
+def rules(count, by_exe=True):
+    """`count` rules; with `by_exe`, a quarter name an exe path, which
+    makes psdiff read /proc/PID/exe for every process."""
+    exe_rule = ('match = {{ command = "/usr/sbin/daemon{i}" }}\ncount = "0-"'
+                if by_exe else 'match = {{ comm = "daemon{i}" }}\ncount = "0-"')
     kinds = [
         'match = {{ command = "worker{i}" }}\ncount = "0-"',
-        'match = {{ command = "/usr/sbin/daemon{i}" }}\ncount = "0-"',
+        exe_rule,
         'match = {{ cmdline = \'^worker --pool bench --id {i}$\' }}\n'
         'warn = "~:1000"\ncrit = "0:"',
         'match = {{ command = "sleeper", user = "root" }}\nper = "user"\n'
@@ -46,29 +50,36 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         psdiff, sleeper = build(tmp)
         rss = os.path.join(tmp, "rss")
-        rules_file = os.path.join(tmp, "checks.toml")
-        with open(rules_file, "w") as f:
-            f.write(rules(100))
+        files = {}
+        for label, by_exe in (("no exe rules", False),
+                              ("25 rules by exe path", True)):
+            files[label] = os.path.join(tmp, "checks-%s.toml" % by_exe)
+            with open(files[label], "w") as f:
+                f.write(rules(100, by_exe))
         env = dict(os.environ, PSDIFF_CONFIG="/dev/null")
         base = len([d for d in os.listdir("/proc") if d.isdigit()])
         procs = spawn(sleeper, max(0, args.processes - base))
         try:
             count = len([d for d in os.listdir("/proc") if d.isdigit()])
-            dumps, checks = [], []
+            dumps, checks = [], {label: [] for label in files}
             for _ in range(args.runs):
                 dumps.append(measure([psdiff, "dump"], env, rss)[0])
-                checks.append(measure([psdiff, "check", "--rules", rules_file],
-                                      env, rss)[0])
+                for label, path in files.items():
+                    checks[label].append(
+                        measure([psdiff, "check", "--rules", path], env,
+                                rss)[0])
         finally:
             for p in procs:
                 p.send_signal(signal.SIGKILL)
             for p in procs:
                 p.wait()
-    dump_t, check_t = statistics.median(dumps), statistics.median(checks)
+    dump_t = statistics.median(dumps)
     print("== %d live processes, 100 check rules" % count)
     print("  dump   median %7.1f ms" % (dump_t * 1e3))
-    print("  check  median %7.1f ms   check/dump %.2f (target <= 1.2)"
-          % (check_t * 1e3, check_t / dump_t))
+    for label, times in checks.items():
+        check_t = statistics.median(times)
+        print("  check, %-20s median %7.1f ms   check/dump %.2f"
+              " (target <= 1.2)" % (label, check_t * 1e3, check_t / dump_t))
 
 
 if __name__ == "__main__":
