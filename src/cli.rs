@@ -4,9 +4,24 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+const MORE_HELP: &str = "\
+Usage: after a deployment, `psdiff write` stores the process tree as the baseline; \
+monitoring then runs `psdiff show-missing --retry` and `psdiff show-extra --retry`, \
+and any line printed is an alert. `psdiff explain PID` tells which rule shows or hides a process.
+
+Exit status: 0 nothing to report; 1 something to report (differences, failed checks); \
+2 usage or configuration error; 3 runtime failure (/proc or the baseline unreadable, \
+write failed). With --format nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+
+Files: /etc/psdiff.toml (or /usr/local/etc/psdiff.toml) and psdiff.d/*.toml beside it: rules \
+and checks; /var/lib/psdiff.db: the baseline, /var/lib/psdiff.old: the previous one.
+
+Environment: PSDIFF_CONFIG, PSDIFF_DB, PSDIFF_PROC_ROOT, PSDIFF_PASSWD stand for \
+--config, --db, --proc-root and --passwd.";
+
 /// Watch a server's processes against a known-good baseline.
 #[derive(Debug, Parser)]
-#[command(name = "psdiff", version, about, max_term_width = 100)]
+#[command(name = "psdiff", version, about, max_term_width = 100, after_long_help = MORE_HELP)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -92,6 +107,13 @@ pub enum Command {
     /// Validate the rules, or print the built-in ones.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print the man page (roff), e.g. `psdiff man | man -l -`.
+    Man,
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -115,6 +137,9 @@ pub struct CheckArgs {
     /// Print the actions that would be taken, and take none.
     #[arg(long)]
     pub dry_run: bool,
+    /// Write the report to FILE (atomically) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -124,6 +149,8 @@ pub enum CheckFormat {
     /// Nagios plugin output and exit codes.
     Nagios,
     Json,
+    /// Prometheus text format (for node_exporter's textfile collector).
+    Prometheus,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -134,6 +161,10 @@ pub struct ShowOptions {
     pub retry: bool,
     #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
     pub format: ShowFormat,
+    /// Write the report to FILE (atomically) instead of stdout, e.g. for
+    /// node_exporter's textfile collector.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -142,6 +173,8 @@ pub enum ShowFormat {
     Json,
     /// Nagios plugin output and exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
     Nagios,
+    /// Prometheus text format (for node_exporter's textfile collector).
+    Prometheus,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

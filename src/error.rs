@@ -65,6 +65,11 @@ pub enum Error {
     },
     #[error("{0}")]
     Usage(String),
+    #[error("cannot write {}: {source}", .path.display())]
+    OutputFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
 }
@@ -73,9 +78,11 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Config(_) | Error::Usage(_) => Exit::Usage,
-            Error::Snapshot(_) | Error::Baseline(_) | Error::Output(_) | Error::Passwd { .. } => {
-                Exit::Runtime
-            }
+            Error::Snapshot(_)
+            | Error::Baseline(_)
+            | Error::Output(_)
+            | Error::OutputFile { .. }
+            | Error::Passwd { .. } => Exit::Runtime,
         }
     }
 }

@@ -124,6 +124,85 @@ pub fn nagios(changes: &[Change], wanted: Wanted) -> (String, NagiosState) {
     (out, state)
 }
 
+/// The Prometheus text format of a show, for node_exporter's textfile
+/// collector.
+pub fn prometheus(changes: &[Change], wanted: Wanted, baseline: bool) -> String {
+    let count = |kind| changes.iter().filter(|c| c.kind == kind).count() as f64;
+    let mut out = String::new();
+    if wanted.missing {
+        let help = "Lines of the baseline that are not running.";
+        metric(
+            &mut out,
+            "psdiff_missing_lines",
+            help,
+            &[("", count(Kind::Missing))],
+        );
+    }
+    if wanted.extra {
+        let help = "Running processes that are not in the baseline.";
+        metric(
+            &mut out,
+            "psdiff_extra_lines",
+            help,
+            &[("", count(Kind::Extra))],
+        );
+    }
+    let present = if baseline { 1.0 } else { 0.0 };
+    metric(
+        &mut out,
+        "psdiff_baseline_present",
+        "1 when a baseline exists.",
+        &[("", present)],
+    );
+    out.push_str(&prometheus_up());
+    out
+}
+
+/// What a failed run writes: `psdiff_up 0`, so that the last good numbers
+/// are not served as if they were fresh.
+pub fn prometheus_down() -> String {
+    up(0.0)
+}
+
+/// What a successful run adds: `psdiff_up 1` and the time.
+pub fn prometheus_up() -> String {
+    up(1.0)
+}
+
+fn up(value: f64) -> String {
+    let mut out = String::new();
+    let help = "1 when psdiff could read the processes, rules and baseline.";
+    metric(&mut out, "psdiff_up", help, &[("", value)]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let help = "When psdiff last ran, in seconds since the epoch.";
+    metric(
+        &mut out,
+        "psdiff_last_run_timestamp_seconds",
+        help,
+        &[("", now.as_secs() as f64)],
+    );
+    out
+}
+
+/// One gauge with its HELP and TYPE lines; each sample is `(labels, value)`
+/// with the labels already rendered (`{check="x"}`, or empty).
+pub fn metric(out: &mut String, name: &str, help: &str, samples: &[(&str, f64)]) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+    for (labels, value) in samples {
+        out.push_str(&format!("{name}{labels} {value}\n"));
+    }
+}
+
+/// A label value escaped as the Prometheus text format wants it.
+pub fn label_value(value: &str) -> String {
+    value
+        .replace('\\', r"\\")
+        .replace('"', r#"\""#)
+        .replace('\n', r"\n")
+}
+
 /// The Nagios status line for an error: UNKNOWN, with what went wrong.
 pub fn nagios_unknown(error: &dyn std::fmt::Display) -> String {
     format!("PSDIFF UNKNOWN - {error}\n")

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::{Check, Kind, Level, Outcome};
 use crate::error::NagiosState;
+use crate::report;
 
 /// ps.monitor's output: nothing when all hold; else one summary line of
 /// `name:count` for each failure, then one detail line each.
@@ -108,6 +109,58 @@ pub fn nagios(checks: &[Check], outcomes: &[Outcome]) -> (String, NagiosState) {
         out.push('\n');
     }
     (out, state)
+}
+
+/// The Prometheus text format: per check whether it failed (and whether it
+/// could apply), and the value of each counted group.
+pub fn prometheus(checks: &[Check], outcomes: &[Outcome]) -> String {
+    let label = |check: &str| format!("{{check=\"{}\"}}", report::label_value(check));
+    let mut failed = Vec::new();
+    let mut not_applicable = Vec::new();
+    let mut values = Vec::new();
+    for o in outcomes {
+        let name = &checks[o.check].name;
+        failed.push((label(name), if o.level().is_some() { 1.0 } else { 0.0 }));
+        not_applicable.push((
+            label(name),
+            if o.not_applicable.is_some() { 1.0 } else { 0.0 },
+        ));
+        if matches!(checks[o.check].kind, Kind::Count { .. }) {
+            for g in &o.groups {
+                let labels = format!(
+                    "{{check=\"{}\",group=\"{}\"}}",
+                    report::label_value(name),
+                    report::label_value(&g.label)
+                );
+                values.push((labels, g.value));
+            }
+        }
+    }
+    let mut out = String::new();
+    report::metric(
+        &mut out,
+        "psdiff_check_failed",
+        "1 when the check fails.",
+        &as_refs(&failed),
+    );
+    report::metric(
+        &mut out,
+        "psdiff_check_not_applicable",
+        "1 when the check cannot apply here (SELinux off).",
+        &as_refs(&not_applicable),
+    );
+    report::metric(
+        &mut out,
+        "psdiff_check_count",
+        "Processes counted, per check and group.",
+        &as_refs(&values),
+    );
+    out.push_str(&report::prometheus_up());
+    out
+}
+
+fn as_refs(samples: &[(String, f64)]) -> Vec<(&str, f64)> {
+    samples.iter().map(|(l, x)| (l.as_str(), *x)).collect()
 }
 
 /// Perfdata labels with spaces, `=` or quotes must be single-quoted, with

@@ -6,46 +6,49 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::show::RETRY_SLEEPS;
-use super::{Context, print};
+use super::{Context, emit};
 use crate::check::actions::{self, Guard};
 use crate::check::{self, Check, Command, Kind, Level, Outcome, Sample, load, output};
 use crate::cli::{CheckArgs, CheckFormat};
 use crate::error::{Error, Exit, NagiosState};
+use crate::report;
 use crate::rules;
 use crate::snapshot::{self, Fields, Process};
 
 pub fn run(context: &Context, args: &CheckArgs) -> Result<Exit, Error> {
-    let checks = match compile(context, args) {
-        Ok(checks) => checks,
+    let output = args.output.as_deref();
+    let found = compile(context, args).and_then(|checks| {
+        let (outcomes, processes) = evaluate_settled(context, &checks, args)?;
+        Ok((checks, outcomes, processes))
+    });
+    let (checks, outcomes, processes) = match found {
+        Ok(found) => found,
         Err(e) if args.format == CheckFormat::Nagios => {
-            print(&format!("PROCS UNKNOWN - {e}\n"))?;
+            emit(output, &format!("PROCS UNKNOWN - {e}\n"))?;
             return Ok(Exit::Nagios(NagiosState::Unknown));
+        }
+        Err(e) if args.format == CheckFormat::Prometheus => {
+            emit(output, &report::prometheus_down())?;
+            return Err(e);
         }
         Err(e) => return Err(e),
     };
-    let outcomes = match evaluate_settled(context, &checks, args) {
-        Ok(outcomes) => outcomes,
-        Err(e) if args.format == CheckFormat::Nagios => {
-            print(&format!("PROCS UNKNOWN - {e}\n"))?;
-            return Ok(Exit::Nagios(NagiosState::Unknown));
-        }
-        Err(e) => return Err(e),
-    };
-    take_actions(context, &checks, &outcomes.0, &outcomes.1, args.dry_run);
-    let (checks_outcomes, _) = &outcomes;
-    for line in output::not_applicable(&checks, checks_outcomes) {
+    take_actions(context, &checks, &outcomes, &processes, args.dry_run);
+    for line in output::not_applicable(&checks, &outcomes) {
         eprintln!("psdiff: {line}");
     }
-    let failed = checks_outcomes.iter().any(|o| o.level().is_some());
-    match args.format {
-        CheckFormat::Mon => print(&output::mon(&checks, checks_outcomes))?,
-        CheckFormat::Json => print(&output::json(&checks, checks_outcomes))?,
+    let failed = outcomes.iter().any(|o| o.level().is_some());
+    let text = match args.format {
+        CheckFormat::Mon => output::mon(&checks, &outcomes),
+        CheckFormat::Json => output::json(&checks, &outcomes),
+        CheckFormat::Prometheus => output::prometheus(&checks, &outcomes),
         CheckFormat::Nagios => {
-            let (text, state) = output::nagios(&checks, checks_outcomes);
-            print(&text)?;
+            let (text, state) = output::nagios(&checks, &outcomes);
+            emit(output, &text)?;
             return Ok(Exit::Nagios(state));
         }
-    }
+    };
+    emit(output, &text)?;
     Ok(if failed { Exit::Report } else { Exit::Clean })
 }
 

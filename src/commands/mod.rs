@@ -5,6 +5,7 @@
 mod check;
 mod compare;
 mod config;
+mod docs;
 mod dump;
 mod explain;
 mod manual;
@@ -59,6 +60,8 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Manual(command) => manual::run(&context, command),
         Command::Diff { old, new, format } => compare::run(&old, &new, format),
         Command::Check(args) => check::run(&context, &args),
+        Command::Man => docs::man(),
+        Command::Completions { shell } => docs::completions(shell),
     }
 }
 
@@ -107,6 +110,39 @@ impl Context {
         };
         Ok(Snapshot::take(&self.proc_root, &mut users, fields)?)
     }
+}
+
+/// Writes `text` to `output` atomically (a temp file renamed over it,
+/// readable by all, so node_exporter never reads half a file), or to
+/// stdout when there is no `output`.
+pub fn emit(output: Option<&std::path::Path>, text: &str) -> Result<(), Error> {
+    let Some(path) = output else {
+        return print(text);
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}", std::process::id()));
+    let written = (|| {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    written.map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::OutputFile {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 /// Writes all of `text` to stdout. A reader that went away is not an error.

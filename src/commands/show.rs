@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Context, print};
+use super::{Context, emit};
 use crate::baseline;
 use crate::cli::{ShowFormat, ShowOptions};
 use crate::error::{Error, Exit, NagiosState};
@@ -18,37 +18,62 @@ pub const RETRY_SLEEPS: [Duration; 4] = [
 ];
 
 pub fn run(context: &Context, wanted: Wanted, options: &ShowOptions) -> Result<Exit, Error> {
-    let texts = settled_texts(context, wanted, options.retry);
-    if options.format == ShowFormat::Nagios {
+    let settled = settled_texts(context, wanted, options.retry);
+    let output = options.output.as_deref();
+    let exit_for = |changes: &[report::Change]| {
+        if changes.is_empty() {
+            Exit::Clean
+        } else {
+            Exit::Report
+        }
+    };
+    let (text, exit) = match (options.format, &settled) {
         // Nagios wants a status line, and UNKNOWN for any error.
-        let (text, state) = match &texts {
-            Ok((old, new)) => report::nagios(&report::changes(old, new, wanted), wanted),
-            Err(e) => (report::nagios_unknown(e), NagiosState::Unknown),
-        };
-        print(&text)?;
-        return Ok(Exit::Nagios(state));
-    }
-    let (old, new) = texts?;
-    let changes = report::changes(&old, &new, wanted);
-    print(&match options.format {
-        ShowFormat::Json => report::json(&changes),
-        _ => report::text(&changes),
-    })?;
-    Ok(if changes.is_empty() {
-        Exit::Clean
-    } else {
-        Exit::Report
-    })
+        (ShowFormat::Nagios, Err(e)) => (
+            report::nagios_unknown(e),
+            Exit::Nagios(NagiosState::Unknown),
+        ),
+        (ShowFormat::Nagios, Ok(s)) => {
+            let (text, state) = report::nagios(&report::changes(&s.old, &s.new, wanted), wanted);
+            (text, Exit::Nagios(state))
+        }
+        // A scraper must not keep serving the last good numbers.
+        (ShowFormat::Prometheus, Err(_)) => {
+            emit(output, &report::prometheus_down())?;
+            return settled.map(|_| Exit::Runtime);
+        }
+        (ShowFormat::Prometheus, Ok(s)) => {
+            let changes = report::changes(&s.old, &s.new, wanted);
+            (
+                report::prometheus(&changes, wanted, s.baseline),
+                exit_for(&changes),
+            )
+        }
+        (_, Err(_)) => return settled.map(|_| Exit::Runtime),
+        (format, Ok(s)) => {
+            let changes = report::changes(&s.old, &s.new, wanted);
+            let text = match format {
+                ShowFormat::Json => report::json(&changes),
+                _ => report::text(&changes),
+            };
+            (text, exit_for(&changes))
+        }
+    };
+    emit(output, &text)?;
+    Ok(exit)
+}
+
+/// What to compare: the baseline's text (empty without one) and a dump.
+struct Settled {
+    baseline: bool,
+    old: String,
+    new: String,
 }
 
 /// The baseline text and the dump text to compare: snapshots until the
 /// wanted kinds of change are gone or the retries are used up; no pause at
 /// all when the first snapshot matches.
-fn settled_texts(
-    context: &Context,
-    wanted: Wanted,
-    retry: bool,
-) -> Result<(String, String), Error> {
+fn settled_texts(context: &Context, wanted: Wanted, retry: bool) -> Result<Settled, Error> {
     let rules = context.rules()?;
     let baseline = baseline::read(&context.db)?;
     if baseline.is_none() {
@@ -57,7 +82,8 @@ fn settled_texts(
             context.db.display()
         );
     }
-    let retry = retry && baseline.is_some();
+    let present = baseline.is_some();
+    let retry = retry && present;
     let old = baseline.map_or(String::new(), |b| b.text);
     let mut sleeps = RETRY_SLEEPS.iter().filter(|_| retry);
     loop {
@@ -65,7 +91,13 @@ fn settled_texts(
         let settled = report::changes(&old, &new, wanted).is_empty();
         match sleeps.next() {
             Some(pause) if !settled => std::thread::sleep(*pause),
-            _ => return Ok((old, new)),
+            _ => {
+                return Ok(Settled {
+                    baseline: present,
+                    old,
+                    new,
+                });
+            }
         }
     }
 }
