@@ -28,6 +28,13 @@ pub enum BaselineError {
         source: std::io::Error,
     },
     #[error(
+        "psdiff runs as user {user}, which may not read the baseline {}: make it readable to {user} \
+         (`chmod 0644 {}`; psdiff write keeps the mode), or run psdiff through sudo \
+         (sudoers: `{user} ALL=(root) NOPASSWD: /usr/bin/psdiff`)",
+        .path.display(), .path.display()
+    )]
+    NoPermission { path: PathBuf, user: String },
+    #[error(
         "{}:{line}: {why}; the baseline is damaged: check it, or run `psdiff write` to replace it (the damaged file is kept as {})",
         .path.display(), old_path(.path).display()
     )]
@@ -79,6 +86,17 @@ pub fn read(path: &Path) -> Result<Option<Baseline>, BaselineError> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+            let uid = nix::unistd::Uid::effective();
+            let user = nix::unistd::User::from_uid(uid)
+                .ok()
+                .flatten()
+                .map_or_else(|| uid.to_string(), |u| u.name);
+            return Err(BaselineError::NoPermission {
+                path: path.to_path_buf(),
+                user,
+            });
+        }
         Err(source) => {
             return Err(BaselineError::Unreadable {
                 path: path.to_path_buf(),

@@ -154,35 +154,33 @@ pub fn prometheus(changes: &[Change], wanted: Wanted, baseline: bool) -> String 
         "1 when a baseline exists.",
         &[("", present)],
     );
-    out.push_str(&prometheus_up());
+    out.push_str(&prometheus_up("psdiff"));
     out
 }
 
-/// What a failed run writes: `psdiff_up 0`, so that the last good numbers
-/// are not served as if they were fresh.
-pub fn prometheus_down() -> String {
-    up(0.0)
+/// What a failed run writes: `PREFIX_up 0`, so that the last good numbers
+/// are not served as if they were fresh. `show` and `check` have prefixes
+/// of their own (`psdiff`, `psdiff_check`), as node_exporter refuses a
+/// series that two textfiles both define.
+pub fn prometheus_down(prefix: &str) -> String {
+    up(prefix, 0.0)
 }
 
-/// What a successful run adds: `psdiff_up 1` and the time.
-pub fn prometheus_up() -> String {
-    up(1.0)
+/// What a successful run adds: `PREFIX_up 1` and the time.
+pub fn prometheus_up(prefix: &str) -> String {
+    up(prefix, 1.0)
 }
 
-fn up(value: f64) -> String {
+fn up(prefix: &str, value: f64) -> String {
     let mut out = String::new();
     let help = "1 when psdiff could read the processes, rules and baseline.";
-    metric(&mut out, "psdiff_up", help, &[("", value)]);
+    metric(&mut out, &format!("{prefix}_up"), help, &[("", value)]);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let help = "When psdiff last ran, in seconds since the epoch.";
-    metric(
-        &mut out,
-        "psdiff_last_run_timestamp_seconds",
-        help,
-        &[("", now.as_secs() as f64)],
-    );
+    let name = format!("{prefix}_last_run_timestamp_seconds");
+    metric(&mut out, &name, help, &[("", now.as_secs() as f64)]);
     out
 }
 

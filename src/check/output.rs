@@ -155,7 +155,7 @@ pub fn prometheus(checks: &[Check], outcomes: &[Outcome]) -> String {
         "Processes counted, per check and group.",
         &as_refs(&values),
     );
-    out.push_str(&report::prometheus_up());
+    out.push_str(&report::prometheus_up("psdiff_check"));
     out
 }
 

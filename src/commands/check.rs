@@ -28,7 +28,7 @@ pub fn run(context: &Context, args: &CheckArgs) -> Result<Exit, Error> {
             return Ok(Exit::Nagios(NagiosState::Unknown));
         }
         Err(e) if args.format == CheckFormat::Prometheus => {
-            emit(output, &report::prometheus_down())?;
+            emit(output, &report::prometheus_down("psdiff_check"))?;
             return Err(e);
         }
         Err(e) => return Err(e),

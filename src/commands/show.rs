@@ -39,7 +39,7 @@ pub fn run(context: &Context, wanted: Wanted, options: &ShowOptions) -> Result<E
         }
         // A scraper must not keep serving the last good numbers.
         (ShowFormat::Prometheus, Err(_)) => {
-            emit(output, &report::prometheus_down())?;
+            emit(output, &report::prometheus_down("psdiff"))?;
             return settled.map(|_| Exit::Runtime);
         }
         (ShowFormat::Prometheus, Ok(s)) => {

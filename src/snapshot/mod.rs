@@ -1,6 +1,7 @@
 //! One reading of every process under a proc root (`/proc`, or a directory
 //! laid out like it).
 
+pub mod access;
 pub mod parse;
 mod users;
 
@@ -102,6 +103,8 @@ pub enum SnapshotError {
         .root.display()
     )]
     NotProcTree { root: PathBuf },
+    #[error(transparent)]
+    Hidden(#[from] access::HiddenProcesses),
 }
 
 impl Snapshot {
@@ -115,6 +118,7 @@ impl Snapshot {
         users: &mut UserNames,
         fields: Fields,
     ) -> Result<Snapshot, SnapshotError> {
+        access::check_visibility(root)?;
         let mut pids = list_pids(root)?;
         if let Some(me) = own_pid_in(root) {
             pids.retain(|&pid| pid != me);
