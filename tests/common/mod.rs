@@ -86,8 +86,13 @@ pub fn live_unavailable() -> Option<String> {
 
 /// Builds tests/helpers/sleeper.c into `dir` and returns its path.
 pub fn build_sleeper(dir: &Path) -> PathBuf {
-    let out = dir.join("sleeper");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/sleeper.c");
+    build_helper(dir, "sleeper")
+}
+
+/// Builds tests/helpers/NAME.c into `dir` and returns its path.
+pub fn build_helper(dir: &Path, name: &str) -> PathBuf {
+    let out = dir.join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/helpers/{name}.c"));
     let status = Command::new("cc")
         .arg("-O")
         .arg("-o")

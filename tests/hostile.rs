@@ -1,0 +1,181 @@
+//! Processes shaped to break psdiff, in a PID namespace: odd comm and argv,
+//! huge and many arguments, a 10,000-deep chain, a retitled process, and a
+//! fork storm while dump and show run 500 times. Output must stay one line
+//! per process, parse back, and never report a steady daemon missing.
+
+mod common;
+
+use common::*;
+use psdiff::render;
+
+/// These tests load the machine (a fork storm): one at a time, so that
+/// none starves another.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// At most `n` characters of `text`, for failure messages.
+fn head(text: &str, n: usize) -> String {
+    text.lines()
+        .map(|l| l.chars().take(120).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+        .chars()
+        .take(n)
+        .collect()
+}
+
+fn setup(test: &str) -> Option<(TempDir, std::path::PathBuf)> {
+    if let Some(why) = live_unavailable() {
+        eprintln!("skipping {test}: {why}");
+        return None;
+    }
+    let work = TempDir::new(test);
+    let sleeper = build_sleeper(work.path());
+    build_helper(work.path(), "hostile");
+    Some((work, sleeper))
+}
+
+/// Every line parses back, with the depth and user a dump gives it.
+fn assert_well_formed(dump: &str) {
+    for (n, line) in dump.lines().enumerate() {
+        let parsed = render::parse_line(line)
+            .unwrap_or_else(|| panic!("line {} does not parse: {line:?}", n + 1));
+        assert!(
+            !parsed.cmdline.chars().any(char::is_control),
+            "line {}: {line:?}",
+            n + 1
+        );
+    }
+}
+
+#[test]
+fn odd_names_and_arguments_stay_one_line_each() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((work, sleeper)) = setup("hostile-names") else {
+        return;
+    };
+    let script = r#"
+odd="$WORK/bin/x) (y"$'\n'"z w"
+mkdir -p "$WORK/bin" && cp "$SLEEPER" "$odd"
+"$odd" & (exec -a $'evil\n  INIT  {user=root}' "$SLEEPER" $'a\tb' $'\e[2J' $'\xff\xfe' '') &
+big=$(head -c 100000 /dev/zero | tr '\0' a)
+(exec -a huge "$SLEEPER" "$big") &
+(exec -a many "$SLEEPER" $(seq 1 5000)) &
+"$WORK/hostile" retitle "retitled: now something else" padding padding padding &
+sleep 0.5
+"$PSDIFF" dump > "$WORK/dump"; echo "exit $?"
+"#;
+    let out = run_in_pid_namespace(script, work.path(), &sleeper);
+    assert_eq!(stdout(&out), "exit 0\n", "{}", stderr(&out));
+    let dump = std::fs::read_to_string(work.path().join("dump")).unwrap();
+    assert_well_formed(&dump);
+    // root, INIT and the 5 processes; nothing spilled onto extra lines.
+    assert_eq!(dump.lines().count(), 7, "{}", head(&dump, 3000));
+    assert!(
+        dump.contains("/bin/x) (y?z w  {user=root}\n"),
+        "{}",
+        head(&dump, 3000)
+    );
+    assert!(
+        dump.contains("\n    evil?  INIT  {user=root} a?b ?[2J \u{fffd}\u{fffd}  {user=root}\n"),
+        "{}",
+        head(&dump, 3000)
+    );
+    let huge = dump
+        .lines()
+        .find(|l| l.trim_start().starts_with("huge "))
+        .unwrap();
+    assert_eq!(
+        huge.len(),
+        4 + "huge ".len() + 100_000 + "  {user=root}".len()
+    );
+    let many = dump
+        .lines()
+        .find(|l| l.trim_start().starts_with("many "))
+        .unwrap();
+    assert!(
+        many.ends_with(" 4999 5000  {user=root}"),
+        "{}",
+        &many[many.len() - 40..]
+    );
+    assert!(
+        dump.contains("\n    retitled: now something else  {user=root}\n"),
+        "{}",
+        head(&dump, 3000)
+    );
+}
+
+/// Writes a proc tree of `depth` processes, each the parent of the next.
+fn chain_tree(dir: &std::path::Path, depth: u32) -> std::path::PathBuf {
+    let root = dir.join("proc");
+    for pid in 1..=depth {
+        let d = root.join(pid.to_string());
+        std::fs::create_dir_all(&d).unwrap();
+        let stat = format!(
+            "{pid} (chain) S {} {pid} {pid} 0 -1 4194560 0 0 0 0 7 3 0 0 20 0 1 0 {pid} 100 10 0\n",
+            pid - 1
+        );
+        std::fs::write(d.join("stat"), stat).unwrap();
+        std::fs::write(d.join("status"), "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n").unwrap();
+        std::fs::write(d.join("cmdline"), b"/usr/bin/chain\0--level\0").unwrap();
+    }
+    root
+}
+
+#[test]
+fn a_ten_thousand_deep_chain_does_not_overflow() {
+    // Synthetic: a live chain of 10,000 forks is slow and fragile on small
+    // machines; the whole binary still walks the same 10,000-deep tree.
+    let dir = TempDir::new("chain");
+    let proc = chain_tree(dir.path(), 10_000);
+    let db = dir.path().join("db");
+    let (code, dump, err) = run(on_tree(&proc, &db).arg("dump"));
+    assert_eq!(code, 0, "{err}");
+    assert_well_formed(&dump);
+    assert_eq!(
+        dump.lines().count(),
+        10_001,
+        "the root line and 10,000 processes"
+    );
+    let deepest = render::parse_line(dump.lines().last().unwrap()).unwrap();
+    assert_eq!(deepest.depth, 10_000);
+    assert_eq!(run(on_tree(&proc, &db).arg("write")).0, 0);
+    let (code, out, _) = run(on_tree(&proc, &db).arg("show"));
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert_eq!(run(on_tree(&proc, &db).args(["explain", "10000"])).0, 0);
+    // Cut the chain in the middle: everything below is missing.
+    std::fs::remove_dir_all(proc.join("5000")).unwrap();
+    let (code, out, _) = run(on_tree(&proc, &db).arg("show-missing"));
+    assert_eq!(code, 1);
+    assert_eq!(out.lines().count(), 5001, "pid 5000 and the 5,000 under it");
+}
+
+#[test]
+fn a_fork_storm_causes_no_error_and_no_false_missing() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((work, sleeper)) = setup("hostile-storm") else {
+        return;
+    };
+    let script = r#"
+export PSDIFF_DB="$WORK/db"
+for i in 1 2 3 4 5; do (exec -a "steady-daemon-$i" "$SLEEPER") & done
+sleep 0.3
+"$PSDIFF" write > /dev/null || echo "write failed"
+"$WORK/hostile" fork-storm & "$WORK/hostile" fork-storm &
+sleep 0.2
+errors=0; missing=0; bad=0
+for ((i = 0; i < 500; i++)); do
+    "$PSDIFF" dump > "$WORK/dump" 2> "$WORK/err" || errors=$((errors + 1))
+    grep -qv '  {user=[^}]*}$' "$WORK/dump" && bad=$((bad + 1))
+    "$PSDIFF" show-missing --retry > "$WORK/missing" 2>> "$WORK/err"
+    case $? in 0) ;; 1) missing=$((missing + 1)); cat "$WORK/missing" >&2 ;; *) errors=$((errors + 1)) ;; esac
+done
+echo "errors=$errors missing=$missing malformed=$bad"
+"#;
+    let out = run_in_pid_namespace(script, work.path(), &sleeper);
+    assert_eq!(
+        stdout(&out),
+        "errors=0 missing=0 malformed=0\n",
+        "{}",
+        stderr(&out)
+    );
+}
