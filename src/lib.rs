@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod diff;
 pub mod error;
+pub mod fuzz;
 pub mod render;
 pub mod report;
 pub mod rules;

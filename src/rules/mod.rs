@@ -19,7 +19,7 @@ use regex::Regex;
 use crate::render;
 use crate::snapshot::Process;
 
-pub use load::{ConfigError, DEFAULTS_TOML, line_column, load, load_file};
+pub use load::{ConfigError, DEFAULTS_TOML, line_column, load, load_file, parse as parse_str};
 pub use schema::ActionKind;
 pub use shape::{Decision, Line, Rewrite, View, shape};
 
