@@ -55,7 +55,7 @@ fn sigkill_at_random_moments_leaves_a_whole_baseline() {
     durations.sort();
     let span = durations[2].as_micros() as u64 * 6 / 5;
     let (mut killed, mut finished) = (0, 0);
-    for i in 0..300 {
+    for i in 0..500 {
         let tree = if i % 2 == 0 { "edge" } else { "defaults" };
         let mut child = writer(tree, &db)
             .stdout(std::process::Stdio::null())
@@ -107,6 +107,73 @@ fn sigkill_at_random_moments_leaves_a_whole_baseline() {
         .filter(|n| n.starts_with(".psdiff.db."))
         .collect();
     assert!(temps.is_empty(), "stale temporary files: {temps:?}");
+}
+
+#[test]
+fn sigkill_during_manual_edits_leaves_a_whole_baseline() {
+    let dir = TempDir::new("sigkill-manual");
+    let db = dir.path().join("psdiff.db");
+    let proc = fixtures().join("defaults/proc");
+    let edit = |verb: &str| {
+        let mut cmd = on_tree(&proc, &db);
+        cmd.args(["manual", verb, "www-data", "/usr/sbin/nginx -g daemon off;"]);
+        cmd
+    };
+    assert!(writer("defaults", &db).status().unwrap().success());
+    let without = std::fs::read_to_string(&db).unwrap();
+    // Whole means: the original baseline plus any number of copies of
+    // the edited line (two adds make two copies, as two daemons would).
+    let line = "    /usr/sbin/nginx -g daemon off;  {user=www-data}";
+    let whole = |text: &str| {
+        let rest: String = text
+            .lines()
+            .filter(|l| *l != line)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        rest == without && text.ends_with('\n')
+    };
+    assert!(edit("add").status().unwrap().success());
+    let started = std::time::Instant::now();
+    assert!(edit("remove").status().unwrap().success());
+    let span = started.elapsed().as_micros() as u64 * 6 / 5;
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let mut rng = Rng(seed);
+    let (mut killed, mut finished) = (0, 0);
+    for i in 0..500 {
+        let verb = if rng.below(2) == 0 { "add" } else { "remove" };
+        let mut child = edit(verb)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(rng.below(span)));
+        let _ = child.kill();
+        if child.wait().unwrap().code().is_some() {
+            finished += 1;
+        } else {
+            killed += 1;
+        }
+        let now = std::fs::read_to_string(&db).expect("the baseline path never goes missing");
+        assert!(
+            whole(&now),
+            "iteration {i} (seed {seed}): the baseline is not whole:\n{now}"
+        );
+        if let Ok(kept) = std::fs::read_to_string(dir.path().join("psdiff.old")) {
+            assert!(
+                whole(&kept),
+                "iteration {i} (seed {seed}): .old is not whole:\n{kept}"
+            );
+        }
+    }
+    eprintln!("manual: {killed} killed, {finished} finished (seed {seed}, kills within {span} µs)");
+    assert!(
+        killed > 20 && finished > 20,
+        "kills must land inside and after edits: {killed} killed, {finished} finished"
+    );
 }
 
 #[test]
