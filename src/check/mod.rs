@@ -116,7 +116,7 @@ impl Matcher {
         };
         self.command.as_ref().is_none_or(|c| match c {
             Command::Name(name) => sample.names[i].iter().any(|n| n == name),
-            Command::Exe(path) => exe_of(process).is_some_and(|e| e == path),
+            Command::Exe(path) => process.exe_path() == Some(path.as_str()),
             Command::Any => true,
         }) && self
             .comm
@@ -126,7 +126,7 @@ impl Matcher {
             && self
                 .exe
                 .as_deref()
-                .is_none_or(|e| exe_of(process).is_some_and(|x| x == e))
+                .is_none_or(|e| process.exe_path() == Some(e))
             && self.uid.is_none_or(|u| process.uids.effective == u)
             && self.gid.is_none_or(|g| process.gids.effective == g)
             && self
@@ -155,11 +155,6 @@ impl Matcher {
 /// The type (domain) of an SELinux context `user:role:type:level`.
 fn selinux_type(context: &str) -> Option<&str> {
     context.split(':').nth(2)
-}
-
-fn exe_of(process: &Process) -> Option<&str> {
-    let exe = process.exe.as_ref()?.to_str()?;
-    Some(exe.strip_suffix(" (deleted)").unwrap_or(exe))
 }
 
 /// Interpreters whose process is named after the script they run.

@@ -90,7 +90,10 @@ impl Matcher {
                 .comm
                 .as_deref()
                 .is_none_or(|c| render::printable(&process.comm) == c)
-            && self.exe.as_deref().is_none_or(|e| exe_is(process, e))
+            && self
+                .exe
+                .as_deref()
+                .is_none_or(|e| process.exe_path() == Some(e))
             && (self.cmdline_prefix.is_empty()
                 || self
                     .cmdline_prefix
@@ -98,15 +101,6 @@ impl Matcher {
                     .any(|p| cmdline.starts_with(p.as_str())))
             && self.cmdline.as_ref().is_none_or(|re| re.is_match(cmdline))
     }
-}
-
-/// A binary replaced by a package upgrade shows as `PATH (deleted)`; it is
-/// still the same daemon.
-fn exe_is(process: &Process, wanted: &str) -> bool {
-    let Some(exe) = process.exe.as_ref().and_then(|e| e.to_str()) else {
-        return false;
-    };
-    exe.strip_suffix(" (deleted)").unwrap_or(exe) == wanted
 }
 
 #[derive(Debug, Clone)]

@@ -50,6 +50,14 @@ impl Process {
         self.state == 'Z'
     }
 
+    /// The executable's path, when read. A binary replaced by a package
+    /// upgrade shows as `PATH (deleted)`; it is still the same daemon, so
+    /// the suffix is dropped.
+    pub fn exe_path(&self) -> Option<&str> {
+        let exe = self.exe.as_ref()?.to_str()?;
+        Some(exe.strip_suffix(" (deleted)").unwrap_or(exe))
+    }
+
     /// The arguments; none for kernel threads and zombies.
     pub fn argv(&self) -> impl Iterator<Item = &[u8]> {
         let empty = self.cmdline.is_empty();
