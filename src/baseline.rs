@@ -83,28 +83,32 @@ fn lock_path(path: &Path) -> PathBuf {
 
 /// Reads and checks the baseline; `Ok(None)` when there is none.
 pub fn read(path: &Path) -> Result<Option<Baseline>, BaselineError> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+    read_bytes(path)?
+        .map(|bytes| parse(path, bytes))
+        .transpose()
+}
+
+/// The baseline's bytes, unchecked; `Ok(None)` when there is none.
+pub fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, BaselineError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) if e.kind() == ErrorKind::PermissionDenied => {
             let uid = nix::unistd::Uid::effective();
             let user = nix::unistd::User::from_uid(uid)
                 .ok()
                 .flatten()
                 .map_or_else(|| uid.to_string(), |u| u.name);
-            return Err(BaselineError::NoPermission {
+            Err(BaselineError::NoPermission {
                 path: path.to_path_buf(),
                 user,
-            });
+            })
         }
-        Err(source) => {
-            return Err(BaselineError::Unreadable {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    parse(path, bytes).map(Some)
+        Err(source) => Err(BaselineError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 /// Checks `bytes`, read from `path`: every line must be a dump line.

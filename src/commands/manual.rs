@@ -1,7 +1,6 @@
 //! `psdiff manual add|remove USER CMDLINE`: edit a child-of-INIT line of
 //! the baseline by hand, with the same locked, atomic write as `write`.
 
-use super::write::read_bytes;
 use super::{Context, print};
 use crate::baseline::{self, WriteLock};
 use crate::cli::ManualCommand;
@@ -17,7 +16,7 @@ pub fn run(context: &Context, command: ManualCommand) -> Result<Exit, Error> {
     check_field("CMDLINE", cmdline)?;
     let path = &context.db;
     let lock = WriteLock::acquire(path)?;
-    let Some(bytes) = read_bytes(path)? else {
+    let Some(bytes) = baseline::read_bytes(path)? else {
         eprintln!(
             "psdiff: no baseline at {}; run `psdiff write` first, then edit it",
             path.display()

@@ -1,7 +1,7 @@
 //! `psdiff write`: store the current tree as the baseline.
 
 use super::{Context, print};
-use crate::baseline::{self, BaselineError, WriteLock, Written};
+use crate::baseline::{self, WriteLock, Written};
 use crate::error::{Error, Exit};
 use crate::report::{self, Wanted};
 
@@ -9,7 +9,7 @@ pub fn run(context: &Context, verbose: bool) -> Result<Exit, Error> {
     let rules = context.rules()?;
     let path = &context.db;
     let lock = WriteLock::acquire(path)?;
-    let current = read_bytes(path)?;
+    let current = baseline::read_bytes(path)?;
     let current_text = match &current {
         Some(bytes) => match baseline::parse(path, bytes.clone()) {
             Ok(b) => b.text,
@@ -40,17 +40,4 @@ pub fn run(context: &Context, verbose: bool) -> Result<Exit, Error> {
     }
     print(&out)?;
     Ok(Exit::Clean)
-}
-
-/// The baseline's bytes, or `None` when there is none yet.
-pub fn read_bytes(path: &std::path::Path) -> Result<Option<Vec<u8>>, Error> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(BaselineError::Unreadable {
-            path: path.to_path_buf(),
-            source,
-        }
-        .into()),
-    }
 }
