@@ -64,14 +64,7 @@ pub fn load(explicit: Option<&Path>) -> Result<RuleSet, ConfigError> {
     let mut checks = Vec::new();
     let mut use_defaults = true;
     for path in &files {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: name.clone(),
-            position: None,
-            rule: None,
-            message: format!("cannot read: {e}"),
-        })?;
-        let parsed = parse(&name, &text)?;
+        let parsed = parse_path(path)?;
         use_defaults &= parsed.defaults.unwrap_or(true);
         rules.extend(parsed.rules);
         checks.extend(parsed.checks);
@@ -89,6 +82,16 @@ pub fn load(explicit: Option<&Path>) -> Result<RuleSet, ConfigError> {
 /// One file on its own (`psdiff check --rules FILE`): its rules and checks,
 /// without drop-ins or defaults.
 pub fn load_file(path: &Path) -> Result<RuleSet, ConfigError> {
+    let parsed = parse_path(path)?;
+    Ok(RuleSet {
+        rules: parsed.rules,
+        checks: parsed.checks,
+        files: vec![path.to_path_buf()],
+    })
+}
+
+/// Reads and parses one rule file, named by its path.
+fn parse_path(path: &Path) -> Result<ParsedFile, ConfigError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: name.clone(),
@@ -96,12 +99,7 @@ pub fn load_file(path: &Path) -> Result<RuleSet, ConfigError> {
         rule: None,
         message: format!("cannot read: {e}"),
     })?;
-    let parsed = parse(&name, &text)?;
-    Ok(RuleSet {
-        rules: parsed.rules,
-        checks: parsed.checks,
-        files: vec![path.to_path_buf()],
-    })
+    parse(&name, &text)
 }
 
 fn drop_ins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
