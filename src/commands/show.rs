@@ -88,9 +88,12 @@ fn settled_texts(context: &Context, wanted: Wanted, retry: bool) -> Result<Settl
     let mut sleeps = RETRY_SLEEPS.iter().filter(|_| retry);
     loop {
         let new = context.view(&rules)?.text();
-        let settled = report::changes(&old, &new, wanted).is_empty();
+        // Only diff here when a pause is left to decide on; the caller
+        // diffs the texts it is given.
         match sleeps.next() {
-            Some(pause) if !settled => std::thread::sleep(*pause),
+            Some(pause) if !report::changes(&old, &new, wanted).is_empty() => {
+                std::thread::sleep(*pause)
+            }
             _ => {
                 return Ok(Settled {
                     baseline: present,
