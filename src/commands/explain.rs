@@ -116,7 +116,7 @@ fn explain_one(out: &mut String, view: &View, rules: &RuleSet, i: usize, age: Op
     if view.decisions[i].is_shown() {
         let line = render::line(tree.depth(i), &view.cmdlines[i], &process.user);
         let _ = writeln!(out, "  line     {line:?}");
-    } else if !view.rewrites[i].is_empty() || view.cmdlines[i] != render::cmdline(process) {
+    } else if !view.rewrites[i].is_empty() {
         let _ = writeln!(out, "  would print as {:?}", view.cmdlines[i]);
     }
 }
