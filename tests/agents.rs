@@ -307,14 +307,7 @@ fn a_non_root_agent_is_told_how_to_fix_hidepid_and_permissions() {
     .unwrap();
     let out = run_in_pid_namespace(HIDEPID, work.path(), &sleeper);
     let text = stdout(&out);
-    let section = |name: &str| {
-        let start = text.find(&format!("=={name}==\n")).unwrap() + name.len() + 5;
-        let end = text[start..]
-            .find("\n==")
-            .map_or(text.len(), |e| start + e + 1);
-        text[start..end].to_string()
-    };
-    let hidden = section("hidden");
+    let hidden = section(&text, "hidden");
     assert!(hidden.starts_with("psdiff: /proc is mounted with hidepid=invisible: as user nobody psdiff would see only its own processes"), "{hidden}");
     assert!(
         hidden.contains("gid=GROUP")
@@ -323,11 +316,11 @@ fn a_non_root_agent_is_told_how_to_fix_hidepid_and_permissions() {
     );
     assert!(hidden.ends_with("exit 3\n"), "{hidden}");
     assert_eq!(
-        section("group"),
+        section(&text, "group"),
         "exit 0\n",
         "a member of the gid= group sees everything"
     );
-    let unreadable = section("unreadable");
+    let unreadable = section(&text, "unreadable");
     assert!(
         unreadable
             .starts_with("psdiff: psdiff runs as user nobody, which may not read the baseline "),

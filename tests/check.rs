@@ -67,18 +67,6 @@ fn summary(output: &str) -> Vec<String> {
     tokens
 }
 
-fn section<'a>(out: &'a str, name: &str) -> &'a str {
-    let start = out
-        .find(&format!("=={name}==\n"))
-        .unwrap_or_else(|| panic!("no section {name} in {out}"))
-        + name.len()
-        + 5;
-    let end = out[start..]
-        .find("\n==")
-        .map_or(out.len(), |e| start + e + 1);
-    &out[start..end]
-}
-
 #[test]
 fn same_verdicts_as_ps_monitor() {
     let Some((work, sleeper)) = skip_unless_live("ps-monitor", &[PS_MONITOR]) else {

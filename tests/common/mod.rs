@@ -153,3 +153,17 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().unwrap();
     (out.status.code().unwrap_or(-1), stdout(&out), stderr(&out))
 }
+
+/// The part of a test script's output after the line `==NAME==`, up to
+/// the next such marker.
+pub fn section<'a>(out: &'a str, name: &str) -> &'a str {
+    let start = out
+        .find(&format!("=={name}==\n"))
+        .unwrap_or_else(|| panic!("no section {name} in {out}"))
+        + name.len()
+        + 5;
+    let end = out[start..]
+        .find("\n==")
+        .map_or(out.len(), |e| start + e + 1);
+    &out[start..end]
+}
