@@ -62,12 +62,14 @@ pub fn load(explicit: Option<&Path>) -> Result<RuleSet, ConfigError> {
 
     let mut rules = Vec::new();
     let mut checks = Vec::new();
+    let mut run_allow = Vec::new();
     let mut use_defaults = true;
     for path in &files {
         let parsed = parse_path(path)?;
         use_defaults &= parsed.defaults.unwrap_or(true);
         rules.extend(parsed.rules);
         checks.extend(parsed.checks);
+        run_allow.extend(parsed.run_allow);
     }
     if use_defaults {
         rules.extend(parse(DEFAULTS_NAME, DEFAULTS_TOML)?.rules);
@@ -76,6 +78,7 @@ pub fn load(explicit: Option<&Path>) -> Result<RuleSet, ConfigError> {
         rules,
         checks,
         files,
+        run_allow,
     })
 }
 
@@ -87,6 +90,7 @@ pub fn load_file(path: &Path) -> Result<RuleSet, ConfigError> {
         rules: parsed.rules,
         checks: parsed.checks,
         files: vec![path.to_path_buf()],
+        run_allow: parsed.run_allow,
     })
 }
 
@@ -128,6 +132,7 @@ pub struct ParsedFile {
     pub defaults: Option<bool>,
     pub rules: Vec<Rule>,
     pub checks: Vec<crate::check::load::CheckSource>,
+    pub run_allow: Vec<Vec<String>>,
 }
 
 /// Parses and compiles one file; `name` is how errors and `explain` name it.
@@ -170,10 +175,32 @@ pub fn parse(name: &str, text: &str) -> Result<ParsedFile, ConfigError> {
             }
         })
         .collect();
+    let mut run_allow = Vec::new();
+    for entry in config.serve.map(|s| s.run_allow).unwrap_or_default() {
+        let (line, column) = line_column(text, entry.span().start);
+        let argv = entry.into_inner();
+        let wrong = match argv.first() {
+            None => Some("an empty entry would allow every command".to_string()),
+            Some(program) if !program.starts_with('/') => Some(format!(
+                "`{program}` is not an absolute path; name the program as /usr/bin/{program} (or wherever it is), so PATH cannot change what runs"
+            )),
+            Some(_) => None,
+        };
+        if let Some(message) = wrong {
+            return Err(ConfigError {
+                file: name.to_string(),
+                position: Some((line, column)),
+                rule: None,
+                message: format!("[serve] run_allow: {message}"),
+            });
+        }
+        run_allow.push(argv);
+    }
     Ok(ParsedFile {
         defaults: config.defaults,
         rules,
         checks,
+        run_allow,
     })
 }
 

@@ -32,6 +32,9 @@ pub struct RuleSet {
     pub checks: Vec<crate::check::load::CheckSource>,
     /// Every file the rules came from, in the order read.
     pub files: Vec<PathBuf>,
+    /// The `[serve] run_allow` entries of every file: the argv prefixes
+    /// that `POST /api/ps` may run.
+    pub run_allow: Vec<Vec<String>>,
 }
 
 impl RuleSet {

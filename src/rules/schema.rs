@@ -15,6 +15,18 @@ pub struct ConfigFile {
     /// `psdiff check` rules.
     #[serde(default, rename = "check")]
     pub checks: Vec<Spanned<crate::check::load::CheckDef>>,
+    /// `psdiff serve` settings.
+    pub serve: Option<ServeDef>,
+}
+
+/// The `[serve]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeDef {
+    /// The commands `POST /api/ps` may run: each entry is the start of an
+    /// argv, its first element an absolute path.
+    #[serde(default)]
+    pub run_allow: Vec<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
