@@ -3,6 +3,7 @@
 //! /proc ─snapshot─▶ processes ─tree─▶ tree ─rules─▶ view ─render─▶ lines
 //! baseline file ─diff─▶ changes ─report─▶ text / json / nagios
 
+pub mod atomic;
 pub mod baseline;
 pub mod check;
 pub mod cli;

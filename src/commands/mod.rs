@@ -119,29 +119,9 @@ pub fn emit(output: Option<&std::path::Path>, text: &str) -> Result<(), Error> {
     let Some(path) = output else {
         return print(text);
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}", std::process::id()));
-    let written = (|| {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    written.map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::OutputFile {
-            path: path.to_path_buf(),
-            source,
-        }
+    crate::atomic::write(path, text.as_bytes(), 0o644).map_err(|source| Error::OutputFile {
+        path: path.to_path_buf(),
+        source,
     })
 }
 
