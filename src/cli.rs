@@ -104,6 +104,12 @@ pub enum Command {
     /// Check process counts, CPU use and credentials (ps.monitor's
     /// NAME:MIN-MAX, or the [[check]] tables of psdiff.toml).
     Check(CheckArgs),
+    /// Serve processes, the baseline diff, checks and metrics as an
+    /// authenticated JSON API (and /metrics for Prometheus).
+    Serve(ServeArgs),
+    /// Make, list and revoke the tokens of `psdiff serve`.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Validate the rules, or print the built-in ones.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -140,6 +146,59 @@ pub struct CheckArgs {
     /// Write the report to FILE (atomically) instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on. TLS belongs to a reverse proxy in
+    /// front (see README.md).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9717")]
+    pub listen: std::net::SocketAddr,
+    #[command(flatten)]
+    pub tokens: TokensFile,
+    /// Enable the control routes (signal, renice, run an allowed command)
+    /// for tokens made with `--control`.
+    #[arg(long)]
+    pub allow_control: bool,
+    /// Connections served at once; more wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections: u32,
+    /// Seconds a client has to send a request's headers (also how long an
+    /// idle connection is kept), and to send its body.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub client_timeout: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokensFile {
+    /// The token file: names and SHA-256 hashes, mode 0600.
+    #[arg(long = "tokens", value_name = "FILE", default_value = crate::serve::tokens::DEFAULT_PATH, env = "PSDIFF_TOKENS")]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it, once; only its hash is stored.
+    Add {
+        /// What the token is for (`zabbix`, `prometheus`, `ops-alice`).
+        name: String,
+        /// Let it use the control routes (with `serve --allow-control`).
+        #[arg(long)]
+        control: bool,
+        #[command(flatten)]
+        tokens: TokensFile,
+    },
+    /// List the tokens' names and scopes.
+    List {
+        #[command(flatten)]
+        tokens: TokensFile,
+    },
+    /// Remove a token; a running server refuses it from its next request.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        tokens: TokensFile,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

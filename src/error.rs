@@ -2,6 +2,7 @@
 
 use crate::baseline::BaselineError;
 use crate::rules::ConfigError;
+use crate::serve::{ServeError, TokenError};
 use crate::snapshot::SnapshotError;
 
 /// How psdiff exits. Plain formats use the first four (see README.md);
@@ -72,6 +73,8 @@ pub enum Error {
     },
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
 }
 
 impl Error {
@@ -83,6 +86,12 @@ impl Error {
             | Error::Output(_)
             | Error::OutputFile { .. }
             | Error::Passwd { .. } => Exit::Runtime,
+            Error::Serve(e) => match e {
+                ServeError::Tokens(TokenError::Unwritable { .. })
+                | ServeError::Listen { .. }
+                | ServeError::Runtime(_) => Exit::Runtime,
+                ServeError::Tokens(_) | ServeError::NoTokens(_) => Exit::Usage,
+            },
         }
     }
 }

@@ -14,5 +14,6 @@ pub mod fuzz;
 pub mod render;
 pub mod report;
 pub mod rules;
+pub mod serve;
 pub mod snapshot;
 pub mod tree;

@@ -58,7 +58,7 @@ struct JsonEntry<'a> {
 }
 
 #[derive(Serialize)]
-struct JsonReport<'a> {
+pub struct JsonReport<'a> {
     missing: Vec<JsonEntry<'a>>,
     extra: Vec<JsonEntry<'a>>,
 }
@@ -66,6 +66,13 @@ struct JsonReport<'a> {
 /// `{"missing": [...], "extra": [...]}`, each entry with depth, user,
 /// cmdline and line.
 pub fn json(changes: &[Change]) -> String {
+    let mut out = serde_json::to_string(&json_report(changes)).expect("report serializes");
+    out.push('\n');
+    out
+}
+
+/// What `json` prints, for callers that add to it.
+pub fn json_report<'a>(changes: &[Change<'a>]) -> JsonReport<'a> {
     let of = |kind| {
         changes
             .iter()
@@ -73,13 +80,10 @@ pub fn json(changes: &[Change]) -> String {
             .map(json_entry)
             .collect()
     };
-    let report = JsonReport {
+    JsonReport {
         missing: of(Kind::Missing),
         extra: of(Kind::Extra),
-    };
-    let mut out = serde_json::to_string(&report).expect("report serializes");
-    out.push('\n');
-    out
+    }
 }
 
 fn json_entry<'a>(change: &Change<'a>) -> JsonEntry<'a> {

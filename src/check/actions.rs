@@ -75,8 +75,13 @@ impl Guard {
 
     /// Pids under another /proc (a host's, from a container) are not ours
     /// to signal.
-    fn local(&self) -> bool {
+    pub fn local(&self) -> bool {
         self.proc_root == Path::new("/proc")
+    }
+
+    /// Whether `pid` is pid 1, psdiff or an ancestor of psdiff.
+    pub fn protects(&self, pid: u32) -> bool {
+        self.protected.contains(&pid)
     }
 }
 
@@ -226,7 +231,7 @@ fn kill_all(
     }
     let mut targets = Vec::new();
     for &pid in pids {
-        if guard.protected.contains(&pid) {
+        if guard.protects(pid) {
             done.push(format!(
                 "will not signal pid {pid}: it is pid 1, psdiff or an ancestor of psdiff"
             ));

@@ -18,7 +18,7 @@ use crate::snapshot::{self, Fields, Process};
 pub fn run(context: &Context, args: &CheckArgs) -> Result<Exit, Error> {
     let output = args.output.as_deref();
     let found = compile(context, args).and_then(|checks| {
-        let (outcomes, processes) = evaluate_settled(context, &checks, args)?;
+        let (outcomes, processes) = evaluate_settled(context, &checks, args.retry, args.interval)?;
         Ok((checks, outcomes, processes))
     });
     let (checks, outcomes, processes) = match found {
@@ -66,11 +66,10 @@ fn compile(context: &Context, args: &CheckArgs) -> Result<Vec<Check>, Error> {
             .map(|s| load::parse_spec(s).map_err(Error::Usage))
             .collect();
     }
-    let sources = match &args.rules {
-        Some(file) => rules::load_file(file)?.checks,
-        None => context.rules()?.checks,
+    let checks = match &args.rules {
+        Some(file) => load::compile_all(&rules::load_file(file)?.checks)?,
+        None => configured(context)?,
     };
-    let checks = load::compile_all(&sources)?;
     if checks.is_empty() {
         return Err(Error::Usage(
             "no checks: give NAME:MIN-MAX rules (e.g. `psdiff check sshd:1-`) or [[check]] tables in psdiff.toml (or --rules FILE)".into(),
@@ -83,6 +82,11 @@ fn compile(context: &Context, args: &CheckArgs) -> Result<Vec<Check>, Error> {
         )));
     }
     Ok(checks)
+}
+
+/// The `[[check]]` tables of the config, compiled.
+pub fn configured(context: &Context) -> Result<Vec<Check>, Error> {
+    Ok(load::compile_all(&context.rules()?.checks)?)
 }
 
 /// One measurement: the processes and, when asked, their CPU use.
@@ -129,13 +133,15 @@ fn measure(context: &Context, checks: &[Check], interval: f64) -> Result<Measure
     })
 }
 
-/// Evaluates every check; with `--retry`, measures again for the failing
-/// ones until they hold or the pauses are used up. Returns the outcomes and
-/// the processes they were found in (for the actions).
-fn evaluate_settled(
+/// Evaluates every check; with `retry`, measures again for the failing
+/// ones until they hold or the pauses are used up. CPU is measured over
+/// `interval` seconds. Returns the outcomes and the processes they were
+/// found in (for the actions).
+pub fn evaluate_settled(
     context: &Context,
     checks: &[Check],
-    args: &CheckArgs,
+    retry: bool,
+    interval: f64,
 ) -> Result<(Vec<Outcome>, Vec<Process>), Error> {
     let named: HashSet<String> = checks
         .iter()
@@ -157,9 +163,9 @@ fn evaluate_settled(
             .collect()
     };
     let all: Vec<usize> = (0..checks.len()).collect();
-    let mut measured = measure(context, checks, args.interval)?;
+    let mut measured = measure(context, checks, interval)?;
     let mut outcomes = evaluate(&measured, &all);
-    let mut sleeps = RETRY_SLEEPS.iter().filter(|_| args.retry);
+    let mut sleeps = RETRY_SLEEPS.iter().filter(|_| retry);
     loop {
         let failing: Vec<usize> = outcomes
             .iter()
@@ -171,7 +177,7 @@ fn evaluate_settled(
         };
         std::thread::sleep(*pause);
         let failing_checks: Vec<Check> = failing.iter().map(|&i| checks[i].clone()).collect();
-        measured = measure(context, &failing_checks, args.interval)?;
+        measured = measure(context, &failing_checks, interval)?;
         for again in evaluate(&measured, &failing) {
             let slot = outcomes
                 .iter_mut()

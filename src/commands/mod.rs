@@ -2,13 +2,14 @@
 //! output through `Output`, so a closed pipe (`psdiff dump | head`) is a
 //! quiet end, not a panic.
 
-mod check;
+pub mod check;
 mod compare;
 mod config;
 mod docs;
 mod dump;
 mod explain;
 mod manual;
+mod serve;
 mod show;
 mod write;
 
@@ -60,6 +61,8 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Manual(command) => manual::run(&context, command),
         Command::Diff { old, new, format } => compare::run(&old, &new, format),
         Command::Check(args) => check::run(&context, &args),
+        Command::Serve(args) => serve::run(context, &args),
+        Command::Token(command) => serve::token(command),
         Command::Man => docs::man(),
         Command::Completions { shell } => docs::completions(shell),
     }
@@ -101,14 +104,18 @@ impl Context {
 
     /// A fresh snapshot of every process, reading `fields`.
     pub fn snapshot(&self, fields: Fields) -> Result<Snapshot, Error> {
-        let mut users = match &self.passwd {
+        Ok(Snapshot::take(&self.proc_root, &mut self.users()?, fields)?)
+    }
+
+    /// Names for uids: from `--passwd`, else NSS.
+    pub fn users(&self) -> Result<UserNames, Error> {
+        match &self.passwd {
             Some(path) => UserNames::from_passwd_file(path).map_err(|source| Error::Passwd {
                 path: path.clone(),
                 source,
-            })?,
-            None => UserNames::from_nss(),
-        };
-        Ok(Snapshot::take(&self.proc_root, &mut users, fields)?)
+            }),
+            None => Ok(UserNames::from_nss()),
+        }
     }
 }
 

@@ -131,15 +131,7 @@ impl Snapshot {
         if let Some(me) = own_pid_in(root) {
             pids.retain(|&pid| pid != me);
         }
-        let root_fd = nix::fcntl::open(
-            root,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| SnapshotError::Unreadable {
-            root: root.to_path_buf(),
-            source: e.into(),
-        })?;
+        let root_fd = open_root(root)?;
         let raws = read_all(&root_fd, fields, &pids);
         if raws.is_empty() {
             return Err(SnapshotError::NotProcTree {
@@ -152,6 +144,36 @@ impl Snapshot {
             .collect();
         Ok(Snapshot { processes })
     }
+
+    /// Reads one process; `None` when there is none with that pid (or it
+    /// is psdiff itself, which `take` leaves out too).
+    pub fn take_one(
+        root: &Path,
+        users: &mut UserNames,
+        fields: Fields,
+        pid: u32,
+    ) -> Result<Option<Process>, SnapshotError> {
+        access::check_visibility(root)?;
+        if own_pid_in(root) == Some(pid) {
+            return Ok(None);
+        }
+        let root_fd = open_root(root)?;
+        Ok(read_chunk(&root_fd, fields, &[pid])
+            .pop()
+            .map(|raw| raw.into_process(users)))
+    }
+}
+
+fn open_root(root: &Path) -> Result<OwnedFd, SnapshotError> {
+    nix::fcntl::open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| SnapshotError::Unreadable {
+        root: root.to_path_buf(),
+        source: e.into(),
+    })
 }
 
 /// Our pid as `root` numbers it, when `root` is a /proc that shows us

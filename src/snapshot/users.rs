@@ -57,6 +57,14 @@ impl UserNames {
             })
             .clone()
     }
+
+    /// Whether `name` is a user here, whether or not anything runs as it.
+    pub fn exists(&self, name: &str) -> bool {
+        match &self.passwd {
+            Some(map) => map.values().any(|n| n == name),
+            None => User::from_name(name).ok().flatten().is_some(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -83,5 +91,6 @@ mod tests {
         assert_eq!(&*users.name(1234), "svc-account-long");
         assert_eq!(&*users.name(0), "root");
         assert_eq!(&*users.name(7), "7");
+        assert!(users.exists("svc-account-long") && !users.exists("nobody"));
     }
 }

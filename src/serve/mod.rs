@@ -1,0 +1,156 @@
+//! `psdiff serve`: the HTTP server around the routes of `api`. It owns the
+//! limits that keep a slow or hostile client from tying it up: a cap on
+//! connections, header and body sizes, and timeouts for sending them.
+
+mod api;
+mod control;
+mod process;
+mod reply;
+mod shared;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::commands::Context;
+pub use tokens::{Scope, TokenError};
+
+/// Request bodies above this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Request line and headers above this are refused with 431.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// How long open connections get to finish after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub tokens: PathBuf,
+    pub allow_control: bool,
+    pub max_connections: usize,
+    pub client_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
+    #[error("no tokens in {}: nobody could use the API; add one with `psdiff token add NAME`", .0.display())]
+    NoTokens(PathBuf),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the server: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Serves until SIGTERM or SIGINT, then lets open requests finish.
+pub fn run(context: Context, settings: Settings) -> Result<(), ServeError> {
+    let tokens = api::TokenSource::open(settings.tokens.clone())?;
+    if tokens.count() == 0 {
+        return Err(ServeError::NoTokens(settings.tokens.clone()));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    runtime.block_on(async move {
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| ServeError::Listen {
+                    addr: settings.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(ServeError::Runtime)?;
+        let state = Arc::new(api::AppState::new(context, tokens, settings.allow_control));
+        let router = api::router(state)
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+                settings.client_timeout,
+            ))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                |_: Box<dyn std::any::Any + Send>| {
+                    use axum::response::IntoResponse;
+                    reply::ApiError::internal("the server failed on this request; see its log")
+                        .into_response()
+                },
+            ));
+        eprintln!(
+            "psdiff serve: listening on http://{addr} (control routes {})",
+            if settings.allow_control { "on" } else { "off" }
+        );
+        accept_loop(listener, router, &settings).await;
+        eprintln!("psdiff serve: stopped");
+        Ok(())
+    })
+}
+
+async fn accept_loop(listener: TcpListener, router: axum::Router, settings: &Settings) {
+    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(settings.client_timeout)
+        .max_header_size(MAX_HEADER_BYTES)
+        .max_headers(64);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        // A connection is accepted only when it can be served; the others
+        // wait in the kernel's queue.
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, say: wait rather than spin.
+                    eprintln!("psdiff serve: cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    eprintln!("psdiff serve: shutting down; letting open requests finish");
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "psdiff serve: connections still open after {}s; closing them",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM can be caught");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT can be caught");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

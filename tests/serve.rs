@@ -1,0 +1,885 @@
+//! `psdiff serve` run for real on an ephemeral loopback port, asked by a
+//! real HTTP client (ureq), and by raw sockets where a client misbehaves.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{TempDir, fixtures, psdiff};
+use serde_json::{Value, json};
+
+/// A running server with a read token and a control token.
+struct Server {
+    child: Child,
+    addr: String,
+    log: Arc<Mutex<String>>,
+    read: String,
+    control: String,
+    tokens: PathBuf,
+    _dir: Arc<TempDir>,
+}
+
+fn add_token(tokens: &Path, name: &str, control: bool) -> String {
+    let mut cmd = psdiff();
+    cmd.args(["token", "add", name, "--tokens"]).arg(tokens);
+    if control {
+        cmd.arg("--control");
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    common::stdout(&out).trim().to_string()
+}
+
+impl Server {
+    /// Starts `psdiff serve ARGS` with `configure` applied to its command.
+    fn start(dir: Arc<TempDir>, args: &[&str], configure: impl FnOnce(&mut Command)) -> Server {
+        let tokens = dir.path().join("tokens");
+        if !tokens.exists() {
+            add_token(&tokens, "reader", false);
+        }
+        let read = add_token(&tokens, &format!("r{}", unique()), false);
+        let control = add_token(&tokens, &format!("ops{}", unique()), true);
+        let mut cmd = psdiff();
+        cmd.env("PSDIFF_DB", dir.path().join("psdiff.db"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--tokens"])
+            .arg(&tokens)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        configure(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let first = lines.next().expect("a first line").unwrap();
+        let addr = first
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in `{first}`"))
+            .to_string();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Server {
+            child,
+            addr,
+            log,
+            read,
+            control,
+            tokens,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// (status, body) of METHOD PATH with `token` and an optional JSON body.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            request = request.header("Content-Type", "application/json");
+        }
+        let request = request.body(body.unwrap_or("").to_string()).unwrap();
+        let mut response = agent.run(request).unwrap();
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap())
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let (status, body) = self.call("GET", path, Some(&self.read), None);
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")),
+        )
+    }
+
+    fn control(&self, method: &str, body: &Value) -> (u16, Value) {
+        let (status, text) = self.call(
+            method,
+            "/api/ps",
+            Some(&self.control),
+            Some(&body.to_string()),
+        );
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+        )
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, and the exit code.
+    fn stop(mut self) -> i32 {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let code = self.child.wait().unwrap().code().unwrap_or(-1);
+        // The stderr thread ends with the process.
+        std::thread::sleep(Duration::from_millis(50));
+        code
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+fn live_server(args: &[&str]) -> Server {
+    Server::start(Arc::new(TempDir::new("serve")), args, |_| {})
+}
+
+/// A process to act on: `sleep` with a duration no other test uses.
+fn sleeper() -> Child {
+    let seconds = format!("{}.{}", 600 + unique(), std::process::id());
+    Command::new("sleep").arg(seconds).spawn().unwrap()
+}
+
+#[test]
+fn health_is_open_and_everything_else_needs_a_token() {
+    let server = live_server(&[]);
+    let (status, body) = server.call("GET", "/", None, None);
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["status"],
+        "ok"
+    );
+    for path in [
+        "/api/ps",
+        "/api/ps/1",
+        "/api/users",
+        "/api/diff",
+        "/api/check",
+        "/metrics",
+        "/nope",
+    ] {
+        let (status, body) = server.call("GET", path, None, None);
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(body.contains("Authorization: Bearer"), "{body}");
+        let (status, _) = server.call("GET", path, Some("not-a-token"), None);
+        assert_eq!(status, 401, "{path}");
+        let (status, _) = server.call("GET", path, Some(&format!("{}x", server.read)), None);
+        assert_eq!(status, 401, "{path}");
+    }
+    // The right token under another scheme is still no bearer token.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let response = agent
+        .get(server.url("/api/users"))
+        .header("Authorization", format!("Basic {}", server.read))
+        .call()
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    let (status, _) = server.get("/api/users");
+    assert_eq!(status, 200);
+    let (status, body) = server.get("/nope");
+    assert_eq!((status, body["error"].is_string()), (404, true));
+    let (status, body) = server.call("PUT", "/api/users", Some(&server.read), Some("{}"));
+    assert_eq!(status, 405, "{body}");
+    assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].is_string());
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn tokens_are_stored_hashed_0600_and_revoked_live() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = live_server(&[]);
+    let text = std::fs::read_to_string(&server.tokens).unwrap();
+    assert!(!text.contains(&server.read) && !text.contains(&server.control));
+    let mode = std::fs::metadata(&server.tokens)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(server.read.len() >= 32);
+    assert!(
+        server
+            .read
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+
+    let out = psdiff()
+        .args(["token", "list", "--tokens"])
+        .arg(&server.tokens)
+        .output()
+        .unwrap();
+    let list = common::stdout(&out);
+    assert!(list.lines().any(|l| l.starts_with("reader read")), "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("ops") && l.ends_with(" control")),
+        "{list}"
+    );
+
+    let out = psdiff()
+        .args(["token", "add", "reader", "--tokens"])
+        .arg(&server.tokens)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(common::stderr(&out).contains("a token named `reader` exists"));
+
+    // Revoked: refused from the next request on, without a restart.
+    let name = list
+        .lines()
+        .find(|l| l.starts_with('r') && !l.starts_with("reader"))
+        .unwrap();
+    let name = name.split(' ').next().unwrap();
+    assert_eq!(server.get("/api/users").0, 200);
+    let out = psdiff()
+        .args(["token", "revoke", name, "--tokens"])
+        .arg(&server.tokens)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(server.get("/api/users").0, 401);
+    let out = psdiff()
+        .args(["token", "revoke", name, "--tokens"])
+        .arg(&server.tokens)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    // A file others may read: the server refuses to start, and a running
+    // one refuses everybody until it is fixed.
+    std::fs::set_permissions(&server.tokens, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(
+        server
+            .call("GET", "/api/users", Some(&server.control), None)
+            .0,
+        401
+    );
+    assert!(server.log().contains("chmod 600"), "{}", server.log());
+    let out = psdiff()
+        .args(["serve", "--listen", "127.0.0.1:0", "--tokens"])
+        .arg(&server.tokens)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("mode 0644") && err.contains("chmod 600"),
+        "{err}"
+    );
+    std::fs::set_permissions(&server.tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(
+        server
+            .call("GET", "/api/users", Some(&server.control), None)
+            .0,
+        200
+    );
+
+    let out = psdiff()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tokens",
+            "/nonexistent/tokens",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        common::stderr(&out).contains("psdiff token add"),
+        "{}",
+        common::stderr(&out)
+    );
+}
+
+#[test]
+fn process_routes_show_psutil_fields() {
+    let server = live_server(&[]);
+    let mut child = sleeper();
+    let pid = child.id();
+    let (status, list) = server.get("/api/ps");
+    assert_eq!(status, 200);
+    let entry = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == pid)
+        .expect("the sleeper is listed")
+        .clone();
+    let (status, one) = server.get(&format!("/api/ps/{pid}"));
+    assert_eq!(status, 200);
+    for record in [&entry, &one] {
+        assert_eq!(record["ppid"], std::process::id());
+        assert_eq!(record["name"], "sleep");
+        assert_eq!(record["cmdline"][0], "sleep");
+        assert_eq!(record["username"], "root");
+        assert_eq!(record["status"], "sleeping");
+        assert_eq!(record["num_threads"], 1);
+        assert!(
+            record["exe"].as_str().unwrap().ends_with("/sleep"),
+            "{record}"
+        );
+        assert!(record["memory_info"]["rss"].as_u64().unwrap() > 0);
+        assert!(record["num_fds"].as_u64().unwrap() >= 3);
+        assert!(record["create_time"].as_f64().unwrap() > 1.6e9);
+        assert!(record["cwd"].is_string());
+        assert!(record["uids"]["effective"].is_u64() && record["gids"]["saved"].is_u64());
+        assert!(record["num_ctx_switches"]["voluntary"].is_u64());
+        assert!(record["cpu_times"]["user"].is_f64() && record["cpu_percent"].is_f64());
+        assert!(record["memory_percent"].is_f64());
+        assert!(record.get("open_files").is_none() && record.get("connections").is_none());
+    }
+    // The costly fields, on request: this test's own open file and socket.
+    let file = std::fs::File::open(fixtures().join("passwd")).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let me = std::process::id();
+    let (status, mine) = server.get(&format!("/api/ps/{me}?fields=pid,open_files,connections"));
+    assert_eq!(status, 200);
+    assert_eq!(mine.as_object().unwrap().len(), 3, "{mine}");
+    let files = mine["open_files"].as_array().unwrap();
+    let passwd = fixtures().join("passwd");
+    assert!(
+        files.iter().any(|f| f["path"] == passwd.to_str().unwrap()),
+        "{files:?}"
+    );
+    let socket = mine["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["laddr"] == json!(["127.0.0.1", port]))
+        .unwrap_or_else(|| panic!("no listener on {port}: {mine}"));
+    assert_eq!(socket["status"], "LISTEN");
+    assert_eq!(socket["type"], "SOCK_STREAM");
+    drop((file, listener));
+
+    let (status, some) = server.get("/api/ps?fields=pid,name");
+    assert_eq!(status, 200);
+    assert!(
+        some.as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p.as_object().unwrap().len() == 2)
+    );
+    let (status, body) = server.get("/api/ps?fields=pid,nmae");
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `nmae`"),
+        "{body}"
+    );
+    assert_eq!(server.get("/api/ps/abc").0, 400);
+    let (status, body) = server.get("/api/ps/4000000000");
+    assert_eq!(status, 404, "{body}");
+
+    let (status, users) = server.get("/api/users");
+    assert_eq!(status, 200);
+    let root = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "root")
+        .unwrap();
+    assert!(root["running"].as_u64().unwrap() >= 2);
+    let (status, theirs) = server.get("/api/users/root/ps?fields=pid,username");
+    assert_eq!(status, 200);
+    let theirs = theirs.as_array().unwrap();
+    assert!(theirs.iter().all(|p| p["username"] == "root"));
+    assert!(theirs.iter().any(|p| p["pid"] == pid));
+    assert_eq!(server.get("/api/users/nobody/ps").0, 200);
+    let (status, body) = server.get("/api/users/no-such-user-here/ps");
+    assert_eq!(status, 404, "{body}");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(server.get(&format!("/api/ps/{pid}")).0, 404);
+}
+
+/// On a synthetic tree: /api/diff says what `show --format json` says,
+/// /api/check what `check --format json` says, and /metrics counts both.
+#[test]
+fn diff_check_and_metrics_agree_with_the_commands() {
+    let dir = Arc::new(TempDir::new("serve-diff"));
+    let proc = common::copy_fixture("defaults", dir.path());
+    let config = dir.path().join("psdiff.toml");
+    std::fs::write(
+        &config,
+        "[[check]]\nname = \"cron\"\nmatch = { comm = \"cron\" }\ncrit = \"3:\"\n\n[[check]]\nname = \"sshd\"\nmatch = { comm = \"sshd\" }\ncount = \"1-\"\n",
+    )
+    .unwrap();
+    let db = dir.path().join("psdiff.db");
+    let cli = |args: &[&str]| {
+        let mut cmd = common::on_tree(&proc, &db);
+        cmd.env("PSDIFF_CONFIG", &config).args(args);
+        common::run(&mut cmd)
+    };
+    assert_eq!(cli(&["write"]).0, 0);
+    // A daemon gone, another one new.
+    std::fs::remove_dir_all(proc.join("300")).unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(proc.join("380"))
+        .arg(proc.join("9380"))
+        .status();
+    assert!(status.unwrap().success());
+    std::fs::write(proc.join("9380/cmdline"), "/usr/sbin/intruder\0--quiet\0").unwrap();
+    let stat = std::fs::read_to_string(proc.join("9380/stat")).unwrap();
+    std::fs::write(proc.join("9380/stat"), stat.replacen("380 ", "9380 ", 1)).unwrap();
+
+    let (proc2, config2) = (proc.clone(), config.clone());
+    let server = Server::start(dir.clone(), &[], move |cmd| {
+        cmd.env("PSDIFF_PROC_ROOT", &proc2)
+            .env("PSDIFF_PASSWD", fixtures().join("passwd"))
+            .env("PSDIFF_CONFIG", &config2);
+    });
+    let (status, mut diff) = server.get("/api/diff");
+    assert_eq!(status, 200);
+    assert_eq!(diff["baseline"], true);
+    let (_, shown, _) = cli(&["show", "--format", "json"]);
+    diff.as_object_mut().unwrap().remove("baseline");
+    assert_eq!(diff, serde_json::from_str::<Value>(&shown).unwrap());
+    assert_eq!(diff["missing"][0]["cmdline"], "/usr/sbin/cron -f");
+    assert_eq!(
+        diff["extra"][0]["cmdline"], "/usr/sbin/intruder --quiet",
+        "{diff}"
+    );
+
+    let (status, checks) = server.get("/api/check");
+    assert_eq!(status, 200);
+    let (_, checked, _) = cli(&["check", "--format", "json"]);
+    assert_eq!(checks, serde_json::from_str::<Value>(&checked).unwrap());
+
+    let (status, metrics) = server.call("GET", "/metrics", Some(&server.read), None);
+    assert_eq!(status, 200);
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+            .to_string()
+    };
+    assert_eq!(value("psdiff_missing_lines"), "1");
+    assert_eq!(value("psdiff_extra_lines"), "1");
+    assert_eq!(value("psdiff_baseline_present"), "1");
+    assert_eq!(value("psdiff_up"), "1");
+    assert_eq!(value("psdiff_check_failed{check=\"cron\"}"), "1");
+    assert_eq!(value("psdiff_check_failed{check=\"sshd\"}"), "0");
+    let entries = std::fs::read_dir(&proc).unwrap().count();
+    let counted: usize = metrics
+        .lines()
+        .filter(|l| l.starts_with("psdiff_processes{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<usize>().unwrap())
+        .sum();
+    assert!(counted > 20 && counted <= entries, "{counted}");
+    // alice's processes, counted from the tree's status files.
+    let alice_uid = "1000";
+    let alice = std::fs::read_dir(&proc)
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("status")).ok())
+        .filter(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1))
+                == Some(alice_uid)
+        })
+        .count();
+    assert!(alice > 0);
+    assert_eq!(value("psdiff_processes{user=\"alice\"}"), alice.to_string());
+    assert!(
+        value("psdiff_scrape_duration_seconds")
+            .parse::<f64>()
+            .unwrap()
+            >= 0.0
+    );
+
+    // A damaged baseline is an error, said as JSON, and psdiff_up 0.
+    std::fs::write(&db, "garbage without the format\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let (status, body) = server.get("/api/diff");
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("psdiff.db"),
+        "{body}"
+    );
+    let (_, metrics) = server.call("GET", "/metrics", Some(&server.read), None);
+    assert!(metrics.contains("\npsdiff_up 0\n"), "{metrics}");
+}
+
+#[test]
+fn control_routes_need_the_flag_and_a_control_token() {
+    let off = live_server(&[]);
+    let mut child = sleeper();
+    let pid = child.id();
+    let (status, body) = off.control("DELETE", &json!({"pid": pid}));
+    assert_eq!(status, 403);
+    assert!(body["error"].as_str().unwrap().contains("--allow-control"));
+    drop(off);
+
+    let server = live_server(&["--allow-control"]);
+    let as_reader = server.call(
+        "DELETE",
+        "/api/ps",
+        Some(&server.read),
+        Some(&json!({"pid": pid}).to_string()),
+    );
+    assert_eq!(as_reader.0, 403, "{}", as_reader.1);
+    assert!(as_reader.1.contains("only read"));
+    let (status, _) = server.call(
+        "GET",
+        "/api/ps/output/0123456789abcdef0123456789abcdef",
+        Some(&server.read),
+        None,
+    );
+    assert_eq!(status, 403);
+
+    // Renice, then signal.
+    let (status, body) = server.control("PATCH", &json!({"pid": pid, "priority": 7}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        server.get(&format!("/api/ps/{pid}?fields=nice")).1["nice"],
+        7
+    );
+    let (status, body) = server.control("DELETE", &json!({"pid": pid, "signal": "USR1"}));
+    assert_eq!((status, body["signal"].as_str()), (200, Some("SIGUSR1")));
+    let ended = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(ended.signal(), Some(libc::SIGUSR1));
+
+    // Never pid 1, the server, or its ancestors (this test).
+    for protected in [1, server.child.id(), std::process::id()] {
+        let (status, body) = server.control("DELETE", &json!({"pid": protected}));
+        assert_eq!(status, 403, "{protected}: {body}");
+        let (status, _) = server.control("PATCH", &json!({"pid": protected, "priority": 19}));
+        assert_eq!(status, 403);
+    }
+    // A kernel thread (kthreadd is pid 2 where the kernel's threads show).
+    if std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd") {
+        assert_eq!(server.control("DELETE", &json!({"pid": 2})).0, 403);
+    }
+
+    let bad: [(&str, Value, u16); 9] = [
+        ("DELETE", json!({"pid": 0}), 400),
+        ("DELETE", json!({"pid": -1}), 400),
+        ("DELETE", json!({"pid": 4_000_000_000u64}), 400),
+        ("DELETE", json!({"pid": 4_000_000}), 404),
+        ("DELETE", json!({"pid": 12, "signal": "BOGUS"}), 400),
+        ("DELETE", json!({"pdi": 12}), 400),
+        ("PATCH", json!({"pid": 12, "priority": 20}), 400),
+        ("PATCH", json!({"pid": 12, "priority": -21}), 400),
+        ("PATCH", json!({"pid": 12}), 400),
+    ];
+    for (method, body, want) in bad {
+        let (status, answer) = server.control(method, &body);
+        assert_eq!(status, want, "{method} {body}: {answer}");
+        assert!(answer["error"].is_string());
+    }
+    let (status, body) = server.call(
+        "DELETE",
+        "/api/ps",
+        Some(&server.control),
+        Some("{\"pid\": "),
+    );
+    assert_eq!(status, 400, "{body}");
+    let huge = format!("{{\"cmd\": [\"{}\"]}}", "a".repeat(100_000));
+    let (status, body) = server.call("POST", "/api/ps", Some(&server.control), Some(&huge));
+    assert_eq!(status, 413, "{body}");
+    assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].is_string());
+
+    let log = server.log();
+    assert!(
+        log.contains(&format!(
+            "action=renice 7 target=pid {pid} (sleep) result=ok"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "action=signal SIGUSR1 target=pid {pid} (sleep) result=ok"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("action=signal SIGTERM target=pid 1 result=403"),
+        "{log}"
+    );
+    assert!(
+        log.contains("action=DELETE /api/ps target=- result=refused"),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("control: token=ops"))
+            .count()
+            >= 10
+    );
+}
+
+#[test]
+fn run_starts_only_allowed_commands_and_keeps_their_output() {
+    let dir = Arc::new(TempDir::new("serve-run"));
+    let config = dir.path().join("psdiff.toml");
+    std::fs::write(
+        &config,
+        "[serve]\nrun_allow = [[\"/bin/sh\", \"-c\"], [\"/bin/echo\", \"hello\"]]\n",
+    )
+    .unwrap();
+    let server = Server::start(dir.clone(), &["--allow-control"], |cmd| {
+        cmd.env("PSDIFF_CONFIG", &config);
+    });
+    let (status, started) = server.control(
+        "POST",
+        &json!({"cmd": ["/bin/sh", "-c", "echo out; echo err >&2; exit 3"]}),
+    );
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_str().unwrap();
+    assert_eq!(id.len(), 32);
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(started["pid"].as_u64().unwrap() > 1);
+    let output = wait_for_end(&server, id);
+    assert_eq!(output["out"], "out\n");
+    assert_eq!(output["err"], "err\n");
+    assert_eq!(output["exit_code"], 3);
+    assert_eq!(output["timed_out"], false);
+
+    // argv is not a shell line: `;` is an argument of echo.
+    let (status, started) = server.control("POST", &json!({"cmd": ["/bin/echo", "hello", "; id"]}));
+    assert_eq!(status, 202);
+    let output = wait_for_end(&server, started["id"].as_str().unwrap());
+    assert_eq!(output["out"], "hello ; id\n");
+
+    for refused in [
+        json!(["/bin/echo"]),
+        json!(["/bin/echo", "goodbye"]),
+        json!(["echo", "hello"]),
+        json!(["/bin/bash", "-c", "id"]),
+    ] {
+        let (status, body) = server.control("POST", &json!({"cmd": refused}));
+        assert_eq!(status, 403, "{refused}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("run_allow"));
+    }
+    assert_eq!(server.control("POST", &json!({"cmd": []})).0, 400);
+    assert_eq!(
+        server.control("POST", &json!({"cmd": "/bin/echo hello"})).0,
+        400
+    );
+
+    // Output is capped, and a command that overstays is killed with what
+    // it started.
+    let (_, started) = server.control(
+        "POST",
+        &json!({"cmd": ["/bin/sh", "-c", "head -c 200000 /dev/zero | tr '\\0' x; sleep 60"]}),
+    );
+    let begun = Instant::now();
+    let output = wait_for_end(&server, started["id"].as_str().unwrap());
+    let took = begun.elapsed();
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(20),
+        "{took:?}"
+    );
+    assert_eq!(output["timed_out"], true);
+    assert_eq!(output["signal"], 9);
+    assert_eq!(output["out"].as_str().unwrap().len(), 64 * 1024);
+    assert_eq!(output["out_truncated"], true);
+
+    let (status, body) = server.call(
+        "GET",
+        "/api/ps/output/0123456789abcdef0123456789abcdef",
+        Some(&server.control),
+        None,
+    );
+    assert_eq!(status, 404, "{body}");
+    let log = server.log();
+    assert!(
+        log.contains("action=run-ended") && log.contains("killed after 10s"),
+        "{log}"
+    );
+}
+
+fn wait_for_end(server: &Server, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, text) = server.call(
+            "GET",
+            &format!("/api/ps/output/{id}"),
+            Some(&server.control),
+            None,
+        );
+        assert_eq!(status, 200, "{text}");
+        let output: Value = serde_json::from_str(&text).unwrap();
+        if output["running"] == false {
+            return output;
+        }
+        assert!(Instant::now() < deadline, "still running: {output}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_bad_run_allow_is_refused_at_start() {
+    let dir = TempDir::new("serve-config");
+    let config = dir.path().join("psdiff.toml");
+    std::fs::write(
+        &config,
+        "[serve]\nrun_allow = [[\"systemctl\", \"status\"]]\n",
+    )
+    .unwrap();
+    let out = psdiff()
+        .env("PSDIFF_CONFIG", &config)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tokens",
+            "/nonexistent",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("psdiff.toml:2:") && err.contains("not an absolute path"),
+        "{err}"
+    );
+}
+
+/// Slow, idle, oversized and too many clients: each is cut off, and the
+/// server goes on answering the others.
+#[test]
+fn misbehaving_clients_are_bounded() {
+    let server = live_server(&["--client-timeout", "1", "--max-connections", "3"]);
+    let connect = || {
+        let s = TcpStream::connect(&server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    };
+    // Headers over 16 KiB: 431.
+    let mut s = connect();
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let _ = s.write_all(big.as_bytes());
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.80}");
+
+    // Headers sent too slowly, and a kept-alive connection left idle: both
+    // closed after the client timeout.
+    for first in [
+        "GET / HTTP/1.1\r\nHost: x\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let mut s = connect();
+        s.write_all(first.as_bytes()).unwrap();
+        let begun = Instant::now();
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        let took = begun.elapsed();
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+            "{first:?}: {took:?}"
+        );
+    }
+
+    // A body that never arrives whole: an answer, then the connection ends.
+    let mut s = connect();
+    let head = format!(
+        "DELETE /api/ps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"pid\"",
+        server.control
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let begun = Instant::now();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(begun.elapsed() < Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+
+    // Three connections held open: a fourth waits until one goes.
+    let held: Vec<TcpStream> = (0..3).map(|_| connect()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let begun = Instant::now();
+    let (status, _) = server.call("GET", "/", None, None);
+    assert_eq!(status, 200);
+    let waited = begun.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500),
+        "served at once: {waited:?}"
+    );
+    drop(held);
+    let begun = Instant::now();
+    assert_eq!(server.call("GET", "/", None, None).0, 200);
+    assert!(begun.elapsed() < Duration::from_millis(500));
+}
+
+/// SIGTERM lets a request in progress finish, then the server exits 0.
+#[test]
+fn sigterm_finishes_open_requests() {
+    let dir = Arc::new(TempDir::new("serve-term"));
+    let config = dir.path().join("psdiff.toml");
+    // A CPU check is measured over a second: a slow request to interrupt.
+    std::fs::write(&config, "[[check]]\nname = \"busy\"\nmatch = { comm = \"nothing-is-called-this\" }\ncpu_percent = 90\n").unwrap();
+    let server = Server::start(dir.clone(), &[], |cmd| {
+        cmd.env("PSDIFF_CONFIG", &config);
+    });
+    let url = server.url("/api/check");
+    let token = server.read.clone();
+    let request = std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut r = agent
+            .get(url)
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let addr = server.addr.clone();
+    assert_eq!(server.stop(), 0);
+    let (status, body) = request.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"busy\""), "{body}");
+    assert!(TcpStream::connect(addr).is_err());
+}
