@@ -38,6 +38,7 @@ fn the_package_installs_what_operators_need() {
         "./usr/share/psdiff/icinga2/psdiff.conf",
         "./lib/systemd/system/psdiff-textfile.service",
         "./lib/systemd/system/psdiff-textfile.timer",
+        "./lib/systemd/system/psdiff-serve.service",
         "./usr/share/man/man1/psdiff.1.gz",
         "./usr/share/bash-completion/completions/psdiff",
         "./usr/share/zsh/vendor-completions/_psdiff",
