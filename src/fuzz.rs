@@ -1,6 +1,7 @@
 //! A mutation fuzzer on stable Rust for the parsers that read what others
 //! write: /proc stat and status (any local user shapes their comm), the
-//! TOML rules, the baseline, the check rules and ranges, and the diff.
+//! TOML rules, the baseline, the check rules and ranges, the diff, and the
+//! API's request bodies.
 //! Each target gets seeds mutated at random; a panic is a crash. `psdiff`
 //! runs it through `fuzz/run.sh`; the tests run a short, seeded round.
 
@@ -87,6 +88,26 @@ pub fn targets() -> Vec<Target> {
                 assert_eq!(old.len() - missing + (changes.len() - missing), new.len());
             },
         },
+        Target {
+            name: "api-bodies",
+            seeds: vec![
+                br#"{"pid": 1234, "signal": "HUP"}"#.to_vec(),
+                br#"{"pid": 1234, "priority": -5}"#.to_vec(),
+                br#"{"cmd": ["/usr/bin/systemctl", "status", "nginx"]}"#.to_vec(),
+                b"pid,name,open_files".to_vec(),
+            ],
+            run: |input| {
+                // Every body to every route, as a client may send it; and
+                // the same bytes as a ?fields= list.
+                use crate::serve::body;
+                let _ = body::signal_request(input);
+                let _ = body::renice_request(input);
+                if let Ok(run) = body::run_request(input) {
+                    assert!(!run.cmd.is_empty());
+                }
+                let _ = crate::serve::process::FieldSet::parse(&String::from_utf8_lossy(input));
+            },
+        },
     ]
 }
 
@@ -128,6 +149,12 @@ const INTERESTING: &[&[u8]] = &[
     b"  {user=",
     b"[[rule]]",
     b"[[check]]",
+    b"\"pid\": ",
+    b"\"signal\": ",
+    b"\"priority\": ",
+    b"\"cmd\": [",
+    b"1e999",
+    b"-9223372036854775809",
     b"18446744073709551616",
     b"-1",
     b"\xff",

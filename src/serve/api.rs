@@ -13,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::control::{self, Control};
+use super::body;
+use super::control::Control;
 use super::process::{self, CpuReading, FieldSet, System};
 use super::reply::ApiError;
 use super::shared::Shared;
@@ -364,26 +364,31 @@ impl FromRequestParts<Arc<AppState>> for ControlAccess {
     }
 }
 
-/// A JSON body whose every problem is a JSON error: 400 for bad JSON or
-/// fields, 413 when over the size limit, 415 without a JSON content type.
-struct Body<T>(T);
+/// A request body that says it is JSON, as bytes for `body` to decode.
+/// Its problems are JSON errors too: 413 over the size limit, 415
+/// without a JSON content type.
+struct JsonBody(axum::body::Bytes);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Body(value)),
-            // axum says 422 for valid JSON of the wrong shape; to a
-            // client both are a bad request.
-            Err(rejection) => {
-                let status = match rejection.status() {
-                    StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
-                    other => other,
-                };
-                Err(ApiError::new(status, rejection.body_text()))
-            }
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the body as JSON, with `Content-Type: application/json`",
+            ));
         }
+        axum::body::Bytes::from_request(request, state)
+            .await
+            .map(JsonBody)
+            .map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))
     }
 }
 
@@ -564,73 +569,52 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SignalBody {
-    pid: i64,
-    signal: Option<Value>,
-}
-
 async fn signal_process(
     State(state): State<Arc<AppState>>,
     ControlAccess(who): ControlAccess,
-    Body(body): Body<SignalBody>,
+    JsonBody(bytes): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let signal = control::parse_signal(body.signal.as_ref())?;
-    let action = format!("signal {}", signal.as_str());
-    controlled(&who, &action, &format!("pid {}", body.pid), || {
-        let target = state.control.target(&state.context, body.pid)?;
-        Ok((target.to_string(), state.control.signal(&target, signal)?))
+    let asked = body::signal_request(&bytes)?;
+    let action = format!("signal {}", asked.signal.as_str());
+    controlled(&who, &action, &format!("pid {}", asked.pid), || {
+        let target = state.control.target(&state.context, asked.pid)?;
+        Ok((
+            target.to_string(),
+            state.control.signal(&target, asked.signal)?,
+        ))
     })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReniceBody {
-    pid: i64,
-    priority: i64,
 }
 
 async fn renice_process(
     State(state): State<Arc<AppState>>,
     ControlAccess(who): ControlAccess,
-    Body(body): Body<ReniceBody>,
+    JsonBody(bytes): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let priority = i32::try_from(body.priority)
-        .ok()
-        .filter(|p| (-20..=19).contains(p))
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "priority {} is out of range; give -20 (most favoured) to 19 (least)",
-                body.priority
-            ))
-        })?;
-    let action = format!("renice {priority}");
-    controlled(&who, &action, &format!("pid {}", body.pid), || {
-        let target = state.control.target(&state.context, body.pid)?;
-        Ok((target.to_string(), state.control.renice(&target, priority)?))
+    let asked = body::renice_request(&bytes)?;
+    let action = format!("renice {}", asked.priority);
+    controlled(&who, &action, &format!("pid {}", asked.pid), || {
+        let target = state.control.target(&state.context, asked.pid)?;
+        Ok((
+            target.to_string(),
+            state.control.renice(&target, asked.priority)?,
+        ))
     })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RunBody {
-    cmd: Vec<String>,
 }
 
 async fn run_command(
     State(state): State<Arc<AppState>>,
     ControlAccess(who): ControlAccess,
-    Body(body): Body<RunBody>,
+    JsonBody(bytes): JsonBody,
 ) -> Result<Response, ApiError> {
-    let shown = format!("{:?}", body.cmd);
+    let asked = body::run_request(&bytes)?;
+    let shown = format!("{:?}", asked.cmd);
     let context_state = state.clone();
     let run_allow = blocking(move || Ok(context_state.context.rules()?.run_allow)).await?;
     let ended_who = who.clone();
     let ended_cmd = shown.clone();
     let started = controlled(&who, "run", &shown, || {
         let log = move |how: String| log_control(&ended_who, "run-ended", &ended_cmd, &how);
-        let started = state.control.run(&run_allow, body.cmd, log)?;
+        let started = state.control.run(&run_allow, asked.cmd, log)?;
         Ok((shown.clone(), started))
     })?;
     Ok((StatusCode::ACCEPTED, started).into_response())

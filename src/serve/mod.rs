@@ -3,8 +3,9 @@
 //! connections, header and body sizes, and timeouts for sending them.
 
 mod api;
+pub(crate) mod body;
 mod control;
-mod process;
+pub(crate) mod process;
 mod reply;
 mod shared;
 pub mod tokens;
