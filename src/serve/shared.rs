@@ -10,9 +10,17 @@ use tokio::sync::OnceCell;
 
 /// Values computed on a blocking thread and shared, per key, by every
 /// request that arrives while one is being computed or within `ttl` of it.
+/// While a new value is computed, the others get the previous one if it is
+/// less than two `ttl`s old: only the request that starts the work waits.
 pub struct Shared<K, V> {
     ttl: Duration,
-    slots: Mutex<HashMap<K, Arc<Slot<V>>>>,
+    slots: Mutex<HashMap<K, Entry<V>>>,
+}
+
+struct Entry<V> {
+    slot: Arc<Slot<V>>,
+    /// The value before the one in `slot`, with when it was computed.
+    previous: Option<(Instant, V)>,
 }
 
 struct Slot<V> {
@@ -20,9 +28,10 @@ struct Slot<V> {
 }
 
 impl<V> Slot<V> {
-    /// A slot still worth joining: being computed, or computed recently.
-    fn is_live(&self, ttl: Duration) -> bool {
-        self.value.get().is_none_or(|(at, _)| at.elapsed() < ttl)
+    fn new() -> Arc<Slot<V>> {
+        Arc::new(Slot {
+            value: OnceCell::new(),
+        })
     }
 }
 
@@ -38,21 +47,42 @@ where
         }
     }
 
-    /// The value for `key`: a recent one, the one being computed, or a
-    /// new one from `compute`.
+    /// The value for `key`: a recent one, the one being computed (or the
+    /// one before it), or a new one from `compute`.
     pub async fn get(&self, key: K, compute: impl FnOnce() -> V + Send + 'static) -> V {
         let slot = {
             let mut slots = self.slots.lock().expect("no panic holds this lock");
-            match slots.get(&key) {
-                Some(slot) if slot.is_live(self.ttl) => slot.clone(),
-                _ => {
-                    // Old answers for other keys go too, so the map stays
-                    // as small as the set of keys asked for lately.
-                    slots.retain(|_, s| s.is_live(self.ttl));
-                    let slot = Arc::new(Slot {
-                        value: OnceCell::new(),
+            let ttl = self.ttl;
+            match slots.get_mut(&key) {
+                Some(entry) => match entry.slot.value.get() {
+                    Some((at, value)) if at.elapsed() < ttl => return value.clone(),
+                    Some(done) => {
+                        entry.previous = Some(done.clone());
+                        entry.slot = Slot::new();
+                        entry.slot.clone()
+                    }
+                    None => match &entry.previous {
+                        Some((at, value)) if at.elapsed() < 2 * ttl => return value.clone(),
+                        _ => entry.slot.clone(),
+                    },
+                },
+                None => {
+                    // Answers for keys not asked for lately go, so the map
+                    // stays as small as the set of keys in use.
+                    slots.retain(|_, e| {
+                        e.slot
+                            .value
+                            .get()
+                            .is_none_or(|(at, _)| at.elapsed() < 2 * ttl)
                     });
-                    slots.insert(key, slot.clone());
+                    let slot = Slot::new();
+                    slots.insert(
+                        key,
+                        Entry {
+                            slot: slot.clone(),
+                            previous: None,
+                        },
+                    );
                     slot
                 }
             }
@@ -98,13 +128,34 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 1);
     }
 
-    #[tokio::test]
-    async fn an_old_value_is_computed_again() {
-        let shared = Shared::<u8, u32>::new(Duration::from_millis(20));
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_old_value_is_computed_again_and_serves_meanwhile() {
+        let ttl = Duration::from_millis(100);
+        let shared = Arc::new(Shared::<u8, u32>::new(ttl));
         assert_eq!(shared.get(1, || 1).await, 1);
         assert_eq!(shared.get(1, || 2).await, 1);
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        assert_eq!(shared.get(1, || 3).await, 3);
-        assert_eq!(shared.get(2, || 4).await, 4);
+        tokio::time::sleep(ttl).await;
+        // The first request after the ttl waits for the new value; one
+        // arriving while it is computed gets the previous one.
+        let slow = {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                shared
+                    .get(1, || {
+                        std::thread::sleep(Duration::from_millis(50));
+                        3
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(shared.get(1, || 4).await, 1);
+        assert_eq!(slow.await.unwrap(), 3);
+        assert_eq!(shared.get(1, || 5).await, 3);
+        // Other keys have values of their own.
+        assert_eq!(shared.get(2, || 6).await, 6);
+        // After a quiet spell, the first request waits for a fresh value.
+        tokio::time::sleep(2 * ttl).await;
+        assert_eq!(shared.get(1, || 7).await, 7);
     }
 }
