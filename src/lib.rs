@@ -7,6 +7,7 @@ pub mod atomic;
 pub mod baseline;
 pub mod check;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod diff;
 pub mod error;
