@@ -107,6 +107,9 @@ pub enum Command {
     /// Serve processes, the baseline diff, checks and metrics as an
     /// authenticated JSON API (and /metrics for Prometheus).
     Serve(ServeArgs),
+    /// Print the files a process tree opens and closes, live, with how
+    /// long each stayed open (fanotify; needs root).
+    Files(FilesArgs),
     /// Make, list and revoke the tokens of `psdiff serve`.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -167,6 +170,40 @@ pub struct ServeArgs {
     /// idle connection is kept), and to send its body.
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub client_timeout: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FilesArgs {
+    /// Watch this process and its descendants (repeatable).
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Watch every process whose comm or executable is NAME, including
+    /// those that start later, and their descendants (repeatable).
+    #[arg(long = "name", value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Follow descendants at most N levels below a target (0: the targets
+    /// only).
+    #[arg(long, value_name = "N")]
+    pub depth: Option<u32>,
+    /// Only files under PREFIX (repeatable); only the mounts holding them
+    /// are watched. Without it, every file on every real file system.
+    #[arg(long = "path", value_name = "PREFIX")]
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = FilesFormat::Text)]
+    pub format: FilesFormat,
+    /// Start CMD, watch it and its descendants, and exit with its status
+    /// once it and the events it caused are done.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FilesFormat {
+    /// `TIME EVENT PID (PPID) COMM PATH [DURATION ms]`.
+    Text,
+    /// One JSON object per line: event, time, pid, ppid, tid, comm, path,
+    /// duration_ms.
+    Json,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,6 +1,7 @@
 //! The errors that reach the top, and the exit code each one means.
 
 use crate::baseline::BaselineError;
+use crate::files::{FilesError, WatchError};
 use crate::rules::ConfigError;
 use crate::serve::{ServeError, TokenError};
 use crate::snapshot::SnapshotError;
@@ -18,6 +19,8 @@ pub enum Exit {
     /// Runtime failure: /proc, the baseline or output unreadable/unwritable.
     Runtime,
     Nagios(NagiosState),
+    /// `psdiff files -- CMD`: the command's own exit status.
+    Command(u8),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -47,6 +50,7 @@ impl Exit {
             Exit::Usage => 2,
             Exit::Runtime => 3,
             Exit::Nagios(state) => state as u8,
+            Exit::Command(status) => status,
         }
     }
 }
@@ -75,6 +79,8 @@ pub enum Error {
     Output(std::io::Error),
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
+    #[error(transparent)]
+    Files(#[from] crate::files::FilesError),
 }
 
 impl Error {
@@ -91,6 +97,16 @@ impl Error {
                 | ServeError::Listen { .. }
                 | ServeError::Runtime(_) => Exit::Runtime,
                 ServeError::Tokens(_) | ServeError::NoTokens(_) => Exit::Usage,
+            },
+            Error::Files(e) => match e {
+                FilesError::Watch(WatchError::NotPermitted)
+                | FilesError::NoSuchPid(_)
+                | FilesError::NoSuchPath(_)
+                | FilesError::NoTarget
+                | FilesError::Spawn { .. } => Exit::Usage,
+                FilesError::Watch(_) | FilesError::Snapshot(_) | FilesError::Read(_) => {
+                    Exit::Runtime
+                }
             },
         }
     }

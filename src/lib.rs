@@ -11,6 +11,7 @@ pub mod clock;
 pub mod commands;
 pub mod diff;
 pub mod error;
+pub mod files;
 pub mod fuzz;
 pub mod render;
 pub mod report;

@@ -8,6 +8,7 @@ mod config;
 mod docs;
 mod dump;
 mod explain;
+mod files;
 mod manual;
 mod serve;
 mod show;
@@ -62,6 +63,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Diff { old, new, format } => compare::run(&old, &new, format),
         Command::Check(args) => check::run(&context, &args),
         Command::Serve(args) => serve::run(context, &args),
+        Command::Files(args) => files::run(&args),
         Command::Token(command) => serve::token(command),
         Command::Man => docs::man(),
         Command::Completions { shell } => docs::completions(shell),

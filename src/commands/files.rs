@@ -1,0 +1,21 @@
+//! `psdiff files`.
+
+use crate::cli::{FilesArgs, FilesFormat};
+use crate::error::{Error, Exit};
+use crate::files::{self, Settings};
+
+pub fn run(args: &FilesArgs) -> Result<Exit, Error> {
+    let status = files::run(Settings {
+        pids: args.pids.clone(),
+        names: args.names.clone(),
+        command: args.command.clone(),
+        depth: args.depth,
+        paths: args.paths.clone(),
+        json: args.format == FilesFormat::Json,
+    })?;
+    Ok(if args.command.is_empty() {
+        Exit::Clean
+    } else {
+        Exit::Command(u8::try_from(status).unwrap_or(u8::MAX))
+    })
+}

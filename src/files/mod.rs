@@ -1,0 +1,382 @@
+//! `psdiff files`: every file a process tree opens and closes, live, with
+//! how long it stayed open. fanotify reports the opens and closes on the
+//! watched mounts; the proc connector reports forks, so a child born
+//! after the watch began is followed (without it, unknown pids are placed
+//! by their parents in /proc).
+
+mod connector;
+mod follow;
+mod opens;
+mod watch;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use serde::Serialize;
+
+use connector::{Connector, ProcEvent};
+use follow::Follow;
+use opens::Opens;
+pub use watch::WatchError;
+use watch::{Event, Kind, Watch};
+
+/// Open files remembered for durations; see `opens`.
+const MAX_TRACKED_OPENS: usize = 65_536;
+
+pub struct Settings {
+    pub pids: Vec<u32>,
+    pub names: Vec<String>,
+    /// `-- CMD ARGS`: started by psdiff, which ends when it does.
+    pub command: Vec<String>,
+    pub depth: Option<u32>,
+    pub paths: Vec<PathBuf>,
+    pub json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+    #[error("no process with pid {0}")]
+    NoSuchPid(u32),
+    #[error("{0} does not exist; --path takes a file or folder to watch")]
+    NoSuchPath(PathBuf),
+    #[error("give what to watch: --pid PID, --name NAME, or -- CMD ARGS")]
+    NoTarget,
+    #[error("cannot run {cmd}: {source}")]
+    Spawn { cmd: String, source: std::io::Error },
+    #[error("cannot read /proc: {0}")]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+    #[error("cannot read events: {0}")]
+    Read(std::io::Error),
+}
+
+/// Counts for the summary.
+#[derive(Default)]
+struct Summary {
+    events: u64,
+    overflows: u64,
+    process_events_lost: u64,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Watches until the command ends, every followed process has ended (with
+/// --pid only), or SIGINT/SIGTERM. Returns the exit status: the command's,
+/// else 0.
+pub fn run(settings: Settings) -> Result<i32, FilesError> {
+    if settings.pids.is_empty() && settings.names.is_empty() && settings.command.is_empty() {
+        return Err(FilesError::NoTarget);
+    }
+    let paths: Vec<PathBuf> = settings
+        .paths
+        .iter()
+        .map(|p| std::fs::canonicalize(p).map_err(|_| FilesError::NoSuchPath(p.clone())))
+        .collect::<Result<_, _>>()?;
+    let watch = Watch::new(&paths, !settings.names.is_empty())?;
+    let mut follow = Follow::new(settings.names.clone(), settings.depth);
+    // Forks are subscribed to before the tree is read, so none falls
+    // between the two.
+    let connector = match Connector::open() {
+        Ok(c) => {
+            follow.forks_reported = true;
+            Some(c)
+        }
+        Err(e) => {
+            eprintln!(
+                "psdiff files: no process events from the kernel ({e}); children are found through /proc, and one that exits at once may be missed"
+            );
+            None
+        }
+    };
+    for &pid in &settings.pids {
+        if !follow.add_target(pid) {
+            return Err(FilesError::NoSuchPid(pid));
+        }
+    }
+    let fields = crate::snapshot::Fields {
+        exe: !settings.names.is_empty(),
+        selinux: false,
+    };
+    let snapshot = crate::snapshot::Snapshot::take(
+        Path::new("/proc"),
+        &mut crate::snapshot::UserNames::from_nss(),
+        fields,
+    )?;
+    follow.scan(&snapshot.processes);
+    drop(snapshot);
+
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe {
+            libc::signal(signal, request_stop as *const () as libc::sighandler_t);
+        }
+    }
+    let mut child =
+        match settings.command.split_first() {
+            Some((program, args)) => {
+                let child = Command::new(program).args(args).spawn().map_err(|source| {
+                    FilesError::Spawn {
+                        cmd: program.clone(),
+                        source,
+                    }
+                })?;
+                follow.add_target(child.id());
+                Some(child)
+            }
+            None => None,
+        };
+    eprintln!(
+        "psdiff files: watching {} processes{} on {} mounts; Ctrl-C ends the watch",
+        follow.count,
+        if settings.names.is_empty() {
+            ""
+        } else {
+            " (and any that start with a watched name)"
+        },
+        watch.mounts
+    );
+    let mut out = Output::new(settings.json);
+    let mut opens = Opens::new(MAX_TRACKED_OPENS);
+    let mut summary = Summary::default();
+    let status = watch_loop(
+        &watch,
+        connector.as_ref(),
+        &mut follow,
+        &mut opens,
+        &mut out,
+        &mut summary,
+        &paths,
+        child.as_mut(),
+        settings.names.is_empty(),
+    )?;
+    out.flush();
+    eprintln!(
+        "psdiff files: {} events; {} queue overflows (events dropped); {} times process events lost; {} processes followed; {} files still open",
+        summary.events,
+        summary.overflows,
+        summary.process_events_lost,
+        follow.count,
+        opens.len(),
+    );
+    Ok(status)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn watch_loop(
+    watch: &Watch,
+    connector: Option<&Connector>,
+    follow: &mut Follow,
+    opens: &mut Opens,
+    out: &mut Output,
+    summary: &mut Summary,
+    paths: &[PathBuf],
+    mut child: Option<&mut Child>,
+    end_with_targets: bool,
+) -> Result<i32, FilesError> {
+    let me = std::process::id();
+    let mut file_events = Vec::new();
+    let mut proc_events = Vec::new();
+    let mut last_check = Instant::now();
+    let mut exit_status = None;
+    loop {
+        let mut fds = vec![PollFd::new(watch.fd(), PollFlags::POLLIN)];
+        if let Some(c) = connector {
+            use std::os::fd::AsFd;
+            fds.push(PollFd::new(c.fd().as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::from(200u16)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(FilesError::Read(e.into())),
+        }
+        drop(fds);
+        // File events first, then process events: a fork happens before
+        // the child's opens, so every child whose events were just read has
+        // its fork queued by now.
+        watch.read(&mut file_events).map_err(FilesError::Read)?;
+        if let Some(c) = connector {
+            if let Err(e) = c.read(&mut proc_events) {
+                summary.process_events_lost += 1;
+                eprintln!(
+                    "psdiff files: process events were lost ({e}); placing processes through /proc from now on"
+                );
+                follow.forks_reported = false;
+            }
+            for event in proc_events.drain(..) {
+                match event {
+                    ProcEvent::Fork { parent, child } => follow.fork(parent, child),
+                    ProcEvent::Exec { pid } => follow.exec(pid),
+                    ProcEvent::Exit { pid } => follow.exit(pid),
+                }
+            }
+        }
+        let now = Instant::now();
+        for event in file_events.drain(..) {
+            match event {
+                Event::Overflow => {
+                    summary.overflows += 1;
+                    eprintln!(
+                        "psdiff files: the kernel's event queue overflowed: events were lost"
+                    );
+                    out.overflow();
+                }
+                Event::File { pid, path, kinds } => {
+                    if kinds.contains(&Kind::Exec) {
+                        follow.exec_of(pid, &path);
+                    }
+                    if pid == me || !(paths.is_empty() || paths.iter().any(|p| path.starts_with(p)))
+                    {
+                        continue;
+                    }
+                    let Some(process) = follow.lookup(pid) else {
+                        continue;
+                    };
+                    let (ppid, comm) = (process.ppid, process.comm.clone());
+                    let path: Arc<Path> = Arc::from(path);
+                    for kind in kinds {
+                        let duration = match kind {
+                            Kind::Open => {
+                                opens.open(pid, path.clone(), now);
+                                None
+                            }
+                            Kind::Close => opens.close(pid, &path, now),
+                            // Reported as its open.
+                            Kind::Exec => continue,
+                        };
+                        summary.events += 1;
+                        out.event(kind, pid, ppid, &comm, &path, duration);
+                    }
+                }
+            }
+        }
+        if !out.flush() {
+            // Whoever read our output went away.
+            return Ok(exit_status.unwrap_or(0));
+        }
+        if exit_status.is_some() || STOP.load(Ordering::SeqCst) {
+            return Ok(exit_status.unwrap_or(0));
+        }
+        if let Some(child) = child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            use std::os::unix::process::ExitStatusExt;
+            // One more round reads the events it caused, all queued by now.
+            exit_status = Some(
+                status
+                    .code()
+                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+            );
+            continue;
+        }
+        if last_check.elapsed() >= Duration::from_secs(1) {
+            last_check = Instant::now();
+            follow.prune();
+            if child.is_none() && end_with_targets && !follow.any_running() {
+                eprintln!("psdiff files: every watched process has ended");
+                return Ok(0);
+            }
+        }
+    }
+}
+
+/// Events as text lines or JSON lines, on stdout.
+struct Output {
+    json: bool,
+    buffer: Vec<u8>,
+}
+
+#[derive(Serialize)]
+struct JsonEvent<'a> {
+    event: &'static str,
+    time: String,
+    pid: u32,
+    ppid: u32,
+    /// fanotify reports processes, not threads.
+    tid: Option<u32>,
+    comm: &'a str,
+    path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<f64>,
+}
+
+impl Output {
+    fn new(json: bool) -> Output {
+        Output {
+            json,
+            buffer: Vec::with_capacity(64 * 1024),
+        }
+    }
+
+    fn event(
+        &mut self,
+        kind: Kind,
+        pid: u32,
+        ppid: u32,
+        comm: &str,
+        path: &Path,
+        duration: Option<Duration>,
+    ) {
+        let time = crate::clock::timestamp();
+        let name = match kind {
+            Kind::Open | Kind::Exec => "open",
+            Kind::Close => "close",
+        };
+        let duration_ms = duration.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3);
+        let path = path.to_string_lossy();
+        if self.json {
+            let event = JsonEvent {
+                event: name,
+                time,
+                pid,
+                ppid,
+                tid: None,
+                comm,
+                path: path.into_owned(),
+                duration_ms: match kind {
+                    Kind::Close => duration_ms,
+                    Kind::Open | Kind::Exec => None,
+                },
+            };
+            serde_json::to_writer(&mut self.buffer, &event).expect("an event serializes");
+            self.buffer.push(b'\n');
+        } else {
+            let comm = crate::render::printable(comm.as_bytes());
+            let path = crate::render::printable(path.as_bytes());
+            let _ = write!(self.buffer, "{time} {name:5} {pid} ({ppid}) {comm} {path}");
+            if let (Kind::Close, Some(ms)) = (kind, duration_ms) {
+                let _ = write!(self.buffer, " {ms} ms");
+            }
+            self.buffer.push(b'\n');
+        }
+    }
+
+    fn overflow(&mut self) {
+        let time = crate::clock::timestamp();
+        if self.json {
+            let line = serde_json::json!({"event": "overflow", "time": time});
+            let _ = writeln!(self.buffer, "{line}");
+        } else {
+            let _ = writeln!(self.buffer, "{time} overflow: the kernel dropped events");
+        }
+    }
+
+    /// Writes what is buffered; false when stdout is closed.
+    fn flush(&mut self) -> bool {
+        if self.buffer.is_empty() {
+            return true;
+        }
+        let mut stdout = std::io::stdout().lock();
+        let written = stdout.write_all(&self.buffer).and_then(|()| stdout.flush());
+        self.buffer.clear();
+        written.is_ok()
+    }
+}
