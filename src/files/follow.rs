@@ -132,16 +132,19 @@ impl Follow {
         }
     }
 
-    /// `pid` opened `program` to run it: a target when its name is
-    /// watched. (Seen in the file events, this finds a process that ends
-    /// before its /proc entry could be read.)
+    /// `pid` opened `program` to run it: its new name, and a target when
+    /// that name is watched. (Seen in the file events, this names a process
+    /// that ends before its /proc entry could be read.)
     pub fn exec_of(&mut self, pid: u32, program: &Path) {
-        if self.followed.get(&pid).is_some_and(|f| f.exited.is_none()) {
-            return;
-        }
         let Some(name) = program.file_name().and_then(|n| n.to_str()) else {
             return;
         };
+        if let Some(f) = self.followed.get_mut(&pid).filter(|f| f.exited.is_none()) {
+            // The kernel's comm, when it can still be read: it differs
+            // from the file's name when the program was run by a link.
+            f.comm = read_process(pid).map_or_else(|| name.chars().take(15).collect(), |p| p.1);
+            return;
+        }
         if self.names.iter().any(|n| n == name) {
             let ppid = read_process(pid).map_or(0, |(ppid, ..)| ppid);
             self.strangers.remove(&pid);

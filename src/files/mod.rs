@@ -6,6 +6,7 @@
 
 mod connector;
 mod follow;
+mod handles;
 mod opens;
 mod watch;
 
@@ -82,7 +83,7 @@ pub fn run(settings: Settings) -> Result<i32, FilesError> {
         .iter()
         .map(|p| std::fs::canonicalize(p).map_err(|_| FilesError::NoSuchPath(p.clone())))
         .collect::<Result<_, _>>()?;
-    let watch = Watch::new(&paths, !settings.names.is_empty())?;
+    let mut watch = Watch::new(&paths)?;
     let mut follow = Follow::new(settings.names.clone(), settings.depth);
     // Forks are subscribed to before the tree is read, so none falls
     // between the two.
@@ -149,7 +150,7 @@ pub fn run(settings: Settings) -> Result<i32, FilesError> {
     let mut opens = Opens::new(MAX_TRACKED_OPENS);
     let mut summary = Summary::default();
     let status = watch_loop(
-        &watch,
+        &mut watch,
         connector.as_ref(),
         &mut follow,
         &mut opens,
@@ -173,7 +174,7 @@ pub fn run(settings: Settings) -> Result<i32, FilesError> {
 
 #[allow(clippy::too_many_arguments)]
 fn watch_loop(
-    watch: &Watch,
+    watch: &mut Watch,
     connector: Option<&Connector>,
     follow: &mut Follow,
     opens: &mut Opens,
@@ -220,6 +221,10 @@ fn watch_loop(
             }
         }
         let now = Instant::now();
+        if !file_events.is_empty() {
+            // One reading of the clock for what was read together.
+            out.time = crate::clock::timestamp();
+        }
         for event in file_events.drain(..) {
             match event {
                 Event::Overflow => {
@@ -241,7 +246,7 @@ fn watch_loop(
                         continue;
                     };
                     let (ppid, comm) = (process.ppid, process.comm.clone());
-                    let path: Arc<Path> = Arc::from(path);
+                    let path: Arc<std::ffi::OsStr> = Arc::from(path.into_os_string());
                     for kind in kinds {
                         let duration = match kind {
                             Kind::Open => {
@@ -253,7 +258,7 @@ fn watch_loop(
                             Kind::Exec => continue,
                         };
                         summary.events += 1;
-                        out.event(kind, pid, ppid, &comm, &path, duration);
+                        out.event(kind, pid, ppid, &comm, Path::new(&path), duration);
                     }
                 }
             }
@@ -292,6 +297,8 @@ fn watch_loop(
 struct Output {
     json: bool,
     buffer: Vec<u8>,
+    /// When the events being written were read.
+    time: String,
 }
 
 #[derive(Serialize)]
@@ -313,6 +320,7 @@ impl Output {
         Output {
             json,
             buffer: Vec::with_capacity(64 * 1024),
+            time: String::new(),
         }
     }
 
@@ -325,7 +333,7 @@ impl Output {
         path: &Path,
         duration: Option<Duration>,
     ) {
-        let time = crate::clock::timestamp();
+        let time = self.time.clone();
         let name = match kind {
             Kind::Open | Kind::Exec => "open",
             Kind::Close => "close",

@@ -9,6 +9,8 @@ use nix::errno::Errno;
 use nix::fcntl::AT_FDCWD;
 use nix::sys::fanotify::{EventFFlags, Fanotify, InitFlags, MarkFlags, MaskFlags};
 
+use super::handles::Handles;
+
 /// File systems whose files are not files anyone asks about.
 const PSEUDO: &[&str] = &[
     "proc",
@@ -56,6 +58,8 @@ pub struct Watch {
     group: Fanotify,
     /// How many mounts are marked.
     pub mounts: usize,
+    /// Set when files are named by handle.
+    handles: Option<Handles>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,34 +74,63 @@ pub enum WatchError {
 
 impl Watch {
     /// A watch on the mounts that hold `paths`, or on every mount of a
-    /// real file system when `paths` is empty. With `execs`, every real
-    /// mount also reports the programs that start (to find processes by
-    /// name even when they end at once).
-    pub fn new(paths: &[PathBuf], execs: bool) -> Result<Watch, WatchError> {
+    /// real file system when `paths` is empty. Every real mount also
+    /// reports the programs that start, which names a process (and finds
+    /// one by name) even when it ends at once. Files are named by handle
+    /// where the kernel can (5.9 and later), else by a descriptor per event.
+    pub fn new(paths: &[PathBuf]) -> Result<Watch, WatchError> {
+        match Watch::with(paths, true) {
+            Err(
+                WatchError::Init(Errno::EINVAL)
+                | WatchError::Mark {
+                    source: Errno::EINVAL,
+                    ..
+                },
+            ) => Watch::with(paths, false),
+            other => other,
+        }
+    }
+
+    fn with(paths: &[PathBuf], by_handle: bool) -> Result<Watch, WatchError> {
+        let report = if by_handle {
+            InitFlags::from_bits_retain(libc::FAN_REPORT_DFID_NAME)
+        } else {
+            InitFlags::empty()
+        };
         let group = Fanotify::init(
-            InitFlags::FAN_CLASS_NOTIF | InitFlags::FAN_CLOEXEC | InitFlags::FAN_NONBLOCK,
+            InitFlags::FAN_CLASS_NOTIF | InitFlags::FAN_CLOEXEC | InitFlags::FAN_NONBLOCK | report,
             EventFFlags::O_RDONLY | EventFFlags::O_LARGEFILE | EventFFlags::O_CLOEXEC,
         )
         .map_err(|e| match e {
             Errno::EPERM => WatchError::NotPermitted,
             other => WatchError::Init(other),
         })?;
-        let mut watch = Watch { group, mounts: 0 };
         let mask = MaskFlags::FAN_OPEN | MaskFlags::FAN_CLOSE_WRITE | MaskFlags::FAN_CLOSE_NOWRITE;
         let flags = MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_MOUNT;
-        let everywhere = match (paths.is_empty(), execs) {
-            (true, true) => Some(mask | MaskFlags::FAN_OPEN_EXEC),
-            (true, false) => Some(mask),
-            (false, true) => Some(MaskFlags::FAN_OPEN_EXEC),
-            (false, false) => None,
+        let everywhere = if paths.is_empty() {
+            mask | MaskFlags::FAN_OPEN_EXEC
+        } else {
+            MaskFlags::FAN_OPEN_EXEC
         };
-        for mount in everywhere.map(|_| real_mounts()).unwrap_or_default() {
-            // A mount that cannot be marked (gone, or one fanotify
-            // refuses) is not worth stopping for; say so.
-            let mask = everywhere.expect("marks wanted");
-            match watch.group.mark(flags, mask, AT_FDCWD, Some(&mount)) {
-                Ok(()) if paths.is_empty() => watch.mounts += 1,
-                Ok(()) => {}
+        let mut marked = Vec::new();
+        let mut mounts = 0;
+        for mount in real_mounts() {
+            match group.mark(flags, everywhere, AT_FDCWD, Some(&mount)) {
+                Ok(()) => {
+                    mounts += usize::from(paths.is_empty());
+                    marked.push(mount);
+                }
+                Err(Errno::EINVAL) if by_handle => {
+                    return Err(WatchError::Mark {
+                        path: mount,
+                        source: Errno::EINVAL,
+                    });
+                }
+                // Anyone may start a group that names files by handle;
+                // only CAP_SYS_ADMIN may watch a mount.
+                Err(Errno::EPERM) => return Err(WatchError::NotPermitted),
+                // A mount that cannot be marked (gone, or one fanotify
+                // refuses) is not worth stopping for; say so.
                 Err(e) => eprintln!(
                     "psdiff files: not watching {}: {}",
                     mount.display(),
@@ -105,19 +138,25 @@ impl Watch {
                 ),
             }
         }
-        if !paths.is_empty() {
-            for path in paths {
-                watch
-                    .group
-                    .mark(flags, mask, AT_FDCWD, Some(path.as_path()))
-                    .map_err(|source| WatchError::Mark {
+        for path in paths {
+            group
+                .mark(flags, mask, AT_FDCWD, Some(path.as_path()))
+                .map_err(|source| match source {
+                    Errno::EPERM => WatchError::NotPermitted,
+                    source => WatchError::Mark {
                         path: path.clone(),
                         source,
-                    })?;
-                watch.mounts += 1;
-            }
+                    },
+                })?;
+            mounts += 1;
+            marked.push(path.clone());
         }
-        Ok(watch)
+        let handles = by_handle.then(|| Handles::new(&marked));
+        Ok(Watch {
+            group,
+            mounts,
+            handles,
+        })
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -125,7 +164,10 @@ impl Watch {
     }
 
     /// Every event queued now (none when the queue is empty).
-    pub fn read(&self, into: &mut Vec<Event>) -> std::io::Result<()> {
+    pub fn read(&mut self, into: &mut Vec<Event>) -> std::io::Result<()> {
+        if let Some(handles) = &mut self.handles {
+            return handles.read(&self.group, into);
+        }
         loop {
             let events = match self.group.read_events() {
                 Ok(events) => events,
@@ -144,24 +186,29 @@ impl Watch {
                 else {
                     continue;
                 };
-                let mut kinds = Vec::with_capacity(2);
-                if mask.contains(MaskFlags::FAN_OPEN) {
-                    kinds.push(Kind::Open);
-                }
-                if mask.intersects(MaskFlags::FAN_CLOSE_WRITE | MaskFlags::FAN_CLOSE_NOWRITE) {
-                    kinds.push(Kind::Close);
-                }
-                if mask.contains(MaskFlags::FAN_OPEN_EXEC) {
-                    kinds.insert(0, Kind::Exec);
-                }
                 into.push(Event::File {
                     pid: event.pid() as u32,
                     path,
-                    kinds,
+                    kinds: kinds_of(mask.bits()),
                 });
             }
         }
     }
+}
+
+/// What an event's mask says happened, in order.
+pub fn kinds_of(mask: u64) -> Vec<Kind> {
+    let mut kinds = Vec::with_capacity(2);
+    if mask & libc::FAN_OPEN_EXEC != 0 {
+        kinds.push(Kind::Exec);
+    }
+    if mask & libc::FAN_OPEN != 0 {
+        kinds.push(Kind::Open);
+    }
+    if mask & (libc::FAN_CLOSE_WRITE | libc::FAN_CLOSE_NOWRITE) != 0 {
+        kinds.push(Kind::Close);
+    }
+    kinds
 }
 
 /// The mount points of real file systems, from /proc/self/mountinfo.
