@@ -13,6 +13,7 @@ pub mod diff;
 pub mod error;
 pub mod files;
 pub mod fuzz;
+pub mod mounts;
 pub mod render;
 pub mod report;
 pub mod rules;

@@ -211,55 +211,14 @@ pub fn kinds_of(mask: u64) -> Vec<Kind> {
     kinds
 }
 
-/// The mount points of real file systems, from /proc/self/mountinfo.
+/// The mount points of real file systems.
 fn real_mounts() -> Vec<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut mounts: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let point = fields.get(4)?;
-            let after = fields.iter().position(|f| *f == "-")?;
-            let fstype = fields.get(after + 1)?;
-            (!PSEUDO.contains(fstype)).then(|| PathBuf::from(unescape(point)))
-        })
+    let mut points: Vec<PathBuf> = crate::mounts::mounts()
+        .into_iter()
+        .filter(|m| !PSEUDO.contains(&m.fstype.as_str()))
+        .map(|m| m.point)
         .collect();
-    mounts.sort();
-    mounts.dedup();
-    mounts
-}
-
-/// mountinfo writes space, tab, newline and backslash as octal escapes.
-fn unescape(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let code = bytes.get(i + 1..i + 4).and_then(|d| {
-            let d = std::str::from_utf8(d).ok()?;
-            u8::from_str_radix(d, 8).ok()
-        });
-        match (bytes[i], code) {
-            (b'\\', Some(c)) => {
-                out.push(c);
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mount_points_are_unescaped() {
-        assert_eq!(unescape(r"/mnt/with\040space"), "/mnt/with space");
-        assert_eq!(unescape(r"/plain"), "/plain");
-    }
+    points.sort();
+    points.dedup();
+    points
 }

@@ -63,49 +63,14 @@ pub fn check_visibility(proc_root: &Path) -> Result<(), HiddenProcesses> {
     })
 }
 
-/// The super-block options of the proc mount at `path`, from our own
-/// mountinfo; `None` when `path` is not a proc mount.
+/// The super-block options of the proc mount at `path`; `None` when
+/// `path` is not a proc mount.
 fn mount_options(path: &Path) -> Option<String> {
     let path = path.canonicalize().ok()?;
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     // Later lines are mounted over earlier ones: the last match is in effect.
-    info.lines().rev().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        let mount_point = left.split(' ').nth(4)?;
-        let mut right = right.split(' ');
-        let fstype = right.next()?;
-        let _source = right.next()?;
-        let options = right.next()?;
-        (fstype == "proc" && Path::new(&unescape(mount_point)) == path).then(|| options.to_string())
-    })
-}
-
-/// mountinfo escapes spaces and the like as `\040` (octal).
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && let Ok(v) =
-                u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 4]).unwrap_or("x"), 8)
-        {
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn unescapes_mountinfo() {
-        assert_eq!(super::unescape(r"/mnt/with\040space"), "/mnt/with space");
-        assert_eq!(super::unescape("/proc"), "/proc");
-    }
+    crate::mounts::mounts()
+        .into_iter()
+        .rev()
+        .find(|m| m.fstype == "proc" && m.point == path)
+        .map(|m| m.options)
 }
