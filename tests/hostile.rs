@@ -123,8 +123,8 @@ fn chain_tree(dir: &std::path::Path, depth: u32) -> std::path::PathBuf {
 
 #[test]
 fn a_ten_thousand_deep_chain_does_not_overflow() {
-    // Synthetic: a live chain of 10,000 forks is slow and fragile on small
-    // machines; the whole binary still walks the same 10,000-deep tree.
+    // Synthetic, so that the chain can be cut in the middle below; the
+    // live chain is the next test.
     let dir = TempDir::new("chain");
     let proc = chain_tree(dir.path(), 10_000);
     let db = dir.path().join("db");
@@ -147,6 +147,49 @@ fn a_ten_thousand_deep_chain_does_not_overflow() {
     let (code, out, _) = run(on_tree(&proc, &db).arg("show-missing"));
     assert_eq!(code, 1);
     assert_eq!(out.lines().count(), 5001, "pid 5000 and the 5,000 under it");
+}
+
+/// The same depth, live: 10,000 real processes, each the parent of the
+/// next, in a PID namespace.
+#[test]
+fn a_live_ten_thousand_deep_chain_is_dumped_whole() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((work, sleeper)) = setup("hostile-live-chain") else {
+        return;
+    };
+    let script = r#"
+export PSDIFF_DB="$WORK/db"
+"$WORK/hostile" chain 10000 &
+# bash, the 10,000 links, and ls: all there.
+for i in $(seq 1 600); do
+    [ "$(ls /proc | grep -c '^[0-9]')" -ge 10002 ] && break
+    sleep 0.2
+done
+echo ==dump==
+"$PSDIFF" dump; echo "exit=$?"
+echo ==write==
+"$PSDIFF" write >/dev/null; echo "exit=$?"
+echo ==show==
+"$PSDIFF" show --retry; echo "exit=$?"
+"#;
+    let out = run_in_pid_namespace(script, work.path(), &sleeper);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let dump = section(&stdout, "dump");
+    assert!(dump.ends_with("exit=0\n"), "{}", common::stderr(&out));
+    let lines: Vec<&str> = dump.lines().filter(|l| !l.starts_with("exit=")).collect();
+    assert_well_formed(&lines.join("\n"));
+    let chain: Vec<usize> = lines
+        .iter()
+        .filter_map(|l| render::parse_line(l))
+        .filter(|p| p.cmdline.contains("hostile chain"))
+        .map(|p| p.depth)
+        .collect();
+    assert_eq!(chain.len(), 10_000, "every link of the chain is a line");
+    // Each one a level below the one before: bash (INIT) is depth 1.
+    assert!(chain.windows(2).all(|w| w[1] == w[0] + 1));
+    assert_eq!(chain.last(), Some(&10_001));
+    assert_eq!(section(&stdout, "write").trim(), "exit=0");
+    assert_eq!(section(&stdout, "show").trim(), "exit=0");
 }
 
 #[test]
