@@ -191,6 +191,11 @@ pub struct FilesArgs {
     pub paths: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = FilesFormat::Text)]
     pub format: FilesFormat,
+    /// Open files remembered to time their closes; past this the oldest
+    /// are forgotten (their closes have no duration), so memory stays
+    /// bounded however many files are opened.
+    #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_open_files: u32,
     /// Start CMD, watch it and its descendants, and exit with its status
     /// once it and the events it caused are done.
     #[arg(last = true, value_name = "CMD")]

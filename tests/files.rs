@@ -399,6 +399,50 @@ fn an_overflow_is_reported() {
     assert!(!stderr.contains(" 0 queue overflows"), "{stderr}");
 }
 
+/// A process that holds 5,000 files open, with --max-open-files 1000:
+/// psdiff remembers only 1,000 of them, so the closes of the others (when
+/// the process exits) come without a duration, and its memory stays
+/// bounded. (The default is 65,536; this sandbox allows a process 20,000
+/// descriptors.)
+#[test]
+fn open_file_bookkeeping_is_bounded() {
+    need_fanotify!();
+    let tmp = TempDir::new("files-bounded");
+    let opener = common::build_helper(tmp.path(), "opener");
+    let dir = tmp.path().join("w");
+    std::fs::create_dir(&dir).unwrap();
+    let made = Command::new(&opener).arg(&dir).args(["0", "5000"]).status();
+    assert!(made.unwrap().success());
+    let script = r#"ulimit -n 6000 && exec "$OPENER" "$D" 5000 5000 hold"#;
+    let out = psdiff()
+        .args([
+            "files",
+            "--max-open-files",
+            "1000",
+            "--format",
+            "json",
+            "--path",
+        ])
+        .arg(&dir)
+        .args(["--", "sh", "-c", script])
+        .env("OPENER", &opener)
+        .env("D", &dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let events = events(&out.stdout);
+    let err = common::stderr(&out);
+    assert!(!events.iter().any(|e| e["event"] == "overflow"), "{err}");
+    let closes: Vec<&Value> = events.iter().filter(|e| e["event"] == "close").collect();
+    assert_eq!(closes.len(), 5_000);
+    let untimed = closes
+        .iter()
+        .filter(|e| e.get("duration_ms").is_none())
+        .count();
+    assert_eq!(untimed, 4_000, "closes whose open was forgotten");
+    assert!(err.contains("; 0 files still open"), "{err}");
+}
+
 #[test]
 fn without_cap_sys_admin_it_says_so_and_exits_2() {
     if !nix::unistd::geteuid().is_root() {

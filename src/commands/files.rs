@@ -12,6 +12,7 @@ pub fn run(args: &FilesArgs) -> Result<Exit, Error> {
         depth: args.depth,
         paths: args.paths.clone(),
         json: args.format == FilesFormat::Json,
+        max_open_files: args.max_open_files as usize,
     })?;
     Ok(if args.command.is_empty() {
         Exit::Clean

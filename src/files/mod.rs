@@ -26,9 +26,6 @@ use opens::Opens;
 pub use watch::WatchError;
 use watch::{Event, Kind, Watch};
 
-/// Open files remembered for durations; see `opens`.
-const MAX_TRACKED_OPENS: usize = 65_536;
-
 pub struct Settings {
     pub pids: Vec<u32>,
     pub names: Vec<String>,
@@ -37,6 +34,8 @@ pub struct Settings {
     pub depth: Option<u32>,
     pub paths: Vec<PathBuf>,
     pub json: bool,
+    /// Open files remembered for durations; see `opens`.
+    pub max_open_files: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +146,7 @@ pub fn run(settings: Settings) -> Result<i32, FilesError> {
         watch.mounts
     );
     let mut out = Output::new(settings.json);
-    let mut opens = Opens::new(MAX_TRACKED_OPENS);
+    let mut opens = Opens::new(settings.max_open_files);
     let mut summary = Summary::default();
     let status = watch_loop(
         &mut watch,

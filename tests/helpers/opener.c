@@ -1,20 +1,23 @@
 /* Opens and closes DIR/f0 .. DIR/f(FILES-1) in turn, COUNT opens in all,
  * creating first the files that do not exist: the workload of the files
  * tests and bench. (`opener DIR 0 N` only creates the files: run it before
- * a watch, so that the watched run opens each file just once.) */
+ * a watch, so that the watched run opens each file just once.) With a
+ * fourth argument `hold`, nothing is closed until the process exits. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: opener DIR COUNT FILES\n");
+    if (argc != 4 && !(argc == 5 && strcmp(argv[4], "hold") == 0)) {
+        fprintf(stderr, "usage: opener DIR COUNT FILES [hold]\n");
         return 2;
     }
     long count = atol(argv[2]), files = atol(argv[3]);
+    int hold = argc == 5;
     char path[4096];
     for (long i = 0; i < files; i++) {
         snprintf(path, sizeof path, "%s/f%ld", argv[1], i);
@@ -28,7 +31,8 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/f%ld", argv[1], i % files);
         int fd = open(path, O_RDONLY);
         if (fd < 0) { perror(path); return 1; }
-        close(fd);
+        if (!hold)
+            close(fd);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (count > 0)
