@@ -128,6 +128,15 @@ impl Listing {
             .filter_map(|(_, r)| r.as_ref())
             .collect()
     }
+
+    /// How many processes each user runs, by user name.
+    fn per_user(&self) -> BTreeMap<&str, u64> {
+        let mut running = BTreeMap::new();
+        for (p, _) in &self.entries {
+            *running.entry(&*p.user).or_default() += 1;
+        }
+        running
+    }
 }
 
 /// The baseline diff, rendered once for every request it answers.
@@ -458,11 +467,8 @@ async fn list_users(State(state): State<Arc<AppState>>) -> Result<Json<Value>, A
     let listing = state
         .listing(FieldSet::parse("pid").expect("a field"))
         .await?;
-    let mut running: BTreeMap<&str, u64> = BTreeMap::new();
-    for (p, _) in &listing.entries {
-        *running.entry(&p.user).or_default() += 1;
-    }
-    let users: Vec<Value> = running
+    let users: Vec<Value> = listing
+        .per_user()
         .into_iter()
         .map(|(username, running)| json!({"username": username, "running": running}))
         .collect();
@@ -530,11 +536,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         }
     }
     if let Ok(listing) = listing {
-        let mut running: BTreeMap<&str, u64> = BTreeMap::new();
-        for (p, _) in &listing.entries {
-            *running.entry(&p.user).or_default() += 1;
-        }
-        let labels: Vec<(String, f64)> = running
+        let labels: Vec<(String, f64)> = listing
+            .per_user()
             .into_iter()
             .map(|(user, n)| {
                 (
