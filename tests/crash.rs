@@ -22,6 +22,15 @@ fn writer(tree: &str, db: &Path) -> Command {
 struct Rng(u64);
 
 impl Rng {
+    /// Seeded from the clock (never 0, which xorshift cannot leave).
+    fn from_clock() -> Rng {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        Rng(nanos as u64 | 1)
+    }
+
     fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
@@ -37,12 +46,8 @@ fn sigkill_at_random_moments_leaves_a_whole_baseline() {
     let old = dir.path().join("psdiff.old");
     let whole = [dump_of("defaults"), dump_of("edge")];
     assert!(writer("defaults", &db).status().unwrap().success());
-    let seed = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock();
+    let seed = rng.0;
     // Spread the kills over a whole write: 0 to 1.2 times its duration.
     let mut durations: Vec<Duration> = (0..5)
         .map(|i| {
@@ -136,12 +141,8 @@ fn sigkill_during_manual_edits_leaves_a_whole_baseline() {
     let started = std::time::Instant::now();
     assert!(edit("remove").status().unwrap().success());
     let span = started.elapsed().as_micros() as u64 * 6 / 5;
-    let seed = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock();
+    let seed = rng.0;
     let (mut killed, mut finished) = (0, 0);
     for i in 0..500 {
         let verb = if rng.below(2) == 0 { "add" } else { "remove" };
