@@ -11,7 +11,7 @@ mod explain;
 mod files;
 mod manual;
 mod serve;
-mod show;
+pub mod show;
 mod write;
 
 use std::io::Write;

@@ -19,6 +19,12 @@ pub const RETRY_SLEEPS: [Duration; 4] = [
 
 pub fn run(context: &Context, wanted: Wanted, options: &ShowOptions) -> Result<Exit, Error> {
     let settled = settled_texts(context, wanted, options.retry);
+    if settled.as_ref().is_ok_and(|s| !s.baseline) {
+        eprintln!(
+            "psdiff: no baseline at {}; run `psdiff write` to store the current processes as the baseline",
+            context.db.display()
+        );
+    }
     let output = options.output.as_deref();
     let exit_for = |changes: &[report::Change]| {
         if changes.is_empty() {
@@ -64,24 +70,19 @@ pub fn run(context: &Context, wanted: Wanted, options: &ShowOptions) -> Result<E
 }
 
 /// What to compare: the baseline's text (empty without one) and a dump.
-struct Settled {
-    baseline: bool,
-    old: String,
-    new: String,
+pub struct Settled {
+    /// Whether there is a baseline.
+    pub baseline: bool,
+    pub old: String,
+    pub new: String,
 }
 
 /// The baseline text and the dump text to compare: snapshots until the
 /// wanted kinds of change are gone or the retries are used up; no pause at
 /// all when the first snapshot matches.
-fn settled_texts(context: &Context, wanted: Wanted, retry: bool) -> Result<Settled, Error> {
+pub fn settled_texts(context: &Context, wanted: Wanted, retry: bool) -> Result<Settled, Error> {
     let rules = context.rules()?;
     let baseline = baseline::read(&context.db)?;
-    if baseline.is_none() {
-        eprintln!(
-            "psdiff: no baseline at {}; run `psdiff write` to store the current processes as the baseline",
-            context.db.display()
-        );
-    }
     let present = baseline.is_some();
     let retry = retry && present;
     let old = baseline.map_or(String::new(), |b| b.text);

@@ -21,7 +21,6 @@ use super::process::{self, CpuReading, FieldSet, System};
 use super::reply::ApiError;
 use super::shared::Shared;
 use super::tokens::{Scope, Tokens};
-use crate::baseline;
 use crate::check::output as check_output;
 use crate::commands::{self, Context};
 use crate::report::{self, Wanted};
@@ -149,16 +148,13 @@ struct DiffAnswer {
 
 impl DiffAnswer {
     fn compute(context: &Context) -> Result<DiffAnswer, ApiError> {
-        let rules = context.rules()?;
-        let baseline = baseline::read(&context.db).map_err(crate::error::Error::from)?;
-        let present = baseline.is_some();
-        let old = baseline.map_or(String::new(), |b| b.text);
-        let new = context.view(&rules)?.text();
         let wanted = Wanted {
             missing: true,
             extra: true,
         };
-        let changes = report::changes(&old, &new, wanted);
+        let texts = commands::show::settled_texts(context, wanted, false)?;
+        let present = texts.baseline;
+        let changes = report::changes(&texts.old, &texts.new, wanted);
         let count = |kind| changes.iter().filter(|c| c.kind == kind).count();
         let mut body = serde_json::to_value(report::json_report(&changes)).expect("serializes");
         body["baseline"] = json!(present);
