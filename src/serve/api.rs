@@ -138,12 +138,11 @@ impl Listing {
     }
 }
 
-/// The baseline diff, rendered once for every request it answers.
+/// The baseline diff, rendered once for every request it answers: as
+/// JSON, and as `show --format prometheus` writes it.
 struct DiffAnswer {
     body: String,
-    baseline: bool,
-    missing: usize,
-    extra: usize,
+    prometheus: String,
 }
 
 impl DiffAnswer {
@@ -153,16 +152,12 @@ impl DiffAnswer {
             extra: true,
         };
         let texts = commands::show::settled_texts(context, wanted, false)?;
-        let present = texts.baseline;
         let changes = report::changes(&texts.old, &texts.new, wanted);
-        let count = |kind| changes.iter().filter(|c| c.kind == kind).count();
         let mut body = serde_json::to_value(report::json_report(&changes)).expect("serializes");
-        body["baseline"] = json!(present);
+        body["baseline"] = json!(texts.baseline);
         Ok(DiffAnswer {
             body: body.to_string(),
-            baseline: present,
-            missing: count(crate::diff::Kind::Missing),
-            extra: count(crate::diff::Kind::Extra),
+            prometheus: report::prometheus(&changes, wanted, texts.baseline),
         })
     }
 }
@@ -508,17 +503,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     );
     let mut out = String::new();
     match diff {
-        Ok(d) => {
-            let samples = |n: usize| [("", n as f64)];
-            let help = "Lines of the baseline that are not running.";
-            report::metric(&mut out, "psdiff_missing_lines", help, &samples(d.missing));
-            let help = "Running processes that are not in the baseline.";
-            report::metric(&mut out, "psdiff_extra_lines", help, &samples(d.extra));
-            let help = "1 when a baseline exists.";
-            let present = if d.baseline { 1 } else { 0 };
-            report::metric(&mut out, "psdiff_baseline_present", help, &samples(present));
-            out.push_str(&report::prometheus_up("psdiff"));
-        }
+        Ok(d) => out.push_str(&d.prometheus),
         Err(e) => {
             eprintln!("psdiff serve: /metrics: {}", e.message);
             out.push_str(&report::prometheus_down("psdiff"));
