@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::body;
-use super::control::Control;
+use super::control::{Control, Target};
 use super::process::{self, CpuReading, FieldSet, System};
 use super::reply::ApiError;
 use super::shared::Shared;
@@ -560,12 +560,8 @@ async fn signal_process(
 ) -> Result<Json<Value>, ApiError> {
     let asked = body::signal_request(&bytes)?;
     let action = format!("signal {}", asked.signal.as_str());
-    controlled(&who, &action, &format!("pid {}", asked.pid), || {
-        let target = state.control.target(&state.context, asked.pid)?;
-        Ok((
-            target.to_string(),
-            state.control.signal(&target, asked.signal)?,
-        ))
+    on_process(&state, &who, &action, asked.pid, |target| {
+        state.control.signal(target, asked.signal)
     })
 }
 
@@ -576,12 +572,8 @@ async fn renice_process(
 ) -> Result<Json<Value>, ApiError> {
     let asked = body::renice_request(&bytes)?;
     let action = format!("renice {}", asked.priority);
-    controlled(&who, &action, &format!("pid {}", asked.pid), || {
-        let target = state.control.target(&state.context, asked.pid)?;
-        Ok((
-            target.to_string(),
-            state.control.renice(&target, asked.priority)?,
-        ))
+    on_process(&state, &who, &action, asked.pid, |target| {
+        state.control.renice(target, asked.priority)
     })
 }
 
@@ -610,6 +602,21 @@ async fn command_output(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     state.control.output(&id).map(Json)
+}
+
+/// A control action on process `pid`, once `Control::target` has found
+/// it one that may be acted on; logged as `controlled` does.
+fn on_process(
+    state: &AppState,
+    who: &Identity,
+    action: &str,
+    pid: i64,
+    act: impl FnOnce(&Target) -> Result<Value, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    controlled(who, action, &format!("pid {pid}"), || {
+        let target = state.control.target(&state.context, pid)?;
+        Ok((target.to_string(), act(&target)?))
+    })
 }
 
 /// Runs a control action and logs who did what to which process, and how
