@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -262,6 +262,20 @@ fn a_name_follows_processes_that_start_later() {
     assert_eq!(events.iter().filter(|e| e["event"] == "open").count(), 1);
 }
 
+/// The opener helper, built in `tmp`, and `tmp/w` holding its files
+/// f0 .. f(count-1), made before any watch starts.
+fn opener_and_files(tmp: &TempDir, count: u32) -> (PathBuf, PathBuf) {
+    let opener = common::build_helper(tmp.path(), "opener");
+    let dir = tmp.path().join("w");
+    std::fs::create_dir(&dir).unwrap();
+    let made = Command::new(&opener)
+        .arg(&dir)
+        .args(["0", &count.to_string()])
+        .status();
+    assert!(made.unwrap().success());
+    (opener, dir)
+}
+
 /// The same workload seen by psdiff and by Debian's fatrace: the same
 /// opens and closes of the same files by the same processes. Each file is
 /// opened once: the kernel merges a process's events on one file while they
@@ -274,11 +288,7 @@ fn agrees_with_fatrace() {
         return;
     }
     let tmp = TempDir::new("files-fatrace");
-    let opener = common::build_helper(tmp.path(), "opener");
-    let dir = tmp.path().join("w");
-    std::fs::create_dir(&dir).unwrap();
-    let made = Command::new(&opener).arg(&dir).args(["0", "500"]).status();
-    assert!(made.unwrap().success());
+    let (opener, dir) = opener_and_files(&tmp, 500);
     let trace = tmp.path().join("fatrace.out");
     let mut fatrace = Command::new("fatrace")
         .args(["-f", "OC", "-o"])
@@ -355,14 +365,7 @@ fn agrees_with_fatrace() {
 fn an_overflow_is_reported() {
     need_fanotify!();
     let tmp = TempDir::new("files-overflow");
-    let opener = common::build_helper(tmp.path(), "opener");
-    let dir = tmp.path().join("w");
-    std::fs::create_dir(&dir).unwrap();
-    let made = Command::new(&opener)
-        .arg(&dir)
-        .args(["0", "40000"])
-        .status();
-    assert!(made.unwrap().success());
+    let (opener, dir) = opener_and_files(&tmp, 40_000);
     let script = r#"while [ ! -e "$D/../go" ]; do sleep 0.02; done; "$OPENER" "$D" 40000 40000"#;
     let target = Command::new("sh")
         .args(["-c", script])
@@ -408,11 +411,7 @@ fn an_overflow_is_reported() {
 fn open_file_bookkeeping_is_bounded() {
     need_fanotify!();
     let tmp = TempDir::new("files-bounded");
-    let opener = common::build_helper(tmp.path(), "opener");
-    let dir = tmp.path().join("w");
-    std::fs::create_dir(&dir).unwrap();
-    let made = Command::new(&opener).arg(&dir).args(["0", "5000"]).status();
-    assert!(made.unwrap().success());
+    let (opener, dir) = opener_and_files(&tmp, 5000);
     let script = r#"ulimit -n 6000 && exec "$OPENER" "$D" 5000 5000 hold"#;
     let out = psdiff()
         .args([
