@@ -1,6 +1,7 @@
 //! fanotify, notification class: an event for every open and close on the
-//! marked mounts, with the pid that caused it and a descriptor from which
-//! the path is read.
+//! marked mounts, with the pid that caused it and the file, named by its
+//! directory's handle and its name (`handles`), or on kernels before 5.9
+//! by a descriptor from which the path is read.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::PathBuf;
