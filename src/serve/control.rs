@@ -16,7 +16,7 @@ use super::reply::ApiError;
 use super::tokens::random_id;
 use crate::check::actions::Guard;
 use crate::commands::Context;
-use crate::snapshot::{Fields, Snapshot, UserNames};
+use crate::snapshot::{Fields, Snapshot};
 
 /// How long a command may run before it is killed.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -97,7 +97,7 @@ impl Control {
         }
         let process = Snapshot::take_one(
             &context.proc_root,
-            &mut UserNames::from_nss(),
+            &mut context.users()?,
             Fields::default(),
             pid,
         )
