@@ -1,10 +1,6 @@
 //! The errors that reach the top, and the exit code each one means.
 
-use crate::baseline::BaselineError;
-use crate::files::{FilesError, WatchError};
-use crate::rules::ConfigError;
-use crate::serve::{ServeError, TokenError};
-use crate::snapshot::SnapshotError;
+use crate::report::nagios::NagiosState;
 
 /// How psdiff exits. Plain formats use the first four (see README.md);
 /// `--format nagios` uses the Nagios plugin states.
@@ -23,25 +19,6 @@ pub enum Exit {
     Command(u8),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum NagiosState {
-    Ok,
-    Warning,
-    Critical,
-    Unknown,
-}
-
-impl NagiosState {
-    pub fn label(self) -> &'static str {
-        match self {
-            NagiosState::Ok => "OK",
-            NagiosState::Warning => "WARNING",
-            NagiosState::Critical => "CRITICAL",
-            NagiosState::Unknown => "UNKNOWN",
-        }
-    }
-}
-
 impl Exit {
     pub fn code(self) -> u8 {
         match self {
@@ -58,11 +35,11 @@ impl Exit {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
-    Snapshot(#[from] SnapshotError),
+    Snapshot(#[from] crate::snapshot::SnapshotError),
     #[error(transparent)]
-    Baseline(#[from] BaselineError),
+    Baseline(#[from] crate::baseline::BaselineError),
     #[error("cannot read the passwd file {}: {source}", .path.display())]
     Passwd {
         path: std::path::PathBuf,
@@ -85,29 +62,16 @@ pub enum Error {
 
 impl Error {
     pub fn exit(&self) -> Exit {
-        match self {
-            Error::Config(_) | Error::Usage(_) => Exit::Usage,
+        let usage = match self {
+            Error::Config(_) | Error::Usage(_) => true,
+            Error::Serve(e) => e.is_usage(),
+            Error::Files(e) => e.is_usage(),
             Error::Snapshot(_)
             | Error::Baseline(_)
             | Error::Output(_)
             | Error::OutputFile { .. }
-            | Error::Passwd { .. } => Exit::Runtime,
-            Error::Serve(e) => match e {
-                ServeError::Tokens(TokenError::Unwritable { .. })
-                | ServeError::Listen { .. }
-                | ServeError::Runtime(_) => Exit::Runtime,
-                ServeError::Tokens(_) | ServeError::NoTokens(_) => Exit::Usage,
-            },
-            Error::Files(e) => match e {
-                FilesError::Watch(WatchError::NotPermitted)
-                | FilesError::NoSuchPid(_)
-                | FilesError::NoSuchPath(_)
-                | FilesError::NoTarget
-                | FilesError::Spawn { .. } => Exit::Usage,
-                FilesError::Watch(_) | FilesError::Snapshot(_) | FilesError::Read(_) => {
-                    Exit::Runtime
-                }
-            },
-        }
+            | Error::Passwd { .. } => false,
+        };
+        if usage { Exit::Usage } else { Exit::Runtime }
     }
 }

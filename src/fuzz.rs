@@ -45,13 +45,20 @@ pub fn targets() -> Vec<Target> {
         Target {
             name: "rules-toml",
             seeds: vec![
-                crate::rules::DEFAULTS_TOML.as_bytes().to_vec(),
+                crate::config::DEFAULTS_TOML.as_bytes().to_vec(),
                 b"[[check]]\nname = \"c\"\nmatch = { command = \"*\", user = \"root\" }\nper = \"user\"\ncount = \"-2\"\n".to_vec(),
             ],
             run: |input| {
                 let text = String::from_utf8_lossy(input);
-                if let Ok(parsed) = crate::rules::parse_str("fuzz.toml", &text) {
-                    let _ = crate::check::load::compile_all(&parsed.checks);
+                if let Ok(parsed) = crate::config::parse("fuzz.toml", &text) {
+                    let config = crate::config::Config {
+                        rules: parsed.rules,
+                        checks: parsed.checks,
+                        ..Default::default()
+                    };
+                    let users = crate::snapshot::UserNames::from_nss();
+                    let _ = crate::rules::RuleSet::compile(&config, &users);
+                    let _ = crate::check::compile_all(&config, &users);
                 }
             },
         },
@@ -70,7 +77,7 @@ pub fn targets() -> Vec<Target> {
             seeds: vec![b"tor:1-1".to_vec(), b"@10:20".to_vec(), b"~:10".to_vec(), b"sshd:1-".to_vec()],
             run: |input| {
                 let text = String::from_utf8_lossy(input);
-                let _ = crate::check::load::parse_spec(&text);
+                let _ = crate::check::parse_spec(&text);
                 let _ = crate::check::range::Bounds::parse(&text);
                 let _ = crate::check::range::NagiosRange::parse(&text);
             },

@@ -1,7 +1,26 @@
 //! psdiff: watch a server's processes against a known-good baseline.
 //!
+//! ```text
 //! /proc ─snapshot─▶ processes ─tree─▶ tree ─rules─▶ view ─render─▶ lines
-//! baseline file ─diff─▶ changes ─report─▶ text / json / nagios
+//!                                                     │
+//!                   baseline file ◀── write, manual ──┤
+//!                   baseline file ──── comparison ────┴─▶ report (text/json/nagios/prometheus)
+//! processes ─check─▶ outcomes ─▶ report (mon/nagios/json/prometheus) + actions
+//! ```
+//!
+//! Below the commands (each in `commands/`, called by `main`):
+//! - `context`: where processes, rules, users and the baseline come from.
+//! - `config`: the TOML file and its drop-ins, into one `Config`, with
+//!   FILE:LINE:COLUMN errors; `select`: the one match language its
+//!   `match` tables speak.
+//! - `snapshot`: reading /proc (or `--proc-root`); `tree`: parents and
+//!   the sibling order; `rules`: shaping the tree into a `View`;
+//!   `render`: the line format.
+//! - `baseline`: the stored file; `diff`: the line diff; `comparison`:
+//!   the baseline against a fresh dump; `settle`: the retry loop.
+//! - `check`: counts, CPU and credential checks and their actions.
+//! - `report`: every output format of show, diff and check.
+//! - `serve`, `files`: the API server and the file watcher.
 
 pub mod atomic;
 pub mod baseline;
@@ -9,6 +28,9 @@ pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod comparison;
+pub mod config;
+pub mod context;
 pub mod diff;
 pub mod error;
 pub mod files;
@@ -17,6 +39,8 @@ pub mod mounts;
 pub mod render;
 pub mod report;
 pub mod rules;
+pub mod select;
 pub mod serve;
+pub mod settle;
 pub mod snapshot;
 pub mod tree;

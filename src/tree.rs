@@ -187,27 +187,12 @@ fn break_cycles(parent: &mut [Option<usize>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::Ids;
-    use std::sync::Arc;
+    use crate::snapshot::test_process;
 
     fn proc(pid: u32, ppid: u32, start_time: u64) -> Process {
         Process {
-            pid,
-            ppid,
-            user: Arc::from("root"),
-            uids: Ids::default(),
-            gids: Ids::default(),
-            comm: b"x".to_vec(),
-            exe: None,
-            selinux: None,
-            cmdline: format!("p{pid}").into_bytes(),
-            state: 'S',
-            kernel_thread: false,
             start_time,
-            utime: 0,
-            stime: 0,
-            nice: 0,
-            num_threads: 1,
+            ..test_process(pid, ppid)
         }
     }
 

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::load::{ActionsDef, DEFAULT_GRACE};
+use super::DEFAULT_GRACE;
 use super::{Group, Level};
-use crate::snapshot::parse;
+use crate::config::schema::ActionsDef;
+use crate::snapshot::ProcRoot;
 
 /// How long an `exec` command may run.
 const EXEC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -60,7 +61,8 @@ impl Guard {
         let me = std::process::id();
         let mut protected = vec![1, me];
         let mut pid = me;
-        while let Some(stat) = read_stat(Path::new("/proc"), pid) {
+        let own = ProcRoot::open(Path::new("/proc")).ok();
+        while let Some(stat) = own.as_ref().and_then(|root| root.stat(pid)) {
             if stat.ppid == 0 || protected.contains(&stat.ppid) {
                 break;
             }
@@ -83,10 +85,6 @@ impl Guard {
     pub fn protects(&self, pid: u32) -> bool {
         self.protected.contains(&pid)
     }
-}
-
-fn read_stat(root: &Path, pid: u32) -> Option<parse::Stat> {
-    parse::parse_stat(&std::fs::read(root.join(pid.to_string()).join("stat")).ok()?)
 }
 
 /// Runs `actions` for one failing group of check `rule`. Returns what was
@@ -217,9 +215,11 @@ fn kill_all(
     dry_run: bool,
 ) -> Vec<String> {
     let mut done = Vec::new();
+    let root = ProcRoot::open(&guard.proc_root).ok();
     // Still the process that was counted: same start time, not a kernel thread.
     let same = |pid: u32| {
-        read_stat(&guard.proc_root, pid)
+        root.as_ref()
+            .and_then(|r| r.stat(pid))
             .is_some_and(|s| Some(s.start_time) == start_times(pid) && !s.is_kernel_thread())
     };
     if !guard.local() {

@@ -25,7 +25,7 @@ pub fn run(old: &Path, new: &Path, format: DiffFormat) -> Result<Exit, Error> {
     let changes = report::changes(&old, &new, both);
     print(&match format {
         DiffFormat::Text => report::text(&changes),
-        DiffFormat::Json => report::json(&changes),
+        DiffFormat::Json => report::json::changes_json(&changes),
     })?;
     Ok(if changes.is_empty() {
         Exit::Clean

@@ -1,16 +1,18 @@
 //! `psdiff config check` and `psdiff config defaults`.
 
-use super::{Context, print};
+use super::print;
 use crate::cli::ConfigCommand;
+use crate::config::DEFAULTS_TOML;
+use crate::context::Context;
 use crate::error::{Error, Exit};
-use crate::rules::DEFAULTS_TOML;
 
 pub fn run(context: &Context, command: ConfigCommand) -> Result<Exit, Error> {
     match command {
         ConfigCommand::Check => {
-            let rules = context.rules()?;
-            let checks = crate::check::load::compile_all(&rules.checks)?;
-            let files: Vec<String> = rules
+            let config = context.config()?;
+            let rules = context.rules_of(&config)?;
+            let checks = crate::check::compile_all(&config, &context.users()?)?;
+            let files: Vec<String> = config
                 .files
                 .iter()
                 .map(|f| f.display().to_string())

@@ -1,7 +1,8 @@
 //! `psdiff dump`: the tree as a baseline would hold it.
 
-use super::{Context, print};
+use super::print;
 use crate::cli::DumpFormat;
+use crate::context::Context;
 use crate::error::{Error, Exit};
 
 pub fn run(context: &Context, format: DumpFormat) -> Result<Exit, Error> {

@@ -4,7 +4,8 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::{Context, print};
+use super::print;
+use crate::context::Context;
 use crate::error::{Error, Exit};
 use crate::render;
 use crate::rules::{Decision, RuleSet, View};

@@ -1,11 +1,14 @@
 //! `psdiff files`.
 
 use crate::cli::{FilesArgs, FilesFormat};
+use crate::context::Context;
 use crate::error::{Error, Exit};
 use crate::files::{self, Settings};
 
-pub fn run(args: &FilesArgs) -> Result<Exit, Error> {
+pub fn run(context: &Context, args: &FilesArgs) -> Result<Exit, Error> {
     let status = files::run(Settings {
+        proc_root: context.proc_root.clone(),
+        users: context.users()?,
         pids: args.pids.clone(),
         names: args.names.clone(),
         command: args.command.clone(),

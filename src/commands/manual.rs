@@ -1,9 +1,10 @@
 //! `psdiff manual add|remove USER CMDLINE`: edit a child-of-INIT line of
 //! the baseline by hand, with the same locked, atomic write as `write`.
 
-use super::{Context, print};
+use super::print;
 use crate::baseline::{self, WriteLock};
 use crate::cli::ManualCommand;
+use crate::context::Context;
 use crate::error::{Error, Exit};
 use crate::render;
 

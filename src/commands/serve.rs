@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use super::{Context, print};
+use super::print;
 use crate::cli::{ServeArgs, TokenCommand};
+use crate::context::Context;
 use crate::error::{Error, Exit};
 use crate::serve::{self, Scope, tokens};
 

@@ -1,7 +1,8 @@
 //! `psdiff write`: store the current tree as the baseline.
 
-use super::{Context, print};
+use super::print;
 use crate::baseline::{self, WriteLock, Written};
+use crate::context::Context;
 use crate::error::{Error, Exit};
 use crate::report::{self, Wanted};
 

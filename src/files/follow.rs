@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::snapshot::parse;
+use crate::snapshot::ProcRoot;
 
 /// How long an exited process is remembered: its last events may be read
 /// after its exit is.
@@ -18,10 +18,20 @@ pub struct Followed {
     pub depth: u32,
     pub comm: String,
     exited: Option<Instant>,
+    /// Named from the program it opened to run since its last fork or
+    /// exec: the files an exec opens after its program (the ELF
+    /// interpreter, `ld-linux-x86-64.so.2`; a script's interpreter) must
+    /// not rename it.
+    named_by_exec: bool,
 }
 
 pub struct Follow {
+    root: ProcRoot,
     followed: HashMap<u32, Followed>,
+    /// The parent of every process whose fork was reported, with when it
+    /// exited: a process that ends before its /proc entry is read still
+    /// has its parent. Forgotten like `followed`, after `LINGER`.
+    parents: HashMap<u32, (u32, Option<Instant>)>,
     names: Vec<String>,
     max_depth: Option<u32>,
     /// Processes found not to be followed, with their start time, so that
@@ -35,9 +45,11 @@ pub struct Follow {
 }
 
 impl Follow {
-    pub fn new(names: Vec<String>, max_depth: Option<u32>) -> Follow {
+    pub fn new(root: ProcRoot, names: Vec<String>, max_depth: Option<u32>) -> Follow {
         Follow {
+            root,
             followed: HashMap::new(),
+            parents: HashMap::new(),
             names,
             max_depth,
             strangers: HashMap::new(),
@@ -48,7 +60,7 @@ impl Follow {
 
     /// Follows `pid` as a target (depth 0).
     pub fn add_target(&mut self, pid: u32) -> bool {
-        match read_process(pid) {
+        match self.read_process(pid) {
             Some((ppid, comm, _)) => {
                 self.insert(pid, ppid, 0, comm);
                 true
@@ -97,6 +109,7 @@ impl Follow {
     /// A fork: the child is followed when its parent is (within depth).
     pub fn fork(&mut self, parent: u32, child: u32) {
         self.strangers.remove(&child);
+        self.parents.insert(child, (parent, None));
         // A pid reused: the process it named has exited.
         if self
             .followed
@@ -121,7 +134,10 @@ impl Follow {
 
     /// An exec: a new program name, which may be a target by name.
     pub fn exec(&mut self, pid: u32) {
-        let Some((ppid, comm, exe)) = read_process(pid) else {
+        if let Some(f) = self.followed.get_mut(&pid) {
+            f.named_by_exec = false;
+        }
+        let Some((ppid, comm, exe)) = self.read_process(pid) else {
             return;
         };
         if let Some(f) = self.followed.get_mut(&pid) {
@@ -139,18 +155,31 @@ impl Follow {
         let Some(name) = program.file_name().and_then(|n| n.to_str()) else {
             return;
         };
+        let running = self.read_process(pid);
         if let Some(f) = self.followed.get_mut(&pid).filter(|f| f.exited.is_none()) {
+            if f.named_by_exec {
+                // The interpreter or loader of the program it was named
+                // after, not a new program.
+                return;
+            }
             // The kernel's comm, when it can still be read: it differs
             // from the file's name when the program was run by a link.
-            f.comm = read_process(pid).map_or_else(|| name.chars().take(15).collect(), |p| p.1);
+            f.comm = running.map_or_else(|| name.chars().take(15).collect(), |p| p.1);
+            f.named_by_exec = true;
             return;
         }
         if self.names.iter().any(|n| n == name) {
-            let ppid = read_process(pid).map_or(0, |(ppid, ..)| ppid);
+            let ppid = running
+                .map(|(ppid, ..)| ppid)
+                .or_else(|| self.parents.get(&pid).map(|&(ppid, _)| ppid))
+                .unwrap_or(0);
             self.strangers.remove(&pid);
             // comm is the program's name, cut to 15 bytes.
             let comm: String = name.chars().take(15).collect();
             self.insert(pid, ppid, 0, comm);
+            if let Some(f) = self.followed.get_mut(&pid) {
+                f.named_by_exec = true;
+            }
         }
     }
 
@@ -159,12 +188,17 @@ impl Follow {
             f.exited = Some(Instant::now());
         }
         self.strangers.remove(&pid);
+        if let Some((_, exited)) = self.parents.get_mut(&pid) {
+            *exited = Some(Instant::now());
+        }
     }
 
     /// Forgets processes that exited a while ago.
     pub fn prune(&mut self) {
         self.followed
             .retain(|_, f| f.exited.is_none_or(|at| at.elapsed() < LINGER));
+        self.parents
+            .retain(|_, (_, exited)| exited.is_none_or(|at| at.elapsed() < LINGER));
         if self.strangers.len() > 100_000 {
             self.strangers.clear();
         }
@@ -181,8 +215,8 @@ impl Follow {
 
     /// Whether anything followed is still running.
     pub fn any_running(&mut self) -> bool {
-        for (pid, f) in self.followed.iter_mut() {
-            if f.exited.is_none() && !Path::new(&format!("/proc/{pid}")).exists() {
+        for (&pid, f) in self.followed.iter_mut() {
+            if f.exited.is_none() && self.root.process(pid).is_none() {
                 f.exited = Some(Instant::now());
             }
         }
@@ -190,7 +224,9 @@ impl Follow {
     }
 
     fn place(&mut self, pid: u32) {
-        let Some(start) = start_time(pid) else { return };
+        let Some(start) = self.root.stat(pid).map(|s| s.start_time) else {
+            return;
+        };
         if self.strangers.get(&pid) == Some(&start) {
             return;
         }
@@ -200,7 +236,7 @@ impl Follow {
             if let Some(f) = self.followed.get(&at) {
                 break Some(f.depth);
             }
-            let Some((ppid, comm, exe)) = read_process(at) else {
+            let Some((ppid, comm, exe)) = self.read_process(at) else {
                 break None;
             };
             if self.is_named(comm.as_bytes(), exe.as_deref()) {
@@ -233,6 +269,7 @@ impl Follow {
             depth,
             comm,
             exited: None,
+            named_by_exec: false,
         };
         if self.followed.insert(pid, fresh).is_none() {
             self.count += 1;
@@ -255,20 +292,13 @@ fn comm_of(comm: &[u8]) -> String {
     String::from_utf8_lossy(comm).into_owned()
 }
 
-/// (ppid, comm, exe) of a running process.
-fn read_process(pid: u32) -> Option<(u32, String, Option<String>)> {
-    let dir = format!("/proc/{pid}");
-    let stat = parse::parse_stat(&std::fs::read(format!("{dir}/stat")).ok()?)?;
-    let exe = std::fs::read_link(format!("{dir}/exe")).ok().and_then(|p| {
-        p.to_str()
-            .map(|s| s.trim_end_matches(" (deleted)").to_string())
-    });
-    Some((stat.ppid, comm_of(&stat.comm), exe))
-}
-
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = parse::parse_stat(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)?;
-    Some(stat.start_time)
+impl Follow {
+    /// (ppid, comm, exe) of a running process.
+    fn read_process(&self, pid: u32) -> Option<(u32, String, Option<String>)> {
+        let dir = self.root.process(pid)?;
+        let stat = dir.stat(&mut Vec::new())?;
+        Some((stat.ppid, comm_of(&stat.comm), dir.exe()))
+    }
 }
 
 #[cfg(test)]
@@ -277,7 +307,8 @@ mod tests {
 
     #[test]
     fn forks_of_followed_processes_are_followed_to_the_depth() {
-        let mut follow = Follow::new(vec![], Some(2));
+        let root = ProcRoot::open(Path::new("/proc")).unwrap();
+        let mut follow = Follow::new(root, vec![], Some(2));
         follow.forks_reported = true;
         follow.insert(100, 1, 0, "target".into());
         follow.fork(100, 101);

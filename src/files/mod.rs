@@ -13,6 +13,8 @@ mod watch;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+
+use crate::snapshot::ProcRoot;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -27,6 +29,10 @@ pub use watch::WatchError;
 use watch::{Event, Kind, Watch};
 
 pub struct Settings {
+    /// Where processes are read (`--proc-root`).
+    pub proc_root: PathBuf,
+    /// Who names users (`--passwd`, else NSS).
+    pub users: crate::snapshot::UserNames,
     pub pids: Vec<u32>,
     pub names: Vec<String>,
     /// `-- CMD ARGS`: started by psdiff, which ends when it does.
@@ -56,6 +62,21 @@ pub enum FilesError {
     Read(std::io::Error),
 }
 
+impl FilesError {
+    /// Whether what the operator gave is wrong (exit 2), rather than the
+    /// machine failing (exit 3).
+    pub fn is_usage(&self) -> bool {
+        match self {
+            FilesError::Watch(e) => matches!(e, WatchError::NotPermitted),
+            FilesError::NoSuchPid(_)
+            | FilesError::NoSuchPath(_)
+            | FilesError::NoTarget
+            | FilesError::Spawn { .. } => true,
+            FilesError::Snapshot(_) | FilesError::Read(_) => false,
+        }
+    }
+}
+
 /// Counts for the summary.
 #[derive(Default)]
 struct Summary {
@@ -73,7 +94,7 @@ extern "C" fn request_stop(_: libc::c_int) {
 /// Watches until the command ends, every followed process has ended (with
 /// --pid only), or SIGINT/SIGTERM. Returns the exit status: the command's,
 /// else 0.
-pub fn run(settings: Settings) -> Result<i32, FilesError> {
+pub fn run(mut settings: Settings) -> Result<i32, FilesError> {
     if settings.pids.is_empty() && settings.names.is_empty() && settings.command.is_empty() {
         return Err(FilesError::NoTarget);
     }
@@ -82,8 +103,14 @@ pub fn run(settings: Settings) -> Result<i32, FilesError> {
         .iter()
         .map(|p| std::fs::canonicalize(p).map_err(|_| FilesError::NoSuchPath(p.clone())))
         .collect::<Result<_, _>>()?;
-    let mut watch = Watch::new(&paths)?;
-    let mut follow = Follow::new(settings.names.clone(), settings.depth);
+    let watch = Watch::new(&paths)?;
+    let root = ProcRoot::open(&settings.proc_root).map_err(|source| {
+        FilesError::Snapshot(crate::snapshot::SnapshotError::Unreadable {
+            root: settings.proc_root.clone(),
+            source,
+        })
+    })?;
+    let mut follow = Follow::new(root, settings.names.clone(), settings.depth);
     // Forks are subscribed to before the tree is read, so none falls
     // between the two.
     let connector = match Connector::open() {
@@ -105,13 +132,10 @@ pub fn run(settings: Settings) -> Result<i32, FilesError> {
     }
     let fields = crate::snapshot::Fields {
         exe: !settings.names.is_empty(),
-        selinux: false,
+        ..Default::default()
     };
-    let snapshot = crate::snapshot::Snapshot::take(
-        Path::new("/proc"),
-        &mut crate::snapshot::UserNames::from_nss(),
-        fields,
-    )?;
+    let snapshot =
+        crate::snapshot::Snapshot::take(&settings.proc_root, &mut settings.users, fields)?;
     follow.scan(&snapshot.processes);
     drop(snapshot);
 
@@ -121,7 +145,7 @@ pub fn run(settings: Settings) -> Result<i32, FilesError> {
             libc::signal(signal, request_stop as *const () as libc::sighandler_t);
         }
     }
-    let mut child =
+    let child =
         match settings.command.split_first() {
             Some((program, args)) => {
                 let child = Command::new(program).args(args).spawn().map_err(|source| {
@@ -145,148 +169,174 @@ pub fn run(settings: Settings) -> Result<i32, FilesError> {
         },
         watch.mounts
     );
-    let mut out = Output::new(settings.json);
-    let mut opens = Opens::new(settings.max_open_files);
-    let mut summary = Summary::default();
-    let status = watch_loop(
-        &mut watch,
-        connector.as_ref(),
-        &mut follow,
-        &mut opens,
-        &mut out,
-        &mut summary,
-        &paths,
-        child.as_mut(),
-        settings.names.is_empty(),
-    )?;
-    out.flush();
+    let mut session = Session {
+        watch,
+        connector,
+        follow,
+        opens: Opens::new(settings.max_open_files),
+        out: Output::new(settings.json),
+        summary: Summary::default(),
+        paths,
+        child,
+        end_with_targets: settings.names.is_empty(),
+    };
+    let status = session.run()?;
+    session.out.flush();
     eprintln!(
         "psdiff files: {} events; {} queue overflows (events dropped); {} times process events lost; {} processes followed; {} files still open",
-        summary.events,
-        summary.overflows,
-        summary.process_events_lost,
-        follow.count,
-        opens.len(),
+        session.summary.events,
+        session.summary.overflows,
+        session.summary.process_events_lost,
+        session.follow.count,
+        session.opens.len(),
     );
     Ok(status)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn watch_loop(
-    watch: &mut Watch,
-    connector: Option<&Connector>,
-    follow: &mut Follow,
-    opens: &mut Opens,
-    out: &mut Output,
-    summary: &mut Summary,
-    paths: &[PathBuf],
-    mut child: Option<&mut Child>,
+/// One watch from start to end: the event sources, who is followed, the
+/// files open, and what is written.
+struct Session {
+    watch: Watch,
+    connector: Option<Connector>,
+    follow: Follow,
+    opens: Opens,
+    out: Output,
+    summary: Summary,
+    /// Only files under these are reported (all, when empty).
+    paths: Vec<PathBuf>,
+    /// The command psdiff started, if any; the watch ends with it.
+    child: Option<Child>,
+    /// Whether the watch ends when every target has ended (no `--name`).
     end_with_targets: bool,
-) -> Result<i32, FilesError> {
-    let me = std::process::id();
-    let mut file_events = Vec::new();
-    let mut proc_events = Vec::new();
-    let mut last_check = Instant::now();
-    let mut exit_status = None;
-    loop {
-        let mut fds = vec![PollFd::new(watch.fd(), PollFlags::POLLIN)];
-        if let Some(c) = connector {
+}
+
+impl Session {
+    /// Reads and reports events until the watch should end; returns the
+    /// exit status.
+    fn run(&mut self) -> Result<i32, FilesError> {
+        let mut file_events = Vec::new();
+        let mut last_check = Instant::now();
+        let mut exit_status = None;
+        loop {
+            self.wait_for_events()?;
+            // File events first, then process events: a fork happens
+            // before the child's opens, so every child whose events were
+            // just read has its fork queued by now.
+            self.watch
+                .read(&mut file_events)
+                .map_err(FilesError::Read)?;
+            self.process_events();
+            self.report(&mut file_events);
+            if !self.out.flush() {
+                // Whoever read our output went away.
+                return Ok(exit_status.unwrap_or(0));
+            }
+            if exit_status.is_some() || STOP.load(Ordering::SeqCst) {
+                return Ok(exit_status.unwrap_or(0));
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                use std::os::unix::process::ExitStatusExt;
+                // One more round reads the events it caused, all queued by now.
+                exit_status = Some(
+                    status
+                        .code()
+                        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+                );
+                continue;
+            }
+            if last_check.elapsed() >= Duration::from_secs(1) {
+                last_check = Instant::now();
+                self.follow.prune();
+                if self.child.is_none() && self.end_with_targets && !self.follow.any_running() {
+                    eprintln!("psdiff files: every watched process has ended");
+                    return Ok(0);
+                }
+            }
+        }
+    }
+
+    /// Waits up to 200 ms for a file or process event.
+    fn wait_for_events(&self) -> Result<(), FilesError> {
+        let mut fds = vec![PollFd::new(self.watch.fd(), PollFlags::POLLIN)];
+        if let Some(c) = &self.connector {
             use std::os::fd::AsFd;
             fds.push(PollFd::new(c.fd().as_fd(), PollFlags::POLLIN));
         }
         match poll(&mut fds, PollTimeout::from(200u16)) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(FilesError::Read(e.into())),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+            Err(e) => Err(FilesError::Read(e.into())),
         }
-        drop(fds);
-        // File events first, then process events: a fork happens before
-        // the child's opens, so every child whose events were just read has
-        // its fork queued by now.
-        watch.read(&mut file_events).map_err(FilesError::Read)?;
-        if let Some(c) = connector {
-            if let Err(e) = c.read(&mut proc_events) {
-                summary.process_events_lost += 1;
-                eprintln!(
-                    "psdiff files: process events were lost ({e}); placing processes through /proc from now on"
-                );
-                follow.forks_reported = false;
-            }
-            for event in proc_events.drain(..) {
-                match event {
-                    ProcEvent::Fork { parent, child } => follow.fork(parent, child),
-                    ProcEvent::Exec { pid } => follow.exec(pid),
-                    ProcEvent::Exit { pid } => follow.exit(pid),
-                }
+    }
+
+    /// Forks, execs and exits, as the kernel reported them.
+    fn process_events(&mut self) {
+        let Some(connector) = &self.connector else {
+            return;
+        };
+        let mut events = Vec::new();
+        if let Err(e) = connector.read(&mut events) {
+            self.summary.process_events_lost += 1;
+            eprintln!(
+                "psdiff files: process events were lost ({e}); placing processes through /proc from now on"
+            );
+            self.follow.forks_reported = false;
+        }
+        for event in events {
+            match event {
+                ProcEvent::Fork { parent, child } => self.follow.fork(parent, child),
+                ProcEvent::Exec { pid } => self.follow.exec(pid),
+                ProcEvent::Exit { pid } => self.follow.exit(pid),
             }
         }
+    }
+
+    /// Writes the file events of followed processes, with durations.
+    fn report(&mut self, file_events: &mut Vec<Event>) {
+        let me = std::process::id();
         let now = Instant::now();
         if !file_events.is_empty() {
             // One reading of the clock for what was read together.
-            out.time = crate::clock::timestamp();
+            self.out.time = crate::clock::timestamp();
         }
         for event in file_events.drain(..) {
-            match event {
+            let (pid, path, kinds) = match event {
                 Event::Overflow => {
-                    summary.overflows += 1;
+                    self.summary.overflows += 1;
                     eprintln!(
                         "psdiff files: the kernel's event queue overflowed: events were lost"
                     );
-                    out.overflow();
+                    self.out.overflow();
+                    continue;
                 }
-                Event::File { pid, path, kinds } => {
-                    if kinds.contains(&Kind::Exec) {
-                        follow.exec_of(pid, &path);
-                    }
-                    if pid == me || !(paths.is_empty() || paths.iter().any(|p| path.starts_with(p)))
-                    {
-                        continue;
-                    }
-                    let Some(process) = follow.lookup(pid) else {
-                        continue;
-                    };
-                    let (ppid, comm) = (process.ppid, process.comm.clone());
-                    let path: Arc<std::ffi::OsStr> = Arc::from(path.into_os_string());
-                    for kind in kinds {
-                        let duration = match kind {
-                            Kind::Open => {
-                                opens.open(pid, path.clone(), now);
-                                None
-                            }
-                            Kind::Close => opens.close(pid, &path, now),
-                            // Reported as its open.
-                            Kind::Exec => continue,
-                        };
-                        summary.events += 1;
-                        out.event(kind, pid, ppid, &comm, Path::new(&path), duration);
-                    }
-                }
+                Event::File { pid, path, kinds } => (pid, path, kinds),
+            };
+            if kinds.contains(&Kind::Exec) {
+                self.follow.exec_of(pid, &path);
             }
-        }
-        if !out.flush() {
-            // Whoever read our output went away.
-            return Ok(exit_status.unwrap_or(0));
-        }
-        if exit_status.is_some() || STOP.load(Ordering::SeqCst) {
-            return Ok(exit_status.unwrap_or(0));
-        }
-        if let Some(child) = child.as_mut()
-            && let Ok(Some(status)) = child.try_wait()
-        {
-            use std::os::unix::process::ExitStatusExt;
-            // One more round reads the events it caused, all queued by now.
-            exit_status = Some(
-                status
-                    .code()
-                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-            );
-            continue;
-        }
-        if last_check.elapsed() >= Duration::from_secs(1) {
-            last_check = Instant::now();
-            follow.prune();
-            if child.is_none() && end_with_targets && !follow.any_running() {
-                eprintln!("psdiff files: every watched process has ended");
-                return Ok(0);
+            let wanted = self.paths.is_empty() || self.paths.iter().any(|p| path.starts_with(p));
+            if pid == me || !wanted {
+                continue;
+            }
+            let Some(process) = self.follow.lookup(pid) else {
+                continue;
+            };
+            let (ppid, comm) = (process.ppid, process.comm.clone());
+            let path: Arc<std::ffi::OsStr> = Arc::from(path.into_os_string());
+            for kind in kinds {
+                let duration = match kind {
+                    Kind::Open => {
+                        self.opens.open(pid, path.clone(), now);
+                        None
+                    }
+                    Kind::Close => self.opens.close(pid, &path, now),
+                    // Reported as its open.
+                    Kind::Exec => continue,
+                };
+                self.summary.events += 1;
+                self.out
+                    .event(kind, pid, ppid, &comm, Path::new(&path), duration);
             }
         }
     }

@@ -6,42 +6,32 @@
 //! first that applies decides. Both match against the cmdline as the
 //! transforms left it, which is what `dump` prints.
 
-mod load;
-pub mod schema;
+mod compile;
 mod shape;
-
-use std::fmt;
-use std::path::PathBuf;
-use std::sync::Arc;
 
 use regex::Regex;
 
-use crate::render;
-use crate::snapshot::Process;
+use crate::config::Origin;
+use crate::config::schema::ActionKind;
+use crate::select::Selector;
+use crate::snapshot::Fields;
 
-pub use load::{ConfigError, DEFAULTS_TOML, line_column, load, load_file, parse as parse_str};
-pub use schema::ActionKind;
 pub use shape::{Decision, Line, Rewrite, View, shape};
 
-/// The loaded rules, user rules first, then the built-ins.
-#[derive(Debug, Clone)]
+/// The compiled rules, the operator's first, then the built-ins.
+#[derive(Debug, Clone, Default)]
 pub struct RuleSet {
     pub rules: Vec<Rule>,
-    /// The `[[check]]` tables, compiled by `psdiff check` only, so that a
-    /// check naming a missing user cannot break `dump` or `show`.
-    pub checks: Vec<crate::check::load::CheckSource>,
-    /// Every file the rules came from, in the order read.
-    pub files: Vec<PathBuf>,
-    /// The `[serve] run_allow` entries of every file: the argv prefixes
-    /// that `POST /api/ps` may run.
-    pub run_allow: Vec<Vec<String>>,
 }
 
 impl RuleSet {
-    /// Whether any rule looks at /proc/PID/exe, which costs a syscall per
-    /// process to read.
-    pub fn needs_exe(&self) -> bool {
-        self.rules.iter().any(|r| r.matcher.exe.is_some())
+    /// What the rules look at beyond the basics: the exe link costs a
+    /// syscall per process, so it is read only when a rule wants it.
+    pub fn needs(&self) -> Fields {
+        self.rules
+            .iter()
+            .map(|r| r.selector.needs())
+            .fold(Fields::default(), Fields::union)
     }
 }
 
@@ -49,61 +39,8 @@ impl RuleSet {
 pub struct Rule {
     pub name: String,
     pub origin: Origin,
-    pub matcher: Matcher,
+    pub selector: Selector,
     pub action: Action,
-}
-
-/// Where a rule was written, for `explain` and for error messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    pub file: Arc<str>,
-    pub line: usize,
-    pub column: usize,
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.column)
-    }
-}
-
-/// What a rule matches; every condition given must hold.
-#[derive(Debug, Clone, Default)]
-pub struct Matcher {
-    pub cmdline: Option<Regex>,
-    pub cmdline_prefix: Vec<String>,
-    pub user: Option<String>,
-    pub uid: Option<u32>,
-    pub exe: Option<String>,
-    pub comm: Option<String>,
-    pub pid: Option<u32>,
-    pub kernel_thread: Option<bool>,
-}
-
-impl Matcher {
-    /// `cmdline` is the process's cmdline as the transforms so far left it.
-    pub fn matches(&self, process: &Process, cmdline: &str) -> bool {
-        self.pid.is_none_or(|pid| process.pid == pid)
-            && self
-                .kernel_thread
-                .is_none_or(|k| process.kernel_thread == k)
-            && self.uid.is_none_or(|uid| process.uids.effective == uid)
-            && self.user.as_deref().is_none_or(|u| &*process.user == u)
-            && self
-                .comm
-                .as_deref()
-                .is_none_or(|c| render::printable(&process.comm) == c)
-            && self
-                .exe
-                .as_deref()
-                .is_none_or(|e| process.exe_path() == Some(e))
-            && (self.cmdline_prefix.is_empty()
-                || self
-                    .cmdline_prefix
-                    .iter()
-                    .any(|p| cmdline.starts_with(p.as_str())))
-            && self.cmdline.as_ref().is_none_or(|re| re.is_match(cmdline))
-    }
 }
 
 #[derive(Debug, Clone)]

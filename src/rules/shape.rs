@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{Action, RuleSet};
 use crate::render;
+use crate::select::{NameCache, Subjects};
 use crate::snapshot::Process;
 use crate::tree::Tree;
 
@@ -74,15 +75,48 @@ impl View {
     }
 }
 
+/// The tree's processes as the match language sees them, with their
+/// cmdlines as the transforms left them. While transforms run (in
+/// preorder, so a parent is done before its children), `current` holds
+/// the cmdline of the process being transformed.
+struct Shaping<'a> {
+    tree: &'a Tree,
+    cmdlines: &'a [String],
+    names: &'a NameCache,
+    current: Option<(usize, &'a str)>,
+}
+
+impl Subjects for Shaping<'_> {
+    fn process(&self, i: usize) -> &Process {
+        &self.tree.processes[i]
+    }
+
+    fn parent(&self, i: usize) -> Option<usize> {
+        self.tree.parent(i)
+    }
+
+    fn cmdline(&self, i: usize) -> &str {
+        match self.current {
+            Some((at, cmdline)) if at == i => cmdline,
+            _ => &self.cmdlines[i],
+        }
+    }
+
+    fn names(&self, i: usize) -> &[String] {
+        self.names.get(i, &self.tree.processes[i])
+    }
+}
+
 /// Applies `rules` to the processes of `tree`.
 pub fn shape(mut tree: Tree, rules: &RuleSet) -> View {
     let n = tree.len();
-    let (cmdlines, rewrites) = transform_all(&tree.processes, rules);
+    let preorder = tree.preorder();
+    let names = NameCache::new(n);
+    let (cmdlines, rewrites) = transform_all(&tree, &preorder, &names, rules);
 
     // For each visibility rule, whether each process matches it, and the
     // nearest ancestor that does; one pass in preorder, so no walk up the
     // tree per process.
-    let preorder = tree.preorder();
     let visibility: Vec<usize> = (0..rules.rules.len())
         .filter(|&r| !rules.rules[r].action.is_transform())
         .collect();
@@ -90,10 +124,16 @@ pub fn shape(mut tree: Tree, rules: &RuleSet) -> View {
     let mut self_match = vec![false; n];
     let mut nearest = vec![None::<usize>; n];
     let mut decided = vec![false; n];
+    let subjects = Shaping {
+        tree: &tree,
+        cmdlines: &cmdlines,
+        names: &names,
+        current: None,
+    };
     for &r in &visibility {
         let rule = &rules.rules[r];
         for &i in &preorder {
-            self_match[i] = rule.matcher.matches(&tree.processes[i], &cmdlines[i]);
+            self_match[i] = rule.selector.matches(&subjects, i);
             nearest[i] = tree
                 .parent(i)
                 .and_then(|p| if self_match[p] { Some(p) } else { nearest[p] });
@@ -151,31 +191,44 @@ pub fn shape(mut tree: Tree, rules: &RuleSet) -> View {
     }
 }
 
-fn transform_all(processes: &[Process], rules: &RuleSet) -> (Vec<String>, Vec<Vec<Rewrite>>) {
+/// Every process's cmdline after the transforms, and the trace of each
+/// change; parents first, so a rule's `parent` sees the final cmdline.
+fn transform_all(
+    tree: &Tree,
+    preorder: &[usize],
+    names: &NameCache,
+    rules: &RuleSet,
+) -> (Vec<String>, Vec<Vec<Rewrite>>) {
     let transforms: Vec<usize> = (0..rules.rules.len())
         .filter(|&r| rules.rules[r].action.is_transform())
         .collect();
-    processes
-        .iter()
-        .map(|process| {
-            let mut cmdline = render::cmdline(process);
-            let mut trace = Vec::new();
-            for &r in &transforms {
-                let rule = &rules.rules[r];
-                if rule.matcher.matches(process, &cmdline) {
-                    let after = rule.action.transform(&cmdline);
-                    if after != cmdline {
-                        trace.push(Rewrite {
-                            rule: r,
-                            before: std::mem::replace(&mut cmdline, after.clone()),
-                            after,
-                        });
-                    }
+    let n = tree.len();
+    let mut cmdlines = vec![String::new(); n];
+    let mut rewrites = vec![Vec::new(); n];
+    for &i in preorder {
+        let mut cmdline = render::cmdline(&tree.processes[i]);
+        for &r in &transforms {
+            let rule = &rules.rules[r];
+            let subjects = Shaping {
+                tree,
+                cmdlines: &cmdlines,
+                names,
+                current: Some((i, &cmdline)),
+            };
+            if rule.selector.matches(&subjects, i) {
+                let after = rule.action.transform(&cmdline);
+                if after != cmdline {
+                    rewrites[i].push(Rewrite {
+                        rule: r,
+                        before: std::mem::replace(&mut cmdline, after.clone()),
+                        after,
+                    });
                 }
             }
-            (cmdline, trace)
-        })
-        .unzip()
+        }
+        cmdlines[i] = cmdline;
+    }
+    (cmdlines, rewrites)
 }
 
 /// Walks the sorted tree and prints the shown processes; a `once` process

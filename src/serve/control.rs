@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::reply::ApiError;
 use super::tokens::random_id;
 use crate::check::actions::Guard;
-use crate::commands::Context;
+use crate::context::Context;
 use crate::snapshot::{Fields, Snapshot};
 
 /// How long a command may run before it is killed.

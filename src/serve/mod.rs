@@ -2,12 +2,15 @@
 //! limits that keep a slow or hostile client from tying it up: a cap on
 //! connections, header and body sizes, and timeouts for sending them.
 
-mod api;
+mod auth;
 pub(crate) mod body;
 mod control;
 pub(crate) mod process;
 mod reply;
+mod routes;
 mod shared;
+mod state;
+mod token_source;
 pub mod tokens;
 
 use std::net::SocketAddr;
@@ -20,7 +23,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::commands::Context;
+use crate::context::Context;
 pub use tokens::{Scope, TokenError};
 
 /// Request bodies above this are refused with 413.
@@ -53,9 +56,21 @@ pub enum ServeError {
     Runtime(std::io::Error),
 }
 
+impl ServeError {
+    /// Whether what the operator gave is wrong (exit 2), rather than the
+    /// machine failing (exit 3).
+    pub fn is_usage(&self) -> bool {
+        match self {
+            ServeError::Tokens(e) => !matches!(e, TokenError::Unwritable { .. }),
+            ServeError::NoTokens(_) => true,
+            ServeError::Listen { .. } | ServeError::Runtime(_) => false,
+        }
+    }
+}
+
 /// Serves until SIGTERM or SIGINT, then lets open requests finish.
 pub fn run(context: Context, settings: Settings) -> Result<(), ServeError> {
-    let tokens = api::TokenSource::open(settings.tokens.clone())?;
+    let tokens = token_source::TokenSource::open(settings.tokens.clone())?;
     if tokens.count() == 0 {
         return Err(ServeError::NoTokens(settings.tokens.clone()));
     }
@@ -72,8 +87,12 @@ pub fn run(context: Context, settings: Settings) -> Result<(), ServeError> {
                     source,
                 })?;
         let addr = listener.local_addr().map_err(ServeError::Runtime)?;
-        let state = Arc::new(api::AppState::new(context, tokens, settings.allow_control));
-        let router = api::router(state)
+        let state = Arc::new(state::AppState::new(
+            context,
+            tokens,
+            settings.allow_control,
+        ));
+        let router = routes::router(state)
             .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
                 settings.client_timeout,

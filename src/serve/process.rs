@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use procfs::process::{FDTarget, Process as ProcfsProcess};
+use procfs::{FromBufRead, FromBufReadSI, FromRead};
 use serde_json::{Map, Value, json};
 
-use crate::snapshot::Process;
+use crate::snapshot::{ProcDir, ProcRoot, Process};
 
 /// Every field, in the order of the documentation. The last two read every
 /// descriptor (and, for connections, the socket tables), so they are only
@@ -98,11 +98,13 @@ pub struct System {
 
 impl System {
     pub fn read(root: &Path) -> System {
-        let boot_time = std::fs::read_to_string(root.join("stat"))
-            .ok()
-            .and_then(|s| field_after(&s, "btime"));
-        let mem_total = std::fs::read_to_string(root.join("meminfo"))
-            .ok()
+        let root = ProcRoot::open(root).ok();
+        let file = |name: &str| {
+            let bytes = root.as_ref()?.read_file(name)?;
+            String::from_utf8(bytes).ok()
+        };
+        let boot_time = file("stat").and_then(|s| field_after(&s, "btime"));
+        let mem_total = file("meminfo")
             .and_then(|s| field_after(&s, "MemTotal:"))
             .map(|kb: f64| kb as u64 * 1024);
         System {
@@ -157,6 +159,9 @@ pub fn records(
     system: &System,
     previous: &CpuReading,
 ) -> Vec<Option<Value>> {
+    let Ok(root) = ProcRoot::open(root) else {
+        return vec![None; processes.len()];
+    };
     let mut sockets = SocketTables::default();
     let interval = previous.at.elapsed().as_secs_f64();
     processes
@@ -166,95 +171,132 @@ pub fn records(
                 .then(|| previous.ticks.get(&(p.pid, p.start_time)))
                 .flatten()
                 .map(|&ticks| (ticks, interval));
-            record(root, p, fields, system, cpu_since, &mut sockets)
+            let dir = root.process(p.pid)?;
+            let record = Record {
+                p,
+                dir: &dir,
+                fields,
+                system,
+                out: Map::new(),
+            };
+            record.build(cpu_since, &mut sockets)
         })
         .collect()
 }
 
-/// One process's record; `None` when it ended before its files were read.
-fn record(
-    root: &Path,
-    p: &Process,
+/// One process's record being built: the fields asked for, each read
+/// from the snapshot or from the process's folder.
+struct Record<'a> {
+    p: &'a Process,
+    dir: &'a ProcDir,
     fields: FieldSet,
-    system: &System,
-    cpu_since: Option<(u64, f64)>,
-    sockets: &mut SocketTables,
-) -> Option<Value> {
-    let dir = root.join(p.pid.to_string());
-    let proc = ProcfsProcess::new_with_root(dir.clone()).ok()?;
-    let stat = if fields.any(&["cpu_times", "memory_info", "memory_percent", "terminal"]) {
-        Some(proc.stat().ok()?)
-    } else {
-        None
-    };
-    let ticks = system.ticks;
-    let mut out = Map::new();
-    let mut put = |name: &str, value: Value| {
-        if fields.has(name) {
-            out.insert(name.to_string(), value);
+    system: &'a System,
+    out: Map<String, Value>,
+}
+
+impl Record<'_> {
+    /// `None` when the process ended before its files were read.
+    fn build(mut self, cpu_since: Option<(u64, f64)>, sockets: &mut SocketTables) -> Option<Value> {
+        self.identity();
+        if self
+            .fields
+            .any(&["cpu_times", "memory_info", "memory_percent", "terminal"])
+        {
+            let bytes = self.dir.read_vec("stat")?;
+            let stat = procfs::process::Stat::from_read(&bytes[..]).ok()?;
+            self.with_stat(&stat);
         }
-    };
-    put("pid", json!(p.pid));
-    put("ppid", json!(p.ppid));
-    put("name", json!(String::from_utf8_lossy(&p.comm)));
-    put("exe", json!(p.exe_path()));
-    let argv: Vec<_> = p.argv().map(String::from_utf8_lossy).collect();
-    put("cmdline", json!(argv));
-    put("username", json!(&*p.user));
-    let ids = |i: &crate::snapshot::Ids| json!({"real": i.real, "effective": i.effective, "saved": i.saved});
-    put("uids", ids(&p.uids));
-    put("gids", ids(&p.gids));
-    put("status", json!(status_name(p.state)));
-    put("nice", json!(p.nice));
-    put("num_threads", json!(p.num_threads));
-    if fields.has("num_fds") {
-        put("num_fds", json!(proc.fd_count().ok()));
+        self.cpu(cpu_since);
+        if self.fields.has("num_fds") {
+            let count = self.dir.count_descriptors();
+            self.put("num_fds", json!(count));
+        }
+        if self.fields.has("cwd") {
+            let cwd = self.dir.read_link("cwd");
+            self.put("cwd", json!(cwd));
+        }
+        if self.fields.has("num_ctx_switches") {
+            self.context_switches();
+        }
+        if self.fields.any(&["open_files", "connections"]) {
+            self.descriptors(sockets);
+        }
+        Some(Value::Object(self.out))
     }
-    if let Some(stat) = &stat {
-        put(
+
+    fn put(&mut self, name: &str, value: Value) {
+        if self.fields.has(name) {
+            self.out.insert(name.to_string(), value);
+        }
+    }
+
+    /// What the snapshot already holds.
+    fn identity(&mut self) {
+        let p = self.p;
+        self.put("pid", json!(p.pid));
+        self.put("ppid", json!(p.ppid));
+        self.put("name", json!(String::from_utf8_lossy(&p.comm)));
+        self.put("exe", json!(p.exe_path()));
+        let argv: Vec<_> = p.argv().map(String::from_utf8_lossy).collect();
+        self.put("cmdline", json!(argv));
+        self.put("username", json!(&*p.user));
+        let ids = |i: &crate::snapshot::Ids| json!({"real": i.real, "effective": i.effective, "saved": i.saved});
+        self.put("uids", ids(&p.uids));
+        self.put("gids", ids(&p.gids));
+        self.put("status", json!(status_name(p.state)));
+        self.put("nice", json!(p.nice));
+        self.put("num_threads", json!(p.num_threads));
+    }
+
+    fn with_stat(&mut self, stat: &procfs::process::Stat) {
+        let ticks = self.system.ticks;
+        self.put(
             "cpu_times",
             json!({
-                "user": p.utime as f64 / ticks,
-                "system": p.stime as f64 / ticks,
+                "user": self.p.utime as f64 / ticks,
+                "system": self.p.stime as f64 / ticks,
                 "children_user": stat.cutime as f64 / ticks,
                 "children_system": stat.cstime as f64 / ticks,
             }),
         );
-        let rss = stat.rss * system.page_size;
-        put("memory_info", json!({"rss": rss, "vms": stat.vsize}));
-        put(
-            "memory_percent",
-            json!(
-                system
-                    .mem_total
-                    .map(|total| rss as f64 / total as f64 * 100.0)
-            ),
-        );
-        put("terminal", json!(terminal(stat.tty_nr())));
+        let rss = stat.rss * self.system.page_size;
+        self.put("memory_info", json!({"rss": rss, "vms": stat.vsize}));
+        let percent = self
+            .system
+            .mem_total
+            .map(|total| rss as f64 / total as f64 * 100.0);
+        self.put("memory_percent", json!(percent));
+        self.put("terminal", json!(terminal(stat.tty_nr())));
     }
-    let used = p.utime + p.stime;
-    let cpu_percent = match cpu_since {
-        Some((before, seconds)) => used.saturating_sub(before) as f64 / ticks / seconds * 100.0,
-        None => {
-            let life = system
-                .boot_time
-                .map(|boot| unix_now() - boot - p.start_time as f64 / ticks);
-            life.filter(|&s| s > 0.0)
-                .map_or(0.0, |s| used as f64 / ticks / s * 100.0)
-        }
-    };
-    put("cpu_percent", json!((cpu_percent * 10.0).round() / 10.0));
-    put(
-        "create_time",
-        json!(system.boot_time.map(|b| b + p.start_time as f64 / ticks)),
-    );
-    if fields.has("cwd") {
-        put("cwd", json!(proc.cwd().ok()));
+
+    /// CPU use since the previous reading, else over the process's life;
+    /// and when it started.
+    fn cpu(&mut self, since: Option<(u64, f64)>) {
+        let (p, system) = (self.p, self.system);
+        let ticks = system.ticks;
+        let used = p.utime + p.stime;
+        let cpu_percent = match since {
+            Some((before, seconds)) => used.saturating_sub(before) as f64 / ticks / seconds * 100.0,
+            None => {
+                let life = system
+                    .boot_time
+                    .map(|boot| unix_now() - boot - p.start_time as f64 / ticks);
+                life.filter(|&s| s > 0.0)
+                    .map_or(0.0, |s| used as f64 / ticks / s * 100.0)
+            }
+        };
+        self.put("cpu_percent", json!((cpu_percent * 10.0).round() / 10.0));
+        let created = system.boot_time.map(|b| b + p.start_time as f64 / ticks);
+        self.put("create_time", json!(created));
     }
-    if fields.has("num_ctx_switches") {
-        let status = proc.status().ok();
+
+    fn context_switches(&mut self) {
+        let status = self
+            .dir
+            .read_vec("status")
+            .and_then(|b| procfs::process::Status::from_buf_read(&b[..]).ok());
         let count = |f: fn(&procfs::process::Status) -> Option<u64>| status.as_ref().and_then(f);
-        put(
+        self.put(
             "num_ctx_switches",
             json!({
                 "voluntary": count(|s| s.voluntary_ctxt_switches),
@@ -262,46 +304,43 @@ fn record(
             }),
         );
     }
-    if fields.any(&["open_files", "connections"]) {
-        let descriptors: Vec<(i32, FDTarget)> = proc
-            .fd()
-            .map(|fds| fds.flatten().map(|fd| (fd.fd, fd.target)).collect())
-            .unwrap_or_default();
-        if fields.has("open_files") {
+
+    /// `open_files` (regular files, as psutil counts them) and
+    /// `connections` (internet sockets).
+    fn descriptors(&mut self, sockets: &mut SocketTables) {
+        let descriptors = self.dir.descriptors();
+        if self.fields.has("open_files") {
             let files: Vec<Value> = descriptors
                 .iter()
-                .filter_map(|(fd, target)| match target {
-                    FDTarget::Path(path) if path.is_absolute() && is_file(&dir, *fd) => {
-                        Some(json!({"path": path, "fd": fd}))
-                    }
-                    _ => None,
-                })
+                .filter(|(fd, path)| path.is_absolute() && self.dir.is_regular_file(*fd))
+                .map(|(fd, path)| json!({"path": path, "fd": fd}))
                 .collect();
-            put("open_files", json!(files));
+            self.put("open_files", json!(files));
         }
-        if fields.has("connections") {
-            let table = sockets.of(&proc, &dir);
+        if self.fields.has("connections") {
+            let table = sockets.of(self.dir);
             let connections: Vec<Value> = descriptors
                 .iter()
-                .filter_map(|(fd, target)| match target {
-                    FDTarget::Socket(inode) => table.get(inode).map(|c| {
-                        let mut c = c.clone();
-                        c["fd"] = json!(fd);
-                        c
-                    }),
-                    _ => None,
+                .filter_map(|(fd, target)| {
+                    let inode = socket_inode(target)?;
+                    let mut c = table.get(&inode)?.clone();
+                    c["fd"] = json!(fd);
+                    Some(c)
                 })
                 .collect();
-            put("connections", json!(connections));
+            self.put("connections", json!(connections));
         }
     }
-    Some(Value::Object(out))
 }
 
-/// Whether descriptor `fd` of the process at `dir` is a regular file, as
-/// psutil's `open_files()` counts them.
-fn is_file(dir: &Path, fd: i32) -> bool {
-    std::fs::metadata(dir.join("fd").join(fd.to_string())).is_ok_and(|m| m.is_file())
+/// The inode of a `socket:[INODE]` link target.
+fn socket_inode(target: &Path) -> Option<u64> {
+    target
+        .to_str()?
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 fn unix_now() -> f64 {
@@ -349,16 +388,17 @@ struct SocketTables {
 }
 
 impl SocketTables {
-    fn of(&mut self, proc: &ProcfsProcess, dir: &Path) -> &HashMap<u64, Value> {
-        let namespace = std::fs::read_link(dir.join("ns/net")).unwrap_or_default();
+    fn of(&mut self, dir: &ProcDir) -> &HashMap<u64, Value> {
+        let namespace = dir.read_link("ns/net").unwrap_or_default();
         self.by_namespace
             .entry(namespace)
-            .or_insert_with(|| read_sockets(proc))
+            .or_insert_with(|| read_sockets(dir))
     }
 }
 
-fn read_sockets(proc: &ProcfsProcess) -> HashMap<u64, Value> {
+fn read_sockets(dir: &ProcDir) -> HashMap<u64, Value> {
     let mut table = HashMap::new();
+    let system = procfs::current_system_info();
     let address = |a: std::net::SocketAddr| json!([a.ip().to_string(), a.port()]);
     let remote = |a: std::net::SocketAddr| {
         if a.port() == 0 && a.ip().is_unspecified() {
@@ -367,8 +407,11 @@ fn read_sockets(proc: &ProcfsProcess) -> HashMap<u64, Value> {
             address(a)
         }
     };
-    for (entries, family) in [(proc.tcp(), "AF_INET"), (proc.tcp6(), "AF_INET6")] {
-        for e in entries.unwrap_or_default() {
+    for (file, family) in [("net/tcp", "AF_INET"), ("net/tcp6", "AF_INET6")] {
+        let entries = dir
+            .read_vec(file)
+            .and_then(|b| procfs::net::TcpNetEntries::from_buf_read(&b[..], system).ok());
+        for e in entries.map(|e| e.0).unwrap_or_default() {
             table.insert(
                 e.inode,
                 json!({"family": family, "type": "SOCK_STREAM", "laddr": address(e.local_address),
@@ -376,8 +419,11 @@ fn read_sockets(proc: &ProcfsProcess) -> HashMap<u64, Value> {
             );
         }
     }
-    for (entries, family) in [(proc.udp(), "AF_INET"), (proc.udp6(), "AF_INET6")] {
-        for e in entries.unwrap_or_default() {
+    for (file, family) in [("net/udp", "AF_INET"), ("net/udp6", "AF_INET6")] {
+        let entries = dir
+            .read_vec(file)
+            .and_then(|b| procfs::net::UdpNetEntries::from_buf_read(&b[..], system).ok());
+        for e in entries.map(|e| e.0).unwrap_or_default() {
             table.insert(
                 e.inode,
                 json!({"family": family, "type": "SOCK_DGRAM", "laddr": address(e.local_address),

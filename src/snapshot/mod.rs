@@ -3,16 +3,14 @@
 
 pub mod access;
 pub mod parse;
+mod procdir;
 mod users;
 
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-
-use nix::fcntl::{OFlag, openat, readlinkat};
-use nix::sys::stat::Mode;
 use std::sync::Arc;
 
 pub use parse::Ids;
+pub use procdir::{ProcDir, ProcRoot};
 pub use users::UserNames;
 
 /// Below this many processes one thread reads faster than two.
@@ -65,6 +63,29 @@ impl Process {
     }
 }
 
+/// A plain process for unit tests: `p{pid}`, run by root, sleeping.
+#[cfg(test)]
+pub fn test_process(pid: u32, ppid: u32) -> Process {
+    Process {
+        pid,
+        ppid,
+        user: Arc::from("root"),
+        uids: Ids::default(),
+        gids: Ids::default(),
+        comm: b"x".to_vec(),
+        exe: None,
+        selinux: None,
+        cmdline: format!("p{pid}").into_bytes(),
+        state: 'S',
+        kernel_thread: false,
+        start_time: 1,
+        utime: 0,
+        stime: 0,
+        nice: 0,
+        num_threads: 1,
+    }
+}
+
 /// How long ago a process started, from the system's uptime at `root` and
 /// the process's start time in clock ticks. `None` where the proc tree has
 /// no `uptime` (synthetic trees).
@@ -91,6 +112,16 @@ pub struct Fields {
     pub exe: bool,
     /// /proc/PID/attr/current, for SELinux checks.
     pub selinux: bool,
+}
+
+impl Fields {
+    /// What either of two readers needs.
+    pub fn union(self, other: Fields) -> Fields {
+        Fields {
+            exe: self.exe || other.exe,
+            selinux: self.selinux || other.selinux,
+        }
+    }
 }
 
 /// All processes read in one pass, in ascending pid order.
@@ -126,16 +157,19 @@ impl Snapshot {
         users: &mut UserNames,
         fields: Fields,
     ) -> Result<Snapshot, SnapshotError> {
-        access::check_visibility(root)?;
-        let mut pids = list_pids(root)?;
-        if let Some(me) = own_pid_in(root) {
+        let root = open_root(root)?;
+        let unreadable = |source| SnapshotError::Unreadable {
+            root: root.path().to_path_buf(),
+            source,
+        };
+        let mut pids = root.pids().map_err(unreadable)?;
+        if let Some(me) = root.own_pid() {
             pids.retain(|&pid| pid != me);
         }
-        let root_fd = open_root(root)?;
-        let raws = read_all(&root_fd, fields, &pids);
+        let raws = read_all(&root, fields, &pids);
         if raws.is_empty() {
             return Err(SnapshotError::NotProcTree {
-                root: root.to_path_buf(),
+                root: root.path().to_path_buf(),
             });
         }
         let processes = raws
@@ -153,54 +187,26 @@ impl Snapshot {
         fields: Fields,
         pid: u32,
     ) -> Result<Option<Process>, SnapshotError> {
-        access::check_visibility(root)?;
-        if own_pid_in(root) == Some(pid) {
+        let root = open_root(root)?;
+        if root.own_pid() == Some(pid) {
             return Ok(None);
         }
-        let root_fd = open_root(root)?;
-        Ok(read_chunk(&root_fd, fields, &[pid])
+        Ok(read_chunk(&root, fields, &[pid])
             .pop()
             .map(|raw| raw.into_process(users)))
     }
 }
 
-fn open_root(root: &Path) -> Result<OwnedFd, SnapshotError> {
-    nix::fcntl::open(
-        root,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| SnapshotError::Unreadable {
+/// Opens a proc tree after checking that this user sees every process.
+fn open_root(root: &Path) -> Result<ProcRoot, SnapshotError> {
+    access::check_visibility(root)?;
+    ProcRoot::open(root).map_err(|source| SnapshotError::Unreadable {
         root: root.to_path_buf(),
-        source: e.into(),
+        source,
     })
 }
 
-/// Our pid as `root` numbers it, when `root` is a /proc that shows us
-/// (its `self` link names our pid); `None` for other trees.
-fn own_pid_in(root: &Path) -> Option<u32> {
-    let me: u32 = std::fs::read_link(root.join("self"))
-        .ok()?
-        .to_str()?
-        .parse()
-        .ok()?;
-    (me == std::process::id()).then_some(me)
-}
-
-fn list_pids(root: &Path) -> Result<Vec<u32>, SnapshotError> {
-    let unreadable = |source| SnapshotError::Unreadable {
-        root: root.to_path_buf(),
-        source,
-    };
-    let mut pids: Vec<u32> = std::fs::read_dir(root)
-        .map_err(unreadable)?
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    pids.sort_unstable();
-    Ok(pids)
-}
-
-fn read_all(root: &OwnedFd, fields: Fields, pids: &[u32]) -> Vec<RawProcess> {
+fn read_all(root: &ProcRoot, fields: Fields, pids: &[u32]) -> Vec<RawProcess> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     if threads < 2 || pids.len() < PARALLEL_MIN {
         return read_chunk(root, fields, pids);
@@ -218,14 +224,12 @@ fn read_all(root: &OwnedFd, fields: Fields, pids: &[u32]) -> Vec<RawProcess> {
     })
 }
 
-fn read_chunk(root: &OwnedFd, fields: Fields, pids: &[u32]) -> Vec<RawProcess> {
-    let mut reader = Reader {
-        root,
-        fields,
-        buf: Vec::with_capacity(4096),
-    };
+/// Reads the processes of `pids`, one folder descriptor at a time (closed
+/// before the next), reusing one buffer.
+fn read_chunk(root: &ProcRoot, fields: Fields, pids: &[u32]) -> Vec<RawProcess> {
+    let mut buf = Vec::with_capacity(4096);
     pids.iter()
-        .filter_map(|&pid| reader.read_process(pid))
+        .filter_map(|&pid| RawProcess::read(&root.process(pid)?, fields, &mut buf))
         .collect()
 }
 
@@ -239,6 +243,35 @@ struct RawProcess {
 }
 
 impl RawProcess {
+    fn read(dir: &ProcDir, fields: Fields, buf: &mut Vec<u8>) -> Option<RawProcess> {
+        let stat = dir.stat(buf)?;
+        let status = parse::parse_status(dir.read("status", buf)?)?;
+        let cmdline = parse::trim_cmdline(dir.read("cmdline", buf)?).to_vec();
+        let exe = if fields.exe {
+            dir.read_link("exe")
+        } else {
+            None
+        };
+        let selinux = if fields.selinux {
+            dir.read("attr/current", buf)
+                .map(|c| {
+                    String::from_utf8_lossy(c)
+                        .trim_end_matches(['\0', '\n'])
+                        .to_string()
+                })
+                .filter(|c| !c.is_empty())
+        } else {
+            None
+        };
+        Some(RawProcess {
+            stat,
+            status,
+            exe,
+            selinux,
+            cmdline,
+        })
+    }
+
     fn into_process(self, users: &mut UserNames) -> Process {
         let RawProcess {
             stat,
@@ -264,84 +297,6 @@ impl RawProcess {
             stime: stat.stime,
             nice: stat.nice,
             num_threads: stat.num_threads,
-        }
-    }
-}
-
-/// Reads the files of one process at a time through a descriptor of its
-/// /proc/PID folder (one pid lookup instead of one per file), closed before
-/// the next process: a snapshot never holds more than a few /proc
-/// descriptors per thread.
-struct Reader<'a> {
-    root: &'a OwnedFd,
-    fields: Fields,
-    buf: Vec<u8>,
-}
-
-impl Reader<'_> {
-    fn read_process(&mut self, pid: u32) -> Option<RawProcess> {
-        let dir = openat(
-            self.root,
-            pid.to_string().as_str(),
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
-        let stat = parse::parse_stat(self.read(&dir, "stat")?)?;
-        if stat.pid != pid {
-            return None;
-        }
-        let status = parse::parse_status(self.read(&dir, "status")?)?;
-        let cmdline = parse::trim_cmdline(self.read(&dir, "cmdline")?).to_vec();
-        let exe = if self.fields.exe {
-            readlinkat(&dir, "exe").ok().map(PathBuf::from)
-        } else {
-            None
-        };
-        let selinux = if self.fields.selinux {
-            self.read(&dir, "attr/current")
-                .map(|c| {
-                    String::from_utf8_lossy(c)
-                        .trim_end_matches(['\0', '\n'])
-                        .to_string()
-                })
-                .filter(|c| !c.is_empty())
-        } else {
-            None
-        };
-        Some(RawProcess {
-            stat,
-            status,
-            exe,
-            selinux,
-            cmdline,
-        })
-    }
-
-    /// The whole file. /proc files are generated in one go, so a read that
-    /// does not fill the buffer has reached the end; no extra read for EOF.
-    fn read(&mut self, dir: &OwnedFd, file: &str) -> Option<&[u8]> {
-        let fd = openat(dir, file, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
-        self.buf.clear();
-        loop {
-            let len = self.buf.len();
-            if self.buf.capacity() - len < 1024 {
-                self.buf.reserve(self.buf.capacity().max(4096));
-            }
-            let spare = self.buf.capacity() - len;
-            self.buf.resize(len + spare, 0);
-            let n = match nix::unistd::read(&fd, &mut self.buf[len..]) {
-                Ok(n) => n,
-                Err(nix::errno::Errno::EINTR) => {
-                    self.buf.truncate(len);
-                    continue;
-                }
-                Err(_) => return None,
-            };
-            self.buf.truncate(len + n);
-            if n < spare {
-                return Some(&self.buf[..]);
-            }
         }
     }
 }

@@ -58,6 +58,14 @@ impl UserNames {
             .clone()
     }
 
+    /// The uid of the user called `name`, when there is one.
+    pub fn uid_of(&self, name: &str) -> Option<u32> {
+        match &self.passwd {
+            Some(map) => map.iter().find(|(_, n)| *n == name).map(|(&uid, _)| uid),
+            None => User::from_name(name).ok().flatten().map(|u| u.uid.as_raw()),
+        }
+    }
+
     /// Whether `name` is a user here, whether or not anything runs as it.
     pub fn exists(&self, name: &str) -> bool {
         match &self.passwd {
@@ -92,5 +100,7 @@ mod tests {
         assert_eq!(&*users.name(0), "root");
         assert_eq!(&*users.name(7), "7");
         assert!(users.exists("svc-account-long") && !users.exists("nobody"));
+        assert_eq!(users.uid_of("svc-account-long"), Some(1234));
+        assert_eq!(users.uid_of("nobody"), None);
     }
 }

@@ -2,7 +2,10 @@
  * creating first the files that do not exist: the workload of the files
  * tests and bench. (`opener DIR 0 N` only creates the files: run it before
  * a watch, so that the watched run opens each file just once.) With a
- * fourth argument `hold`, nothing is closed until the process exits. */
+ * fourth argument `hold`, nothing is closed until the process exits, two
+ * seconds after its last open: long enough for a watcher to read every
+ * open before the closes come (a close still queued behind its open is
+ * merged into it by fanotify, and then looks like a short open). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -46,5 +49,7 @@ int main(int argc, char **argv) {
     if (count > 0)
         fprintf(stderr, "opener: %ld opens in %.6f s (cpu %.6f s)\n", count,
                 (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, cpu);
+    if (hold)
+        sleep(2);
     return 0;
 }

@@ -1,9 +1,7 @@
 //! write, show and friends, manual and diff over synthetic trees: exact
 //! output and exit codes.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 const RSYSLOG: &str = "    /usr/sbin/rsyslogd -n -iNONE  {user=root}";

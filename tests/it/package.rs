@@ -2,9 +2,7 @@
 //! before the tests): its contents, its conffiles, and psdiff run from it
 //! in a scratch root.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

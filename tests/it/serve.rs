@@ -1,8 +1,6 @@
 //! `psdiff serve` run for real on an ephemeral loopback port, asked by a
 //! real HTTP client (ureq), and by raw sockets where a client misbehaves.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -10,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{TempDir, fixtures, psdiff};
+use crate::common::{TempDir, fixtures, psdiff};
 use serde_json::{Value, json};
 
 /// A running server with a read token and a control token.
@@ -31,8 +29,8 @@ fn add_token(tokens: &Path, name: &str, control: bool) -> String {
         cmd.arg("--control");
     }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    common::stdout(&out).trim().to_string()
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    crate::common::stdout(&out).trim().to_string()
 }
 
 impl Server {
@@ -246,7 +244,7 @@ fn tokens_are_stored_hashed_0600_and_revoked_live() {
         .arg(&server.tokens)
         .output()
         .unwrap();
-    let list = common::stdout(&out);
+    let list = crate::common::stdout(&out);
     assert!(list.lines().any(|l| l.starts_with("reader read")), "{list}");
     assert!(
         list.lines()
@@ -260,7 +258,7 @@ fn tokens_are_stored_hashed_0600_and_revoked_live() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(common::stderr(&out).contains("a token named `reader` exists"));
+    assert!(crate::common::stderr(&out).contains("a token named `reader` exists"));
 
     // Revoked: refused from the next request on, without a restart.
     let name = list
@@ -274,7 +272,7 @@ fn tokens_are_stored_hashed_0600_and_revoked_live() {
         .arg(&server.tokens)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
     assert_eq!(server.get("/api/users").0, 401);
     let out = psdiff()
         .args(["token", "revoke", name, "--tokens"])
@@ -299,7 +297,7 @@ fn tokens_are_stored_hashed_0600_and_revoked_live() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let err = common::stderr(&out);
+    let err = crate::common::stderr(&out);
     assert!(
         err.contains("mode 0644") && err.contains("chmod 600"),
         "{err}"
@@ -324,9 +322,9 @@ fn tokens_are_stored_hashed_0600_and_revoked_live() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        common::stderr(&out).contains("psdiff token add"),
+        crate::common::stderr(&out).contains("psdiff token add"),
         "{}",
-        common::stderr(&out)
+        crate::common::stderr(&out)
     );
 }
 
@@ -440,7 +438,7 @@ fn process_routes_show_psutil_fields() {
 #[test]
 fn diff_check_and_metrics_agree_with_the_commands() {
     let dir = Arc::new(TempDir::new("serve-diff"));
-    let proc = common::copy_fixture("defaults", dir.path());
+    let proc = crate::common::copy_fixture("defaults", dir.path());
     let config = dir.path().join("psdiff.toml");
     std::fs::write(
         &config,
@@ -449,9 +447,9 @@ fn diff_check_and_metrics_agree_with_the_commands() {
     .unwrap();
     let db = dir.path().join("psdiff.db");
     let cli = |args: &[&str]| {
-        let mut cmd = common::on_tree(&proc, &db);
+        let mut cmd = crate::common::on_tree(&proc, &db);
         cmd.env("PSDIFF_CONFIG", &config).args(args);
-        common::run(&mut cmd)
+        crate::common::run(&mut cmd)
     };
     assert_eq!(cli(&["write"]).0, 0);
     // A daemon gone, another one new.
@@ -775,7 +773,7 @@ fn a_bad_run_allow_is_refused_at_start() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let err = common::stderr(&out);
+    let err = crate::common::stderr(&out);
     assert!(
         err.contains("psdiff.toml:2:") && err.contains("not an absolute path"),
         "{err}"

@@ -4,9 +4,7 @@
 //! /usr/lib/mon, and a `sudo` that just runs the command. A command may
 //! exit 0 or 1 (something to report); 2 or 3 fails the block.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 /// The fenced blocks of README.md in `lang`, with the line they start on.

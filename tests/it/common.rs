@@ -1,7 +1,5 @@
 //! Runs the real psdiff binary, isolated from the machine's own config.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -2,9 +2,7 @@
 //! Debian's ps.monitor (mon) and check_procs (monitoring-plugins-basic),
 //! and every action taken against real processes.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 const PS_MONITOR: &str = "/usr/lib/mon/mon-local.d/ps.monitor";

@@ -1,9 +1,7 @@
 //! The baseline is never lost: SIGKILL at random moments of `write`,
 //! concurrent writers, a full disk, a read-only mount, no permission.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};

@@ -1,8 +1,6 @@
 //! Golden tests: whole dumps of the synthetic /proc trees in tests/fixtures.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn golden(tree: &str, config: Option<&str>, expected: &str) {
     let mut cmd = on_fixture(tree);

@@ -1,8 +1,6 @@
 //! `psdiff explain`: which rule decided each process, and every rewrite.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn explain(pids: &[&str]) -> (i32, String, String) {
     let out = on_fixture("defaults")

@@ -2,9 +2,7 @@
 //! tree is exactly what the test made; the whole dump is compared.
 //! Without root or namespaces these tests say why and return.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Starts the processes, then dumps until the tree is settled (a readiness
 /// wait, not a timing assertion) and prints the last dump.

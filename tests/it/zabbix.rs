@@ -1,9 +1,7 @@
 //! The shipped UserParameter file, run by the real Zabbix agent
 //! (`zabbix_agentd -t KEY` runs an item as the agent does).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 

@@ -3,9 +3,7 @@
 //! fork storm while dump and show run 500 times. Output must stay one line
 //! per process, parse back, and never report a steady daemon missing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use psdiff::render;
 
 /// These tests load the machine (a fork storm): one at a time, so that
@@ -175,7 +173,11 @@ echo ==show==
     let out = run_in_pid_namespace(script, work.path(), &sleeper);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let dump = section(&stdout, "dump");
-    assert!(dump.ends_with("exit=0\n"), "{}", common::stderr(&out));
+    assert!(
+        dump.ends_with("exit=0\n"),
+        "{}",
+        crate::common::stderr(&out)
+    );
     let lines: Vec<&str> = dump.lines().filter(|l| !l.starts_with("exit=")).collect();
     assert_well_formed(&lines.join("\n"));
     let chain: Vec<usize> = lines

@@ -1,9 +1,7 @@
 //! Bad input: one stderr line that says what, where and what to do; the
 //! documented exit code; nothing on stdout.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn fails_with(cmd: &mut std::process::Command, code: i32) -> String {
     let out = cmd.output().unwrap();

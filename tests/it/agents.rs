@@ -3,9 +3,7 @@
 //! prometheus-node-exporter reading the textfile output, and the non-root
 //! agent's failure modes (hidepid, an unreadable baseline).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;

@@ -1,15 +1,13 @@
 //! `psdiff files` on real processes, with real fanotify and process
 //! events: needs root (CAP_SYS_ADMIN). Compared with Debian's fatrace.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TempDir, psdiff};
+use crate::common::{TempDir, psdiff};
 use serde_json::Value;
 
 /// Why fanotify cannot be tested here, if it cannot.
@@ -21,7 +19,7 @@ fn unavailable() -> Option<String> {
     if !out.status.success() {
         return Some(format!(
             "fanotify is not usable here: {}",
-            common::stderr(&out).trim()
+            crate::common::stderr(&out).trim()
         ));
     }
     if Command::new("cc").arg("--version").output().is_err() {
@@ -86,7 +84,12 @@ fn a_scripted_tree_shows_each_open_and_close_under_the_filter() {
         .env("T", tmp.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(7), "{}", common::stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        crate::common::stderr(&out)
+    );
     let sh = pid_in(tmp.path(), "sh.pid");
     let inner = pid_in(tmp.path(), "inner.pid");
     let events = events(&out.stdout);
@@ -127,7 +130,7 @@ fn a_scripted_tree_shows_each_open_and_close_under_the_filter() {
     assert_eq!(open_c[0]["ppid"], inner);
     assert_eq!(find("close", "c").len(), 1);
     assert_eq!(events.len(), 6, "{events:?}");
-    let err = common::stderr(&out);
+    let err = crate::common::stderr(&out);
     assert!(err.contains("6 events; 0 queue overflows"), "{err}");
 }
 
@@ -265,7 +268,7 @@ fn a_name_follows_processes_that_start_later() {
 /// The opener helper, built in `tmp`, and `tmp/w` holding its files
 /// f0 .. f(count-1), made before any watch starts.
 fn opener_and_files(tmp: &TempDir, count: u32) -> (PathBuf, PathBuf) {
-    let opener = common::build_helper(tmp.path(), "opener");
+    let opener = crate::common::build_helper(tmp.path(), "opener");
     let dir = tmp.path().join("w");
     std::fs::create_dir(&dir).unwrap();
     let made = Command::new(&opener)
@@ -305,7 +308,7 @@ fn agrees_with_fatrace() {
         .args(["500", "500"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
     std::thread::sleep(Duration::from_millis(500));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(fatrace.id() as i32),
@@ -428,9 +431,9 @@ fn open_file_bookkeeping_is_bounded() {
         .env("D", &dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
     let events = events(&out.stdout);
-    let err = common::stderr(&out);
+    let err = crate::common::stderr(&out);
     assert!(!events.iter().any(|e| e["event"] == "overflow"), "{err}");
     let closes: Vec<&Value> = events.iter().filter(|e| e["event"] == "close").collect();
     assert_eq!(closes.len(), 5_000);
@@ -458,7 +461,7 @@ fn without_cap_sys_admin_it_says_so_and_exits_2() {
         return;
     };
     assert_eq!(out.status.code(), Some(2));
-    let err = common::stderr(&out);
+    let err = crate::common::stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("CAP_SYS_ADMIN"), "{err}");
 }

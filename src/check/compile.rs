@@ -1,0 +1,201 @@
+//! Checks from `[[check]]` tables and from `NAME:MIN-MAX` arguments.
+//!
+//! A check that names a user or group that does not exist is an error, not
+//! a count of 0 that quietly never fires (Zabbix's proc.num trap).
+
+use std::time::Duration;
+
+use super::actions::Actions;
+use super::range::{Bounds, NagiosRange};
+use super::{Allow, Check, Credential, Kind};
+use crate::config::schema::{ActionsDef, CheckDef, CredentialDef, Per};
+use crate::config::{Config, ConfigError, Located};
+use crate::select::{Command, Fail, Selector};
+use crate::snapshot::UserNames;
+
+/// The default grace between SIGTERM and SIGKILL.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// Compiles every `[[check]]` of `config`.
+pub fn compile_all(config: &Config, users: &UserNames) -> Result<Vec<Check>, ConfigError> {
+    config.checks.iter().map(|c| compile(c, users)).collect()
+}
+
+fn compile(located: &Located<CheckDef>, users: &UserNames) -> Result<Check, ConfigError> {
+    let def = &located.def;
+    let fail = |span, message: String| located.error(&def.name, span, format!("check: {message}"));
+    let selector = Selector::compile(&def.matcher, users, &fail)?;
+    if let Some(unknown) = selector.unknown_names().first() {
+        return Err(fail(
+            None,
+            format!("there is no {unknown} on this host (checked through NSS)"),
+        ));
+    }
+    let kind = kind(def, users, &fail)?;
+    if selector.command == Some(Command::Any) && !matches!(kind, Kind::Count { .. }) {
+        return Err(fail(
+            None,
+            "`command = \"*\"` is for counting checks".into(),
+        ));
+    }
+    let actions = |a: &Option<ActionsDef>| {
+        a.as_ref()
+            .map(Actions::from_def)
+            .transpose()
+            .map_err(|e| fail(None, e))
+    };
+    Ok(Check {
+        name: def.name.clone(),
+        origin: Some(located.origin.clone()),
+        selector,
+        kind,
+        on_warn: actions(&def.on_warn)?,
+        on_crit: actions(&def.on_crit)?,
+    })
+}
+
+/// What the check tests: a count, CPU use, or credentials.
+fn kind(def: &CheckDef, users: &UserNames, fail: &Fail) -> Result<Kind, ConfigError> {
+    let per_process = def.cpu_percent.is_some() || def.credential.is_some();
+    let counted =
+        def.count.is_some() || def.warn.is_some() || def.crit.is_some() || def.per.is_some();
+    let allow = || -> Result<Allow, ConfigError> {
+        Ok(Allow {
+            uids: def
+                .allow_users
+                .iter()
+                .flatten()
+                .map(|u| uid_of(users, u).map_err(|e| fail(None, format!("allow_users: {e}"))))
+                .collect::<Result<_, _>>()?,
+            commands: def.allow_commands.clone().unwrap_or_default(),
+        })
+    };
+    match (def.cpu_percent, def.credential) {
+        (Some(_), Some(_)) => Err(fail(
+            None,
+            "give `cpu_percent` or `credential`, not both".into(),
+        )),
+        _ if per_process && counted => Err(fail(
+            None,
+            "`count`, `warn`, `crit` and `per` are for counting checks; a `cpu_percent` or `credential` check reports each process".into(),
+        )),
+        (Some(max_percent), None) => {
+            if max_percent.is_nan() || max_percent <= 0.0 {
+                return Err(fail(
+                    None,
+                    format!("cpu_percent {max_percent} must be above 0"),
+                ));
+            }
+            Ok(Kind::Cpu {
+                max_percent,
+                allow: allow()?,
+            })
+        }
+        (None, Some(test)) => Ok(Kind::Credential {
+            test: match test {
+                CredentialDef::Gid0NotUid0 => Credential::Gid0NotUid0,
+                CredentialDef::IdsDiffer => Credential::IdsDiffer,
+            },
+            allow: allow()?,
+        }),
+        (None, None) => count(def, counted, fail),
+    }
+}
+
+fn count(def: &CheckDef, counted: bool, fail: &Fail) -> Result<Kind, ConfigError> {
+    if def.allow_users.is_some() || def.allow_commands.is_some() {
+        return Err(fail(
+            None,
+            "`allow_users` and `allow_commands` are for `cpu_percent` and `credential` checks"
+                .into(),
+        ));
+    }
+    if !counted {
+        return Err(fail(
+            None,
+            "say what to check: `count = \"MIN-MAX\"`, `warn`/`crit` (Nagios ranges), `cpu_percent` or `credential`".into(),
+        ));
+    }
+    if def.count.is_some() && def.crit.is_some() {
+        return Err(fail(
+            None,
+            "give `count` or `crit`, not both: `count` is the critical bounds".into(),
+        ));
+    }
+    let range = |r: &Option<String>, what: &str| {
+        r.as_deref()
+            .map(|t| NagiosRange::parse(t).map_err(|e| fail(None, format!("{what}: {e}"))))
+            .transpose()
+    };
+    Ok(Kind::Count {
+        bounds: def
+            .count
+            .as_deref()
+            .map(|t| Bounds::parse(t).map_err(|e| fail(None, format!("count: {e}"))))
+            .transpose()?,
+        warn: range(&def.warn, "warn")?,
+        crit: range(&def.crit, "crit")?,
+        per_user: def.per == Some(Per::User),
+    })
+}
+
+/// `NAME:MIN-MAX`, as ps.monitor takes it.
+pub fn parse_spec(spec: &str) -> Result<Check, String> {
+    let (name, bounds) = spec
+        .rsplit_once(':')
+        .filter(|(name, _)| !name.is_empty())
+        .ok_or_else(|| {
+            format!("check rule {spec:?} is not NAME:MIN-MAX (e.g. sshd:1- or tor:1-1)")
+        })?;
+    let bounds = Bounds::parse(bounds).map_err(|e| format!("check rule {spec:?}: {e}"))?;
+    Ok(Check {
+        name: name.to_string(),
+        origin: None,
+        selector: Selector {
+            // Literal, as ps.monitor takes it: `*` here is no wildcard.
+            command: Some(if name.contains('/') {
+                Command::Exe(name.to_string())
+            } else {
+                Command::Name(name.to_string())
+            }),
+            ..Selector::default()
+        },
+        kind: Kind::Count {
+            bounds: Some(bounds),
+            warn: None,
+            crit: None,
+            per_user: false,
+        },
+        on_warn: None,
+        on_crit: None,
+    })
+}
+
+fn uid_of(users: &UserNames, name: &str) -> Result<u32, String> {
+    match name.parse() {
+        Ok(uid) => Ok(uid),
+        Err(_) => users
+            .uid_of(name)
+            .ok_or_else(|| format!("there is no user {name:?} on this host (checked through NSS)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs() {
+        let c = parse_spec("tor:1-1").unwrap();
+        assert_eq!(c.name, "tor");
+        assert_eq!(c.selector.command, Some(Command::Name("tor".into())));
+        assert_eq!(
+            parse_spec("/usr/sbin/sshd:1-").unwrap().selector.command,
+            Some(Command::Exe("/usr/sbin/sshd".into()))
+        );
+        for bad in ["tor", ":1-1", "tor:x-1", "tor:1", "tor:2-1"] {
+            let e = parse_spec(bad).unwrap_err();
+            assert!(e.starts_with(&format!("check rule {bad:?}")), "{e}");
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Measuring for the checks: a snapshot (two, a CPU interval apart, when
+//! a check measures CPU), evaluated, and looked at again for the failing
+//! checks with `--retry`.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use super::{Check, Kind, Outcome, Sample, evaluate};
+use crate::context::Context;
+use crate::error::Error;
+use crate::select::Command;
+use crate::settle::settle;
+use crate::snapshot::{self, Fields, Process};
+
+/// One measurement: the processes and, when asked, their CPU use.
+struct Measured {
+    pub processes: Vec<Process>,
+    cpu: Option<Vec<Option<f64>>>,
+}
+
+fn measure(context: &Context, checks: &[&Check], interval: f64) -> Result<Measured, Error> {
+    let fields = checks
+        .iter()
+        .map(|c| c.selector.needs())
+        .fold(Fields::default(), Fields::union);
+    let wants_cpu = checks.iter().any(|c| matches!(c.kind, Kind::Cpu { .. }));
+    if !wants_cpu {
+        let processes = context.snapshot(fields)?.processes;
+        return Ok(Measured {
+            processes,
+            cpu: None,
+        });
+    }
+    let before: HashMap<u32, (u64, u64)> = context
+        .snapshot(Fields::default())?
+        .processes
+        .iter()
+        .map(|p| (p.pid, (p.start_time, p.utime + p.stime)))
+        .collect();
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(interval));
+    let processes = context.snapshot(fields)?.processes;
+    let elapsed = started.elapsed().as_secs_f64();
+    let ticks = procfs::ticks_per_second() as f64;
+    let cpu = processes
+        .iter()
+        .map(|p| {
+            let &(start, used) = before.get(&p.pid)?;
+            (start == p.start_time)
+                .then(|| (p.utime + p.stime).saturating_sub(used) as f64 / ticks / elapsed * 100.0)
+        })
+        .collect();
+    Ok(Measured {
+        processes,
+        cpu: Some(cpu),
+    })
+}
+
+/// Evaluates every check; with `retry`, measures again for the failing
+/// ones until they hold or the pauses are used up. CPU is measured over
+/// `interval` seconds. Returns the outcomes and the processes of the last
+/// measurement (for the actions).
+pub fn evaluate_settled(
+    context: &Context,
+    checks: &[Check],
+    retry: bool,
+    interval: f64,
+) -> Result<(Vec<Outcome>, Vec<Process>), Error> {
+    let named: HashSet<String> = checks
+        .iter()
+        .filter_map(|c| match &c.selector.command {
+            Some(Command::Name(n)) => Some(n.clone()),
+            _ => None,
+        })
+        .collect();
+    let selinux_enabled = snapshot::selinux_enabled();
+    let failing = |outcomes: &[Outcome]| -> Vec<usize> {
+        outcomes
+            .iter()
+            .filter(|o| o.level().is_some())
+            .map(|o| o.check)
+            .collect()
+    };
+    // Each look measures for the checks that failed the time before, and
+    // puts their new outcomes in place.
+    let look = |previous: Option<(Vec<Outcome>, Measured)>| -> Result<_, Error> {
+        let (mut outcomes, which) = match previous {
+            None => (Vec::new(), (0..checks.len()).collect()),
+            Some((outcomes, _)) => {
+                let which = failing(&outcomes);
+                (outcomes, which)
+            }
+        };
+        let wanted: Vec<&Check> = which.iter().map(|&i| &checks[i]).collect();
+        let measured = measure(context, &wanted, interval)?;
+        let sample = Sample::new(
+            &measured.processes,
+            measured.cpu.as_deref(),
+            selinux_enabled,
+        );
+        for again in which.iter().map(|&i| evaluate(checks, i, &sample, &named)) {
+            match outcomes.iter_mut().find(|o| o.check == again.check) {
+                Some(slot) => *slot = again,
+                None => outcomes.push(again),
+            }
+        }
+        drop(sample);
+        Ok((outcomes, measured))
+    };
+    let (outcomes, measured) = settle(retry, look, |(outcomes, _)| !failing(outcomes).is_empty())?;
+    Ok((outcomes, measured.processes))
+}

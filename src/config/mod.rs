@@ -1,0 +1,238 @@
+//! The configuration file: finding it and its drop-ins, reading them into
+//! one `Config`, and errors that point at FILE:LINE:COLUMN. What the
+//! tables mean is for their owners: `rules` compiles the `[[rule]]`s,
+//! `check` the `[[check]]`s, `select` every `match`.
+//!
+//! Order: `--config FILE`, else `$PSDIFF_CONFIG`, else
+//! /usr/local/etc/psdiff.toml, else /etc/psdiff.toml; then every `*.toml`
+//! in the `psdiff.d/` folder beside it, in name order; then the built-in
+//! defaults unless a file says `defaults = false`.
+
+mod error;
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use error::{ConfigError, Located, Origin, did_you_mean, line_column};
+use schema::{CheckDef, ConfigFile, RuleDef};
+
+/// The built-in rules, as shipped in etc/psdiff.toml.
+pub const DEFAULTS_TOML: &str = include_str!("../../etc/psdiff.toml");
+const DEFAULTS_NAME: &str = "<built-in etc/psdiff.toml>";
+const SEARCH_PATH: [&str; 2] = ["/usr/local/etc/psdiff.toml", "/etc/psdiff.toml"];
+
+/// Everything the files say, in the order read: the operator's files
+/// first, then the built-ins.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Every file read, in order (the built-ins are not a file).
+    pub files: Vec<PathBuf>,
+    pub rules: Vec<Located<RuleDef>>,
+    pub checks: Vec<Located<CheckDef>>,
+    /// `[serve] run_allow`: the argv prefixes `POST /api/ps` may run.
+    pub run_allow: Vec<Vec<String>>,
+}
+
+impl Config {
+    fn append(&mut self, file: ParsedFile) {
+        self.rules.extend(file.rules);
+        self.checks.extend(file.checks);
+        self.run_allow.extend(file.run_allow);
+    }
+}
+
+/// Loads the configuration. `explicit` is `--config` or `$PSDIFF_CONFIG`;
+/// it must exist. Without it, a missing file in the search path is no
+/// error.
+pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+    let main = match explicit {
+        Some(path) => Some(path.to_path_buf()),
+        None => SEARCH_PATH.iter().map(PathBuf::from).find(|p| p.exists()),
+    };
+    let drop_in_dir = match &main {
+        Some(path) => path.parent().unwrap_or(Path::new(".")).join("psdiff.d"),
+        None => PathBuf::from("/etc/psdiff.d"),
+    };
+    let mut files: Vec<PathBuf> = main.into_iter().collect();
+    files.extend(drop_ins(&drop_in_dir)?);
+
+    let mut config = Config::default();
+    let mut use_defaults = true;
+    for path in &files {
+        let parsed = parse_path(path)?;
+        use_defaults &= parsed.defaults.unwrap_or(true);
+        config.append(parsed);
+    }
+    if use_defaults {
+        config
+            .rules
+            .extend(parse(DEFAULTS_NAME, DEFAULTS_TOML)?.rules);
+    }
+    config.files = files;
+    Ok(config)
+}
+
+/// One file on its own (`psdiff check --rules FILE`), without drop-ins or
+/// defaults.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let mut config = Config::default();
+    config.append(parse_path(path)?);
+    config.files = vec![path.to_path_buf()];
+    Ok(config)
+}
+
+/// The built-in rules alone.
+pub fn defaults() -> Result<Config, ConfigError> {
+    let mut config = Config::default();
+    config.append(parse(DEFAULTS_NAME, DEFAULTS_TOML)?);
+    Ok(config)
+}
+
+fn parse_path(path: &Path) -> Result<ParsedFile, ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::file(&name, format!("cannot read: {e}")))?;
+    parse(&name, &text)
+}
+
+fn drop_ins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(ConfigError::file(
+                dir.display(),
+                format!("cannot read the drop-in folder: {e}"),
+            ));
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// What one file says.
+#[derive(Debug)]
+pub struct ParsedFile {
+    pub defaults: Option<bool>,
+    pub rules: Vec<Located<RuleDef>>,
+    pub checks: Vec<Located<CheckDef>>,
+    pub run_allow: Vec<Vec<String>>,
+}
+
+/// Parses one file; `name` is how errors and `explain` name it. Checks
+/// what can be checked without knowing what a table means: the schema,
+/// unique rule names, and `[serve] run_allow`.
+pub fn parse(name: &str, text: &str) -> Result<ParsedFile, ConfigError> {
+    let file: ConfigFile =
+        toml::from_str(text).map_err(|e| error::deserialize_error(name, text, &e))?;
+    let name_arc: Arc<str> = Arc::from(name);
+    let text_arc: Arc<str> = Arc::from(text);
+    let rules: Vec<Located<RuleDef>> = file
+        .rules
+        .into_iter()
+        .map(|r| Located::new(r, &name_arc, &text_arc))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = rules.iter().find(|r| !seen.insert(r.def.name.as_str())) {
+        return Err(dup.error(
+            &dup.def.name,
+            None,
+            "another rule in this file has the same name; give each rule its own".into(),
+        ));
+    }
+    let checks = file
+        .checks
+        .into_iter()
+        .map(|c| Located::new(c, &name_arc, &text_arc))
+        .collect();
+    let mut run_allow = Vec::new();
+    for entry in file.serve.map(|s| s.run_allow).unwrap_or_default() {
+        let (line, column) = line_column(text, entry.span().start);
+        let argv = entry.into_inner();
+        let wrong = match argv.first() {
+            None => Some("an empty entry would allow every command".to_string()),
+            Some(program) if !program.starts_with('/') => Some(format!(
+                "`{program}` is not an absolute path; name the program as /usr/bin/{program} (or wherever it is), so PATH cannot change what runs"
+            )),
+            Some(_) => None,
+        };
+        if let Some(message) = wrong {
+            return Err(ConfigError {
+                file: name.to_string(),
+                position: Some((line, column)),
+                rule: None,
+                message: format!("[serve] run_allow: {message}"),
+            });
+        }
+        run_allow.push(argv);
+    }
+    Ok(ParsedFile {
+        defaults: file.defaults,
+        rules,
+        checks,
+        run_allow,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        match parse("t.toml", text) {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_rule_position_and_nearest_key() {
+        let e =
+            error("[[rule]]\nname = \"cron\"\nmatch = { comm = \"cron\" }\nactoin = \"hide\"\n");
+        assert!(
+            e.starts_with(
+                "t.toml:4:1: rule \"cron\": unknown key `actoin`; did you mean `action`?"
+            ),
+            "{e}"
+        );
+        let e = error("[[rule]]\nname = \"x\"\nmatch = { comand = \"cron\" }\naction = \"hide\"\n");
+        assert!(
+            e.contains("rule \"x\": unknown key `comand`; did you mean `command`?"),
+            "{e}"
+        );
+        let e = error("[[rule]]\nname = \"x\"\nmatch = { comm = \"c\" }\naction = \"hide-tre\"\n");
+        assert!(
+            e.contains(
+                "t.toml:4:10: rule \"x\": unknown value `hide-tre`; did you mean `hide-tree`?"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn malformed_toml_has_a_position() {
+        let e = error("[[rule]\nname = \"x\"\n");
+        assert!(e.starts_with("t.toml:1:"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let rule = "[[rule]]\nname = \"d\"\nmatch = { pid = 1 }\naction = \"hide\"\n";
+        let e = error(&format!("{rule}{rule}"));
+        assert!(e.starts_with("t.toml:5:1: rule \"d\": another rule"), "{e}");
+    }
+
+    #[test]
+    fn run_allow_names_programs_by_absolute_path() {
+        let e = error("[serve]\nrun_allow = [[\"systemctl\", \"status\"]]\n");
+        assert!(
+            e.starts_with("t.toml:2:14: [serve] run_allow: `systemctl` is not an absolute path"),
+            "{e}"
+        );
+    }
+}

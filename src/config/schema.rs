@@ -1,0 +1,200 @@
+//! The TOML schema of psdiff.toml, one struct per table, as the file is
+//! written. Unknown keys are refused everywhere: a typo must never
+//! silently turn a rule into one that matches nothing (or everything).
+//! `crate::select` gives the `match` tables their meaning.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `false` starts from an empty rule list instead of the built-ins.
+    pub defaults: Option<bool>,
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<Spanned<RuleDef>>,
+    /// `psdiff check` rules.
+    #[serde(default, rename = "check")]
+    pub checks: Vec<Spanned<CheckDef>>,
+    /// `psdiff serve` settings.
+    pub serve: Option<ServeDef>,
+}
+
+/// The `[serve]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeDef {
+    /// The commands `POST /api/ps` may run: each entry is the start of an
+    /// argv, its first element an absolute path.
+    #[serde(default)]
+    pub run_allow: Vec<Spanned<Vec<String>>>,
+}
+
+/// A `[[rule]]`: which processes, and what to do with their lines.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDef {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matcher: Option<MatchDef>,
+    pub action: ActionKind,
+    /// rewrite: a regex over the whole cmdline, and what replaces it.
+    pub pattern: Option<Spanned<String>>,
+    pub replacement: Option<String>,
+    /// replace-arg: the option whose value is replaced (`-id`), or the
+    /// position of the argument (argv[0] is 0).
+    pub option: Option<String>,
+    pub position: Option<usize>,
+    pub placeholder: Option<String>,
+    /// replace-arg: replace only the last path part of the value.
+    pub last_path_part: Option<bool>,
+    /// sort-args: the first argument that takes part in the sort.
+    pub from: Option<usize>,
+    /// rename: the new cmdline.
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    Hide,
+    HideTree,
+    HideChildren,
+    Once,
+    Rewrite,
+    ReplaceArg,
+    SortArgs,
+    Rename,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Hide => "hide",
+            ActionKind::HideTree => "hide-tree",
+            ActionKind::HideChildren => "hide-children",
+            ActionKind::Once => "once",
+            ActionKind::Rewrite => "rewrite",
+            ActionKind::ReplaceArg => "replace-arg",
+            ActionKind::SortArgs => "sort-args",
+            ActionKind::Rename => "rename",
+        }
+    }
+}
+
+/// A `[[check]]`: which processes, what must hold of them, and what to do
+/// when it does not.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckDef {
+    pub name: String,
+    #[serde(rename = "match", default)]
+    pub matcher: MatchDef,
+    /// ps.monitor's MIN-MAX; outside is critical.
+    pub count: Option<String>,
+    /// Nagios ranges.
+    pub warn: Option<String>,
+    pub crit: Option<String>,
+    /// `"user"`: count each user's processes on their own (PIKT).
+    pub per: Option<Per>,
+    /// Per process: CPU use over the interval above this is critical.
+    pub cpu_percent: Option<f64>,
+    /// Per process: `gid0-not-uid0` or `ids-differ`.
+    pub credential: Option<CredentialDef>,
+    pub allow_users: Option<Vec<String>>,
+    pub allow_commands: Option<Vec<String>>,
+    pub on_warn: Option<ActionsDef>,
+    pub on_crit: Option<ActionsDef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Per {
+    User,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialDef {
+    Gid0NotUid0,
+    IdsDiffer,
+}
+
+/// `on_warn` / `on_crit`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionsDef {
+    pub log: Option<PathBuf>,
+    pub exec: Option<Vec<String>>,
+    pub kill: Option<bool>,
+    /// Seconds between SIGTERM and SIGKILL; default 5.
+    pub grace: Option<u64>,
+}
+
+/// A `match` table as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchDef {
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    pub exe: Option<String>,
+    pub argv0: Option<String>,
+    /// ps.monitor's NAME; with a `/`, the exe path; `*` (counting checks
+    /// only) for every command no other check names.
+    pub command: Option<String>,
+    pub cmdline: Option<Spanned<String>>,
+    pub cmdline_prefix: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub uid: Option<u32>,
+    pub group: Option<String>,
+    pub gid: Option<u32>,
+    pub kernel_thread: Option<bool>,
+    /// Any of these state letters (R, S, D, Z, T, ...).
+    pub state: Option<String>,
+    pub selinux: Option<Spanned<String>>,
+    pub selinux_domain: Option<String>,
+    /// Conditions on the parent process.
+    pub parent: Option<Box<MatchDef>>,
+}
+
+impl MatchDef {
+    /// Whether no condition is given.
+    pub fn is_empty(&self) -> bool {
+        let MatchDef {
+            pid,
+            comm,
+            exe,
+            argv0,
+            command,
+            cmdline,
+            cmdline_prefix,
+            user,
+            uid,
+            group,
+            gid,
+            kernel_thread,
+            state,
+            selinux,
+            selinux_domain,
+            parent,
+        } = self;
+        pid.is_none()
+            && comm.is_none()
+            && exe.is_none()
+            && argv0.is_none()
+            && command.is_none()
+            && cmdline.is_none()
+            && cmdline_prefix.is_none()
+            && user.is_none()
+            && uid.is_none()
+            && group.is_none()
+            && gid.is_none()
+            && kernel_thread.is_none()
+            && state.is_none()
+            && selinux.is_none()
+            && selinux_domain.is_none()
+            && parent.is_none()
+    }
+}

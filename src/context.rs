@@ -1,0 +1,71 @@
+//! What every command (and the API) reads from: where processes, rules,
+//! user names and the baseline come from, as the global options say.
+
+use std::path::PathBuf;
+
+use crate::cli::GlobalArgs;
+use crate::config::{self, Config};
+use crate::error::Error;
+use crate::rules::{self, RuleSet, View};
+use crate::snapshot::{Fields, Snapshot, UserNames};
+use crate::tree::Tree;
+
+pub struct Context {
+    pub proc_root: PathBuf,
+    pub db: PathBuf,
+    pub config: Option<PathBuf>,
+    pub passwd: Option<PathBuf>,
+}
+
+impl Context {
+    pub fn new(global: GlobalArgs) -> Self {
+        Context {
+            proc_root: global.proc_root,
+            db: global.db,
+            config: global.config,
+            passwd: global.passwd,
+        }
+    }
+
+    /// The configuration files, read and checked against the schema.
+    pub fn config(&self) -> Result<Config, Error> {
+        Ok(config::load(self.config.as_deref())?)
+    }
+
+    /// The rules of `config`, compiled.
+    pub fn rules_of(&self, config: &Config) -> Result<RuleSet, Error> {
+        Ok(RuleSet::compile(config, &self.users()?)?)
+    }
+
+    /// The configured rules.
+    pub fn rules(&self) -> Result<RuleSet, Error> {
+        self.rules_of(&self.config()?)
+    }
+
+    /// A fresh snapshot, shaped by `rules`.
+    pub fn view(&self, rules: &RuleSet) -> Result<View, Error> {
+        self.view_with(rules, Fields::default())
+    }
+
+    /// Like `view`, reading at least `fields`.
+    pub fn view_with(&self, rules: &RuleSet, fields: Fields) -> Result<View, Error> {
+        let snapshot = self.snapshot(fields.union(rules.needs()))?;
+        Ok(rules::shape(Tree::build(snapshot.processes), rules))
+    }
+
+    /// A fresh snapshot of every process, reading `fields`.
+    pub fn snapshot(&self, fields: Fields) -> Result<Snapshot, Error> {
+        Ok(Snapshot::take(&self.proc_root, &mut self.users()?, fields)?)
+    }
+
+    /// Names for uids: from `--passwd`, else NSS.
+    pub fn users(&self) -> Result<UserNames, Error> {
+        match &self.passwd {
+            Some(path) => UserNames::from_passwd_file(path).map_err(|source| Error::Passwd {
+                path: path.clone(),
+                source,
+            }),
+            None => Ok(UserNames::from_nss()),
+        }
+    }
+}

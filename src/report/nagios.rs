@@ -1,0 +1,171 @@
+//! Nagios plugin output: a status line with perfdata, then details; the
+//! exit code is the state.
+
+use super::Change;
+use super::Wanted;
+use super::text;
+use crate::check::{Check, Kind, Level, Outcome};
+use crate::diff::Kind as ChangeKind;
+
+/// The Nagios plugin states, in order of severity; each is its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NagiosState {
+    Ok,
+    Warning,
+    Critical,
+    Unknown,
+}
+
+impl NagiosState {
+    pub fn label(self) -> &'static str {
+        match self {
+            NagiosState::Ok => "OK",
+            NagiosState::Warning => "WARNING",
+            NagiosState::Critical => "CRITICAL",
+            NagiosState::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// The Nagios plugin output: a status line with perfdata, then the changed
+/// lines. Missing daemons are CRITICAL, extra processes a WARNING.
+pub fn changes(changes: &[Change], wanted: Wanted) -> (String, NagiosState) {
+    let missing = changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Missing)
+        .count();
+    let extra = changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Extra)
+        .count();
+    let state = if missing > 0 {
+        NagiosState::Critical
+    } else if extra > 0 {
+        NagiosState::Warning
+    } else {
+        NagiosState::Ok
+    };
+    let mut summary = Vec::new();
+    let mut perfdata = Vec::new();
+    if wanted.missing {
+        summary.push(format!("{missing} missing"));
+        perfdata.push(format!("missing={missing};;1;0;"));
+    }
+    if wanted.extra {
+        summary.push(format!("{extra} extra"));
+        perfdata.push(format!("extra={extra};1;;0;"));
+    }
+    let mut out = format!(
+        "PSDIFF {} - {} | {}\n",
+        state.label(),
+        summary.join(", "),
+        perfdata.join(" ")
+    );
+    out.push_str(&text(changes));
+    (out, state)
+}
+
+/// The Nagios status line for an error: UNKNOWN, with what went wrong.
+pub fn unknown(error: &dyn std::fmt::Display) -> String {
+    format!("PSDIFF UNKNOWN - {error}\n")
+}
+
+/// `PROCS OK|WARNING|CRITICAL - ... | perfdata`, then the failures.
+pub fn checks(checks: &[Check], outcomes: &[Outcome]) -> (String, NagiosState) {
+    let worst = outcomes.iter().filter_map(Outcome::level).max();
+    let state = match worst {
+        Some(Level::Critical) => NagiosState::Critical,
+        Some(Level::Warning) => NagiosState::Warning,
+        None => NagiosState::Ok,
+    };
+    let failing: Vec<&str> = outcomes
+        .iter()
+        .flat_map(|o| o.groups.iter())
+        .filter(|g| g.level.is_some())
+        .map(|g| g.detail.as_deref().unwrap_or(&g.label))
+        .collect();
+    let mut text = if failing.is_empty() {
+        let counted: usize = outcomes
+            .iter()
+            .filter(|o| o.not_applicable.is_none())
+            .count();
+        format!("{counted} of {} checks hold", outcomes.len())
+    } else {
+        failing.join(", ")
+    };
+    for line in super::mon::not_applicable(checks, outcomes) {
+        text.push_str("; ");
+        text.push_str(&line);
+    }
+    let mut perf = Vec::new();
+    for o in outcomes {
+        let check = &checks[o.check];
+        match &check.kind {
+            Kind::Count { .. } => {
+                for g in &o.groups {
+                    let (warn, crit) = g.perf.clone().unwrap_or_default();
+                    perf.push(format!(
+                        "{}={};{warn};{crit};0;",
+                        perf_label(&g.label),
+                        g.value
+                    ));
+                }
+            }
+            _ if o.not_applicable.is_none() => {
+                perf.push(format!(
+                    "{}={};;;0;",
+                    perf_label(&check.name),
+                    o.groups.len()
+                ));
+            }
+            _ => {}
+        }
+    }
+    let mut out = format!("PROCS {} - {text} | {}\n", state.label(), perf.join(" "));
+    for line in failing {
+        out.push_str(line);
+        out.push('\n');
+    }
+    (out, state)
+}
+
+/// Perfdata labels with spaces, `=` or quotes must be single-quoted, with
+/// `'` doubled (Nagios plugin guidelines).
+fn perf_label(label: &str) -> String {
+    if label.chars().any(|c| c == ' ' || c == '=' || c == '\'') {
+        format!("'{}'", label.replace('\'', "''"))
+    } else {
+        label.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sample_changes;
+
+    #[test]
+    fn states_and_perfdata() {
+        let both = Wanted {
+            missing: true,
+            extra: true,
+        };
+        let (out, state) = changes(&sample_changes(), both);
+        assert_eq!(state, NagiosState::Critical);
+        assert!(out.starts_with("PSDIFF CRITICAL - 1 missing, 1 extra | missing=1;;1;0; extra=1;1;;0;\n-     /usr/sbin/cron"));
+        let (out, state) = changes(&sample_changes()[1..], both);
+        assert_eq!(state, NagiosState::Warning);
+        assert!(out.starts_with("PSDIFF WARNING - 0 missing, 1 extra |"));
+        let (out, state) = changes(
+            &[],
+            Wanted {
+                missing: true,
+                extra: false,
+            },
+        );
+        assert_eq!(
+            (out.as_str(), state),
+            ("PSDIFF OK - 0 missing | missing=0;;1;0;\n", NagiosState::Ok)
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! The match language: which processes a `[[rule]]`, a `[[check]]` (and
+//! anything later that picks processes) applies to. One table of keys,
+//! each with one meaning, compiled once and tested against a process in
+//! the company of its parent.
+//!
+//! | key | matches |
+//! | --- | --- |
+//! | `pid` | the process id |
+//! | `comm` | the kernel's 15-byte process name |
+//! | `exe` | /proc/PID/exe, ` (deleted)` dropped; a user cannot fake it |
+//! | `argv0` | argv[0] exactly |
+//! | `command` | ps.monitor's NAME (see `names`); with a `/`, as `exe` |
+//! | `cmdline` | a regex searched in the cmdline as printed |
+//! | `cmdline_prefix` | the cmdline starts with one of these |
+//! | `user` / `uid` | the effective user, by name (or number) / by number |
+//! | `group` / `gid` | the effective group, likewise |
+//! | `kernel_thread` | whether it is a kernel thread |
+//! | `state` | any of these state letters (`Z` zombie, `D`, ...) |
+//! | `selinux` / `selinux_domain` | a regex on the context / its type |
+//! | `parent` | a table of these keys that the parent must match |
+
+mod names;
+
+use std::ops::Range;
+
+use nix::unistd::Group;
+use regex::Regex;
+use toml::Spanned;
+
+use crate::config::ConfigError;
+use crate::config::schema::MatchDef;
+use crate::render;
+use crate::snapshot::{Fields, Process, UserNames};
+pub use names::{basename, names};
+
+/// ps.monitor's NAME.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Matches any of `names()`.
+    Name(String),
+    /// A NAME with a `/`: /proc/PID/exe, which a user cannot fake.
+    Exe(String),
+    /// `*`: each command that no other check names, counted on its own.
+    Any,
+}
+
+impl Command {
+    pub fn parse(name: &str) -> Command {
+        match name {
+            "*" => Command::Any,
+            n if n.contains('/') => Command::Exe(n.to_string()),
+            n => Command::Name(n.to_string()),
+        }
+    }
+}
+
+/// A user or group id given by name: the id, or the name when this host
+/// has no such user (which matches nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Id {
+    Known(u32),
+    Unknown(String),
+}
+
+impl Id {
+    fn is(&self, id: u32) -> bool {
+        *self == Id::Known(id)
+    }
+}
+
+/// A compiled `match`: every condition given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Selector {
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    pub exe: Option<String>,
+    pub argv0: Option<String>,
+    pub command: Option<Command>,
+    pub cmdline: Option<Regex>,
+    pub cmdline_prefix: Vec<String>,
+    pub user: Option<Id>,
+    pub group: Option<Id>,
+    pub kernel_thread: Option<bool>,
+    pub state: Option<String>,
+    pub selinux: Option<Regex>,
+    pub selinux_domain: Option<String>,
+    pub parent: Option<Box<Selector>>,
+}
+
+/// The processes a selector is tested against, with what it may look at
+/// beyond the `Process` record. Indexes are the owner's.
+pub trait Subjects {
+    fn process(&self, i: usize) -> &Process;
+    /// The parent's index, when the parent is among the subjects.
+    fn parent(&self, i: usize) -> Option<usize>;
+    /// The cmdline as printed (in `[[rule]]`s, after the rewrites that
+    /// come before the rule being tried).
+    fn cmdline(&self, i: usize) -> &str;
+    /// ps.monitor's names of the process (`names()`).
+    fn names(&self, i: usize) -> &[String];
+}
+
+/// How a compile step reports an error at a key (`span`, when known) of
+/// the table being compiled.
+pub type Fail<'a> = dyn Fn(Option<Range<usize>>, String) -> ConfigError + 'a;
+
+impl Selector {
+    /// Compiles `def`; users are named through `users` (the `--passwd`
+    /// file or NSS), groups through NSS.
+    pub fn compile(
+        def: &MatchDef,
+        users: &UserNames,
+        fail: &Fail,
+    ) -> Result<Selector, ConfigError> {
+        let regex = |s: &Spanned<String>, what: &str| {
+            Regex::new(s.get_ref()).map_err(|e| {
+                let detail = e.to_string().lines().last().unwrap_or_default().to_string();
+                fail(
+                    Some(s.span()),
+                    format!("{what} is not a valid regex: {detail}"),
+                )
+            })
+        };
+        let id = |name: &Option<String>,
+                  number: Option<u32>,
+                  key: &str,
+                  lookup: &dyn Fn(&str) -> Option<u32>| {
+            match (name, number) {
+                (Some(_), Some(_)) => Err(fail(
+                    None,
+                    format!(
+                        "give `{key}` or `{}`, not both",
+                        if key == "user" { "uid" } else { "gid" }
+                    ),
+                )),
+                (Some(name), None) => Ok(Some(match name.parse() {
+                    Ok(n) => Id::Known(n),
+                    Err(_) => lookup(name).map_or_else(|| Id::Unknown(name.clone()), Id::Known),
+                })),
+                (None, number) => Ok(number.map(Id::Known)),
+            }
+        };
+        let group_id = |name: &str| Some(Group::from_name(name).ok()??.gid.as_raw());
+        Ok(Selector {
+            pid: def.pid,
+            comm: def.comm.clone(),
+            exe: def.exe.clone(),
+            argv0: def.argv0.clone(),
+            command: def.command.as_deref().map(Command::parse),
+            cmdline: def
+                .cmdline
+                .as_ref()
+                .map(|s| regex(s, "match.cmdline"))
+                .transpose()?,
+            cmdline_prefix: def.cmdline_prefix.clone().unwrap_or_default(),
+            user: id(&def.user, def.uid, "user", &|n| users.uid_of(n))?,
+            group: id(&def.group, def.gid, "group", &group_id)?,
+            kernel_thread: def.kernel_thread,
+            state: def.state.clone(),
+            selinux: def
+                .selinux
+                .as_ref()
+                .map(|s| regex(s, "match.selinux"))
+                .transpose()?,
+            selinux_domain: def.selinux_domain.clone(),
+            parent: def
+                .parent
+                .as_deref()
+                .map(|p| Selector::compile(p, users, fail).map(Box::new))
+                .transpose()?,
+        })
+    }
+
+    /// Users and groups named here that this host does not have, as
+    /// `user "NAME"`: such a condition matches nothing.
+    pub fn unknown_names(&self) -> Vec<String> {
+        let mut unknown = Vec::new();
+        for (what, id) in [("user", &self.user), ("group", &self.group)] {
+            if let Some(Id::Unknown(name)) = id {
+                unknown.push(format!("{what} {name:?}"));
+            }
+        }
+        if let Some(parent) = &self.parent {
+            unknown.extend(parent.unknown_names());
+        }
+        unknown
+    }
+
+    /// What must be read from /proc beyond the basics to test this.
+    pub fn needs(&self) -> Fields {
+        let parent = self.parent.as_ref().map(|p| p.needs()).unwrap_or_default();
+        Fields {
+            exe: self.exe.is_some() || matches!(self.command, Some(Command::Exe(_))) || parent.exe,
+            selinux: self.selinux.is_some() || self.selinux_domain.is_some() || parent.selinux,
+        }
+    }
+
+    pub fn matches(&self, subjects: &(impl Subjects + ?Sized), i: usize) -> bool {
+        let process = subjects.process(i);
+        self.pid.is_none_or(|pid| process.pid == pid)
+            && self
+                .kernel_thread
+                .is_none_or(|k| process.kernel_thread == k)
+            && self
+                .user
+                .as_ref()
+                .is_none_or(|u| u.is(process.uids.effective))
+            && self
+                .group
+                .as_ref()
+                .is_none_or(|g| g.is(process.gids.effective))
+            && self
+                .state
+                .as_deref()
+                .is_none_or(|s| s.contains(process.state))
+            && self
+                .comm
+                .as_deref()
+                .is_none_or(|c| render::printable(&process.comm) == c)
+            && self
+                .exe
+                .as_deref()
+                .is_none_or(|e| process.exe_path() == Some(e))
+            && self.argv0.as_deref().is_none_or(|a| {
+                process
+                    .argv()
+                    .next()
+                    .map(render::printable)
+                    .unwrap_or_default()
+                    == a
+            })
+            && self.command.as_ref().is_none_or(|c| match c {
+                Command::Name(name) => subjects.names(i).iter().any(|n| n == name),
+                Command::Exe(path) => process.exe_path() == Some(path.as_str()),
+                Command::Any => true,
+            })
+            && (self.cmdline_prefix.is_empty()
+                || self
+                    .cmdline_prefix
+                    .iter()
+                    .any(|p| subjects.cmdline(i).starts_with(p.as_str())))
+            && self
+                .cmdline
+                .as_ref()
+                .is_none_or(|re| re.is_match(subjects.cmdline(i)))
+            && self
+                .selinux
+                .as_ref()
+                .is_none_or(|re| process.selinux.as_deref().is_some_and(|c| re.is_match(c)))
+            && self
+                .selinux_domain
+                .as_deref()
+                .is_none_or(|d| process.selinux.as_deref().and_then(selinux_type) == Some(d))
+            && self
+                .parent
+                .as_ref()
+                .is_none_or(|sel| subjects.parent(i).is_some_and(|p| sel.matches(subjects, p)))
+    }
+}
+
+/// The type (domain) of an SELinux context `user:role:type:level`.
+fn selinux_type(context: &str) -> Option<&str> {
+    context.split(':').nth(2)
+}
+
+/// ps.monitor names computed once per process, when first asked for.
+pub struct NameCache(Vec<std::cell::OnceCell<Vec<String>>>);
+
+impl NameCache {
+    pub fn new(len: usize) -> NameCache {
+        NameCache((0..len).map(|_| std::cell::OnceCell::new()).collect())
+    }
+
+    pub fn get(&self, i: usize, process: &Process) -> &[String] {
+        self.0[i].get_or_init(|| names(process))
+    }
+}

@@ -1,0 +1,199 @@
+//! The one way psdiff reads a process's files: through a descriptor of
+//! its ROOT/PID folder (ROOT is /proc, or `--proc-root`), so every file
+//! of one reading comes from the same process even if its pid is reused
+//! meanwhile, and one pid lookup serves them all.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
+use nix::sys::stat::{Mode, SFlag, fstatat};
+
+use super::parse::{self, Stat};
+
+/// A proc tree: /proc, or a directory laid out like it.
+#[derive(Debug)]
+pub struct ProcRoot {
+    path: PathBuf,
+    fd: OwnedFd,
+}
+
+impl ProcRoot {
+    pub fn open(path: &Path) -> std::io::Result<ProcRoot> {
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(ProcRoot {
+            path: path.to_path_buf(),
+            fd,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether this is this machine's own /proc, whose pids can be
+    /// signalled from here.
+    pub fn is_local(&self) -> bool {
+        self.path == Path::new("/proc")
+    }
+
+    /// Every pid in it, ascending.
+    pub fn pids(&self) -> std::io::Result<Vec<u32>> {
+        let mut pids: Vec<u32> = std::fs::read_dir(&self.path)?
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        pids.sort_unstable();
+        Ok(pids)
+    }
+
+    /// Our pid as this tree numbers it, when it is a /proc that shows us
+    /// (its `self` link names our pid); `None` for other trees.
+    pub fn own_pid(&self) -> Option<u32> {
+        let me: u32 = readlinkat(&self.fd, "self").ok()?.to_str()?.parse().ok()?;
+        (me == std::process::id()).then_some(me)
+    }
+
+    /// The folder of process `pid`, while it exists.
+    pub fn process(&self, pid: u32) -> Option<ProcDir> {
+        let fd = openat(
+            &self.fd,
+            pid.to_string().as_str(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        Some(ProcDir { pid, fd })
+    }
+
+    /// The parsed stat of `pid`: the common question of who a pid is now.
+    pub fn stat(&self, pid: u32) -> Option<Stat> {
+        self.process(pid)?.stat(&mut Vec::new())
+    }
+
+    /// A machine-wide file of the tree (`uptime`, `stat`, `meminfo`).
+    pub fn read_file(&self, name: &str) -> Option<Vec<u8>> {
+        let mut buf = Vec::new();
+        read_at(&self.fd, name, &mut buf)?;
+        Some(buf)
+    }
+}
+
+/// One process's folder.
+#[derive(Debug)]
+pub struct ProcDir {
+    pid: u32,
+    fd: OwnedFd,
+}
+
+impl ProcDir {
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The whole of `file` (`stat`, `status`, `net/tcp`, ...) in `buf`.
+    pub fn read<'b>(&self, file: &str, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+        read_at(&self.fd, file, buf)?;
+        Some(&buf[..])
+    }
+
+    /// The whole of `file`, owned.
+    pub fn read_vec(&self, file: &str) -> Option<Vec<u8>> {
+        let mut buf = Vec::new();
+        read_at(&self.fd, file, &mut buf)?;
+        Some(buf)
+    }
+
+    /// The target of a link (`exe`, `cwd`, `fd/3`, `ns/net`).
+    pub fn read_link(&self, name: &str) -> Option<PathBuf> {
+        readlinkat(&self.fd, name).ok().map(PathBuf::from)
+    }
+
+    /// The parsed stat, when it still names this pid.
+    pub fn stat(&self, buf: &mut Vec<u8>) -> Option<Stat> {
+        let stat = parse::parse_stat(self.read("stat", buf)?)?;
+        (stat.pid == self.pid).then_some(stat)
+    }
+
+    /// The executable, ` (deleted)` dropped.
+    pub fn exe(&self) -> Option<String> {
+        let exe = self.read_link("exe")?;
+        let exe = exe.to_str()?;
+        Some(exe.strip_suffix(" (deleted)").unwrap_or(exe).to_string())
+    }
+
+    /// The open descriptors and their targets.
+    pub fn descriptors(&self) -> Vec<(i32, PathBuf)> {
+        self.fd_numbers()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|fd| Some((fd, self.read_link(&format!("fd/{fd}"))?)))
+            .collect()
+    }
+
+    /// How many descriptors are open; `None` when they cannot be listed.
+    pub fn count_descriptors(&self) -> Option<usize> {
+        self.fd_numbers().map(|fds| fds.len())
+    }
+
+    fn fd_numbers(&self) -> Option<Vec<i32>> {
+        let dir = openat(
+            &self.fd,
+            "fd",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let dir = nix::dir::Dir::from_fd(dir).ok()?;
+        let number = |e: nix::dir::Entry| {
+            std::str::from_utf8(e.file_name().to_bytes())
+                .ok()?
+                .parse()
+                .ok()
+        };
+        Some(
+            dir.into_iter()
+                .filter_map(Result::ok)
+                .filter_map(number)
+                .collect(),
+        )
+    }
+
+    /// Whether descriptor `fd` is a regular file (what it points to, not
+    /// the link).
+    pub fn is_regular_file(&self, fd: i32) -> bool {
+        fstatat(&self.fd, format!("fd/{fd}").as_str(), AtFlags::empty())
+            .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG)
+    }
+}
+
+/// Reads all of `file` under `dir` into `buf`. /proc files are generated
+/// in one go, so a read that does not fill the buffer has reached the
+/// end; no extra read for EOF.
+fn read_at(dir: &impl AsFd, file: &str, buf: &mut Vec<u8>) -> Option<()> {
+    let fd = openat(dir, file, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
+    buf.clear();
+    loop {
+        let len = buf.len();
+        if buf.capacity() - len < 1024 {
+            buf.reserve(buf.capacity().max(4096));
+        }
+        let spare = buf.capacity() - len;
+        buf.resize(len + spare, 0);
+        let n = match nix::unistd::read(&fd, &mut buf[len..]) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => {
+                buf.truncate(len);
+                continue;
+            }
+            Err(_) => return None,
+        };
+        buf.truncate(len + n);
+        if n < spare {
+            return Some(());
+        }
+    }
+}
