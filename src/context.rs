@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use crate::cli::GlobalArgs;
 use crate::config::{self, Config};
 use crate::error::Error;
+use crate::host::Host;
 use crate::rules::{self, RuleSet, View};
-use crate::snapshot::{Fields, Snapshot, UserNames};
+use crate::snapshot::{Fields, Process, Snapshot, UserNames};
 use crate::tree::Tree;
 
 pub struct Context {
@@ -50,7 +51,13 @@ impl Context {
     /// Like `view`, reading at least `fields`.
     pub fn view_with(&self, rules: &RuleSet, fields: Fields) -> Result<View, Error> {
         let snapshot = self.snapshot(fields.union(rules.needs()))?;
-        Ok(rules::shape(Tree::build(snapshot.processes), rules))
+        Ok(self.shape(snapshot.processes, rules))
+    }
+
+    /// `processes` shaped by `rules`, on this machine.
+    pub fn shape(&self, processes: Vec<Process>, rules: &RuleSet) -> View {
+        let host = Host::of(&self.proc_root);
+        rules::shape(Tree::build(processes), rules, &host)
     }
 
     /// A fresh snapshot of every process, reading `fields`.

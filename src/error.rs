@@ -40,6 +40,8 @@ pub enum Error {
     Snapshot(#[from] crate::snapshot::SnapshotError),
     #[error(transparent)]
     Baseline(#[from] crate::baseline::BaselineError),
+    #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
     #[error("cannot read the passwd file {}: {source}", .path.display())]
     Passwd {
         path: std::path::PathBuf,
@@ -68,6 +70,7 @@ impl Error {
             Error::Files(e) => e.is_usage(),
             Error::Snapshot(_)
             | Error::Baseline(_)
+            | Error::Record(_)
             | Error::Output(_)
             | Error::OutputFile { .. }
             | Error::Passwd { .. } => false,

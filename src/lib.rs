@@ -13,10 +13,13 @@
 //! - `config`: the TOML file and its drop-ins, into one `Config`, with
 //!   FILE:LINE:COLUMN errors; `select`: the one match language its
 //!   `match` tables speak.
-//! - `snapshot`: reading /proc (or `--proc-root`); `tree`: parents and
+//! - `snapshot`: reading /proc (or `--proc-root`), cgroups included;
+//!   `host`: what logind, timers and container runtimes say beyond it;
+//!   `tree`: parents and
 //!   the sibling order; `rules`: shaping the tree into a `View`;
 //!   `render`: the line format.
-//! - `baseline`: the stored file; `diff`: the line diff; `comparison`:
+//! - `baseline`: the stored file; `record`: the rules it was written
+//!   with; `diff`: the line diff; `comparison`:
 //!   the baseline against a fresh dump; `settle`: the retry loop.
 //! - `check`: counts, CPU and credential checks and their actions.
 //! - `report`: every output format of show, diff and check.
@@ -35,7 +38,9 @@ pub mod diff;
 pub mod error;
 pub mod files;
 pub mod fuzz;
+pub mod host;
 pub mod mounts;
+pub mod record;
 pub mod render;
 pub mod report;
 pub mod rules;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::{Check, Kind, Outcome, Sample, evaluate};
 use crate::context::Context;
 use crate::error::Error;
+use crate::host::Host;
 use crate::select::Command;
 use crate::settle::settle;
 use crate::snapshot::{self, Fields, Process};
@@ -74,6 +75,7 @@ pub fn evaluate_settled(
         })
         .collect();
     let selinux_enabled = snapshot::selinux_enabled();
+    let host = Host::of(&context.proc_root);
     let failing = |outcomes: &[Outcome]| -> Vec<usize> {
         outcomes
             .iter()
@@ -95,6 +97,7 @@ pub fn evaluate_settled(
         let measured = measure(context, &wanted, interval)?;
         let sample = Sample::new(
             &measured.processes,
+            &host,
             measured.cpu.as_deref(),
             selinux_enabled,
         );

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use crate::config::Origin;
+use crate::host::Host;
 use crate::select::{Command, NameCache, Selector, Subjects};
 use crate::snapshot::{Ids, Process};
 pub use compile::{DEFAULT_GRACE, compile_all, parse_spec};
@@ -116,6 +117,7 @@ pub struct Group {
 /// once per check.
 pub struct Sample<'a> {
     pub processes: &'a [Process],
+    host: &'a Host,
     /// Per process (same index), CPU % over the interval, when measured.
     pub cpu: Option<&'a [Option<f64>]>,
     pub selinux_enabled: bool,
@@ -127,6 +129,7 @@ pub struct Sample<'a> {
 impl<'a> Sample<'a> {
     pub fn new(
         processes: &'a [Process],
+        host: &'a Host,
         cpu: Option<&'a [Option<f64>]>,
         selinux_enabled: bool,
     ) -> Self {
@@ -137,6 +140,7 @@ impl<'a> Sample<'a> {
             .collect();
         Sample {
             processes,
+            host,
             cpu,
             selinux_enabled,
             names: NameCache::new(processes.len()),
@@ -172,6 +176,10 @@ impl Subjects for Sample<'_> {
 
     fn names(&self, i: usize) -> &[String] {
         self.names.get(i, &self.processes[i])
+    }
+
+    fn host(&self) -> &Host {
+        self.host
     }
 }
 

@@ -4,10 +4,16 @@ use super::print;
 use crate::cli::DumpFormat;
 use crate::context::Context;
 use crate::error::{Error, Exit};
+use crate::snapshot::Fields;
 
 pub fn run(context: &Context, format: DumpFormat) -> Result<Exit, Error> {
     let rules = context.rules()?;
-    let view = context.view(&rules)?;
+    // JSON carries each process's unit, cgroup and container.
+    let fields = Fields {
+        cgroup: format == DumpFormat::Json,
+        ..Fields::default()
+    };
+    let view = context.view_with(&rules, fields)?;
     match format {
         DumpFormat::Text => print(&view.text())?,
         DumpFormat::Json => {

@@ -7,9 +7,10 @@ use std::time::Duration;
 use super::print;
 use crate::context::Context;
 use crate::error::{Error, Exit};
+use crate::host::Host;
 use crate::render;
 use crate::rules::{Decision, RuleSet, View};
-use crate::snapshot::{self, Fields};
+use crate::snapshot::{self, Fields, Process};
 
 pub fn run(context: &Context, pids: &[u32]) -> Result<Exit, Error> {
     let rules = context.rules()?;
@@ -17,9 +18,11 @@ pub fn run(context: &Context, pids: &[u32]) -> Result<Exit, Error> {
         &rules,
         Fields {
             exe: true,
+            cgroup: true,
             ..Fields::default()
         },
     )?;
+    let host = Host::of(&context.proc_root);
     let mut missing = Vec::new();
     let targets: Vec<usize> = if pids.is_empty() {
         (0..view.tree.len()).collect()
@@ -37,7 +40,7 @@ pub fn run(context: &Context, pids: &[u32]) -> Result<Exit, Error> {
     let mut out = String::new();
     for i in targets {
         let age = snapshot::age(&context.proc_root, &view.tree.processes[i]);
-        explain_one(&mut out, &view, &rules, i, age);
+        explain_one(&mut out, &view, &rules, &host, i, age);
     }
     print(&out)?;
     for pid in &missing {
@@ -50,16 +53,24 @@ pub fn run(context: &Context, pids: &[u32]) -> Result<Exit, Error> {
     })
 }
 
-fn explain_one(out: &mut String, view: &View, rules: &RuleSet, i: usize, age: Option<Duration>) {
+fn explain_one(
+    out: &mut String,
+    view: &View,
+    rules: &RuleSet,
+    host: &Host,
+    i: usize,
+    age: Option<Duration>,
+) {
     let tree = &view.tree;
     let process = &tree.processes[i];
     let rule_ref = |r: usize| {
         let rule = &rules.rules[r];
         format!(
-            "rule \"{}\" ({}, {})",
+            "rule \"{}\" ({}, {}) on {}",
             rule.name,
             rule.action.kind().as_str(),
-            rule.origin
+            rule.origin,
+            rule.selector.keys().join(", ")
         )
     };
     let describe = |j: usize| format!("{} ({})", tree.processes[j].pid, view.cmdlines[j]);
@@ -79,6 +90,7 @@ fn explain_one(out: &mut String, view: &View, rules: &RuleSet, i: usize, age: Op
             render::printable(exe.as_os_str().as_encoded_bytes())
         );
     }
+    identity(out, process, host);
     if let Some(age) = age {
         let _ = writeln!(out, "  started  {} ago", human(age));
     }
@@ -119,6 +131,55 @@ fn explain_one(out: &mut String, view: &View, rules: &RuleSet, i: usize, age: Op
         let _ = writeln!(out, "  line     {line:?}");
     } else if !view.rewrites[i].is_empty() {
         let _ = writeln!(out, "  would print as {:?}", view.cmdlines[i]);
+    }
+}
+
+/// What the kernel attests beyond the basics: the cgroup and what systemd,
+/// logind and the container runtime make of it; and a disguise.
+fn identity(out: &mut String, process: &Process, host: &Host) {
+    if let Some(cgroup) = process.cgroup.as_deref() {
+        let _ = writeln!(
+            out,
+            "  cgroup   {}",
+            render::printable(cgroup.path.as_bytes())
+        );
+        if let Some(unit) = &cgroup.unit {
+            let slice = cgroup.slice.as_deref().unwrap_or("-");
+            let timer = if host.is_timer_job(unit) {
+                ", started by a timer"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "  unit     {unit} (slice {slice}{timer})");
+        }
+        if let Some(unit) = &cgroup.user_unit {
+            let _ = writeln!(out, "  user unit {unit}");
+        }
+        if let Some(session) = &cgroup.session {
+            let state = host.logins().session_state(session).unwrap_or("gone");
+            let _ = writeln!(out, "  session  {session} ({state})");
+        } else if let Some(uid) = cgroup.user_manager {
+            let logged_in = if host.logins().user_logged_in(uid) {
+                "logged in"
+            } else {
+                "not logged in"
+            };
+            let _ = writeln!(out, "  login    user manager of uid {uid} ({logged_in})");
+        }
+        if let Some(container) = &cgroup.container {
+            let name = host.container_name(container).unwrap_or("(no name kept)");
+            let _ = writeln!(
+                out,
+                "  container {} {} {}",
+                container.runtime, name, container.id
+            );
+        }
+    }
+    if process.disguised == Some(true) {
+        let _ = writeln!(
+            out,
+            "  disguised argv[0] names another program than the one running"
+        );
     }
 }
 

@@ -3,59 +3,92 @@
 
 use super::emit;
 use crate::cli::{ShowFormat, ShowOptions};
-use crate::comparison;
+use crate::comparison::{self, Presence};
 use crate::context::Context;
 use crate::error::{Error, Exit};
 use crate::report::{self, Wanted, json, nagios, prometheus};
 
 pub fn run(context: &Context, wanted: Wanted, options: &ShowOptions) -> Result<Exit, Error> {
     let settled = comparison::settled(context, wanted, options.retry);
-    if settled.as_ref().is_ok_and(|s| !s.baseline) {
-        eprintln!(
-            "psdiff: no baseline at {}; run `psdiff write` to store the current processes as the baseline",
-            context.db.display()
-        );
-    }
     let output = options.output.as_deref();
-    let exit_for = |changes: &[report::Change]| {
-        if changes.is_empty() {
-            Exit::Clean
-        } else {
-            Exit::Report
-        }
-    };
-    let (text, exit) = match (options.format, &settled) {
+    let compared = match settled {
+        Ok(compared) => compared,
         // Nagios wants a status line, and UNKNOWN for any error.
-        (ShowFormat::Nagios, Err(e)) => (
-            nagios::unknown(e),
-            Exit::Nagios(nagios::NagiosState::Unknown),
-        ),
-        (ShowFormat::Nagios, Ok(s)) => {
-            let (text, state) = nagios::changes(&s.changes(wanted), wanted);
-            (text, Exit::Nagios(state))
+        Err(e) if options.format == ShowFormat::Nagios => {
+            emit(output, &nagios::unknown(&e))?;
+            return Ok(Exit::Nagios(nagios::NagiosState::Unknown));
         }
         // A scraper must not keep serving the last good numbers.
-        (ShowFormat::Prometheus, Err(_)) => {
+        Err(e) if options.format == ShowFormat::Prometheus => {
             emit(output, &prometheus::down("psdiff"))?;
-            return settled.map(|_| Exit::Runtime);
+            return Err(e);
         }
-        (ShowFormat::Prometheus, Ok(s)) => {
-            let changes = s.changes(wanted);
+        Err(e) => return Err(e),
+    };
+    let blind = blindness(context, compared.baseline);
+    if let Some(why) = &blind {
+        eprintln!("psdiff: {why}");
+    }
+    let note = compared.note.as_ref().map(|n| n.to_string());
+    if let Some(note) = &note {
+        eprintln!("psdiff: {note}");
+    }
+    let changes = compared.changes(wanted);
+    let found = if changes.is_empty() {
+        Exit::Clean
+    } else {
+        Exit::Report
+    };
+    let (text, exit) = match options.format {
+        // A check that cannot see is never OK.
+        ShowFormat::Nagios if blind.is_some() => (
+            nagios::unknown(&blind.as_deref().unwrap_or_default()),
+            Exit::Nagios(nagios::NagiosState::Unknown),
+        ),
+        ShowFormat::Nagios => {
+            let (text, state) = nagios::changes(&changes, wanted, note.as_deref());
+            (text, Exit::Nagios(state))
+        }
+        ShowFormat::Prometheus => (
+            prometheus::changes(
+                &changes,
+                wanted,
+                compared.baseline.sees(),
+                matches!(compared.note, Some(comparison::RulesNote::Changed { .. })),
+            ),
+            found,
+        ),
+        ShowFormat::Json => {
+            let mut text = json::comparison(&changes, compared.baseline.as_str(), note).to_string();
+            text.push('\n');
             (
-                prometheus::changes(&changes, wanted, s.baseline),
-                exit_for(&changes),
+                text,
+                if blind.is_some() {
+                    Exit::Runtime
+                } else {
+                    found
+                },
             )
         }
-        (_, Err(_)) => return settled.map(|_| Exit::Runtime),
-        (format, Ok(s)) => {
-            let changes = s.changes(wanted);
-            let text = match format {
-                ShowFormat::Json => json::changes_json(&changes),
-                _ => report::text(&changes),
-            };
-            (text, exit_for(&changes))
-        }
+        // As the Python psdiff, whose Zabbix triggers fire on any text:
+        // without a baseline show-missing prints nothing, show and
+        // show-extra print every line; stderr says why.
+        ShowFormat::Text => (report::text(&changes), found),
     };
     emit(output, &text)?;
     Ok(exit)
+}
+
+/// Why nothing can be missing, when the baseline cannot tell.
+fn blindness(context: &Context, baseline: Presence) -> Option<String> {
+    let db = context.db.display();
+    match baseline {
+        Presence::Present => None,
+        Presence::Absent => Some(format!(
+            "no baseline at {db}, so nothing can be missing; run `psdiff write` to store the current processes as the baseline"
+        )),
+        Presence::Empty => Some(format!(
+            "the baseline {db} is empty, so nothing can be missing; run `psdiff write` to store the current processes"
+        )),
+    }
 }

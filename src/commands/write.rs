@@ -4,10 +4,12 @@ use super::print;
 use crate::baseline::{self, WriteLock, Written};
 use crate::context::Context;
 use crate::error::{Error, Exit};
+use crate::record;
 use crate::report::{self, Wanted};
 
 pub fn run(context: &Context, verbose: bool) -> Result<Exit, Error> {
-    let rules = context.rules()?;
+    let config = context.config()?;
+    let rules = context.rules_of(&config)?;
     let path = &context.db;
     let lock = WriteLock::acquire(path)?;
     let current = baseline::read_bytes(path)?;
@@ -24,6 +26,13 @@ pub fn run(context: &Context, verbose: bool) -> Result<Exit, Error> {
     };
     let text = context.view(&rules)?.text();
     let written = lock.replace(current.as_deref(), &text)?;
+    // The rules go with the baseline, readable by whoever reads it.
+    let recorded = record::read(path).ok().flatten();
+    if recorded.is_none_or(|r| r.sources != config.sources) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o777);
+        record::write(path, &config.sources, mode)?;
+    }
     let mut out = String::new();
     if verbose {
         out.push_str(&report::text(&report::changes(

@@ -28,10 +28,21 @@ const SEARCH_PATH: [&str; 2] = ["/usr/local/etc/psdiff.toml", "/etc/psdiff.toml"
 pub struct Config {
     /// Every file read, in order (the built-ins are not a file).
     pub files: Vec<PathBuf>,
+    /// The text of every source of rules, in order, the built-ins last
+    /// when they are used: what `psdiff write` records beside the
+    /// baseline, so `show` can tell when the rules changed.
+    pub sources: Vec<Source>,
     pub rules: Vec<Located<RuleDef>>,
     pub checks: Vec<Located<CheckDef>>,
     /// `[serve] run_allow`: the argv prefixes `POST /api/ps` may run.
     pub run_allow: Vec<Vec<String>>,
+}
+
+/// One file's name and text.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Source {
+    pub name: String,
+    pub text: String,
 }
 
 impl Config {
@@ -39,6 +50,16 @@ impl Config {
         self.rules.extend(file.rules);
         self.checks.extend(file.checks);
         self.run_allow.extend(file.run_allow);
+        self.sources.push(file.source);
+    }
+
+    /// The rules of `sources` alone (a record `psdiff write` kept).
+    pub fn from_sources(sources: &[Source]) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        for source in sources {
+            config.append(parse(&source.name, &source.text)?);
+        }
+        Ok(config)
     }
 }
 
@@ -65,9 +86,9 @@ pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
         config.append(parsed);
     }
     if use_defaults {
-        config
-            .rules
-            .extend(parse(DEFAULTS_NAME, DEFAULTS_TOML)?.rules);
+        let defaults = parse(DEFAULTS_NAME, DEFAULTS_TOML)?;
+        config.rules.extend(defaults.rules);
+        config.sources.push(defaults.source);
     }
     config.files = files;
     Ok(config)
@@ -118,6 +139,7 @@ fn drop_ins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 /// What one file says.
 #[derive(Debug)]
 pub struct ParsedFile {
+    pub source: Source,
     pub defaults: Option<bool>,
     pub rules: Vec<Located<RuleDef>>,
     pub checks: Vec<Located<CheckDef>>,
@@ -172,6 +194,10 @@ pub fn parse(name: &str, text: &str) -> Result<ParsedFile, ConfigError> {
         run_allow.push(argv);
     }
     Ok(ParsedFile {
+        source: Source {
+            name: name.to_string(),
+            text: text.to_string(),
+        },
         defaults: file.defaults,
         rules,
         checks,

@@ -133,13 +133,14 @@ pub struct ActionsDef {
     pub grace: Option<u64>,
 }
 
-/// A `match` table as written.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A `match` table as written; `crate::select` says what each key means.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchDef {
     pub pid: Option<u32>,
     pub comm: Option<String>,
-    pub exe: Option<String>,
+    /// Globs of /proc/PID/exe.
+    pub exe: Option<Globs>,
     pub argv0: Option<String>,
     /// ps.monitor's NAME; with a `/`, the exe path; `*` (counting checks
     /// only) for every command no other check names.
@@ -155,6 +156,19 @@ pub struct MatchDef {
     pub state: Option<String>,
     pub selinux: Option<Spanned<String>>,
     pub selinux_domain: Option<String>,
+    /// Globs of what the cgroup says: the system unit, the unit inside a
+    /// user's manager, the slice, the whole path, the container's name.
+    pub unit: Option<Globs>,
+    pub user_unit: Option<Globs>,
+    pub slice: Option<Globs>,
+    pub cgroup: Option<Globs>,
+    pub container: Option<Globs>,
+    /// In a login that is still open.
+    pub login: Option<bool>,
+    /// In a unit that a timer starts.
+    pub timer_job: Option<bool>,
+    /// argv[0] names another program than the one that runs.
+    pub disguised: Option<bool>,
     /// Conditions on the parent process.
     pub parent: Option<Box<MatchDef>>,
 }
@@ -162,39 +176,40 @@ pub struct MatchDef {
 impl MatchDef {
     /// Whether no condition is given.
     pub fn is_empty(&self) -> bool {
-        let MatchDef {
-            pid,
-            comm,
-            exe,
-            argv0,
-            command,
-            cmdline,
-            cmdline_prefix,
-            user,
-            uid,
-            group,
-            gid,
-            kernel_thread,
-            state,
-            selinux,
-            selinux_domain,
-            parent,
-        } = self;
-        pid.is_none()
-            && comm.is_none()
-            && exe.is_none()
-            && argv0.is_none()
-            && command.is_none()
-            && cmdline.is_none()
-            && cmdline_prefix.is_none()
-            && user.is_none()
-            && uid.is_none()
-            && group.is_none()
-            && gid.is_none()
-            && kernel_thread.is_none()
-            && state.is_none()
-            && selinux.is_none()
-            && selinux_domain.is_none()
-            && parent.is_none()
+        *self == MatchDef::default()
+    }
+}
+
+/// One glob or a list of them (any may match): `"nginx.service"` or
+/// `["getty@*.service", "serial-getty@*.service"]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Globs(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Globs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Globs, D::Error> {
+        struct OneOrMany;
+        impl<'de> serde::de::Visitor<'de> for OneOrMany {
+            type Value = Globs;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Globs, E> {
+                Ok(Globs(vec![v.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Globs, A::Error> {
+                let mut all = Vec::new();
+                while let Some(one) = seq.next_element::<String>()? {
+                    all.push(one);
+                }
+                if all.is_empty() {
+                    return Err(serde::de::Error::invalid_length(0, &"at least one"));
+                }
+                Ok(Globs(all))
+            }
+        }
+        deserializer.deserialize_any(OneOrMany)
     }
 }

@@ -23,11 +23,25 @@ pub struct JsonReport<'a> {
 }
 
 /// `{"missing": [...], "extra": [...]}`, each entry with depth, user,
-/// cmdline and line.
+/// cmdline and line: `psdiff diff`.
 pub fn changes_json(changes: &[Change]) -> String {
     let mut out = serde_json::to_string(&json_report(changes)).expect("report serializes");
     out.push('\n');
     out
+}
+
+/// What `show` prints: `baseline` (`present`, `absent` or `empty`: with
+/// either of the last two nothing can be missing), `rules_note` (when the
+/// rules in force are not the baseline's, else null), and the changes.
+pub fn comparison(
+    changes: &[Change],
+    baseline: &str,
+    rules_note: Option<String>,
+) -> serde_json::Value {
+    let mut value = serde_json::to_value(json_report(changes)).expect("report serializes");
+    value["baseline"] = baseline.into();
+    value["rules_note"] = rules_note.into();
+    value
 }
 
 /// What `json` prints, for callers that add to it.

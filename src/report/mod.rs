@@ -18,6 +18,11 @@ pub struct Wanted {
 }
 
 impl Wanted {
+    pub const BOTH: Wanted = Wanted {
+        missing: true,
+        extra: true,
+    };
+
     pub fn includes(self, kind: Kind) -> bool {
         match kind {
             Kind::Missing => self.missing,

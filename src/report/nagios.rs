@@ -28,8 +28,10 @@ impl NagiosState {
 }
 
 /// The Nagios plugin output: a status line with perfdata, then the changed
-/// lines. Missing daemons are CRITICAL, extra processes a WARNING.
-pub fn changes(changes: &[Change], wanted: Wanted) -> (String, NagiosState) {
+/// lines. Missing daemons are CRITICAL, extra processes a WARNING; `note`
+/// (the rules changed) is said in the status line and is at least a
+/// WARNING, as it asks for a look.
+pub fn changes(changes: &[Change], wanted: Wanted, note: Option<&str>) -> (String, NagiosState) {
     let missing = changes
         .iter()
         .filter(|c| c.kind == ChangeKind::Missing)
@@ -40,7 +42,7 @@ pub fn changes(changes: &[Change], wanted: Wanted) -> (String, NagiosState) {
         .count();
     let state = if missing > 0 {
         NagiosState::Critical
-    } else if extra > 0 {
+    } else if extra > 0 || note.is_some() {
         NagiosState::Warning
     } else {
         NagiosState::Ok
@@ -55,19 +57,28 @@ pub fn changes(changes: &[Change], wanted: Wanted) -> (String, NagiosState) {
         summary.push(format!("{extra} extra"));
         perfdata.push(format!("extra={extra};1;;0;"));
     }
+    if let Some(note) = note {
+        summary.push(note.to_string());
+    }
     let mut out = format!(
         "PSDIFF {} - {} | {}\n",
         state.label(),
-        summary.join(", "),
+        plugin_text(&summary.join(", ")),
         perfdata.join(" ")
     );
     out.push_str(&text(changes));
     (out, state)
 }
 
+/// Text for the status line: a `|` would start the performance data, so
+/// it becomes `/` (a process titled `x | evil=1` must not add a metric).
+pub fn plugin_text(text: &str) -> String {
+    text.replace('|', "/")
+}
+
 /// The Nagios status line for an error: UNKNOWN, with what went wrong.
 pub fn unknown(error: &dyn std::fmt::Display) -> String {
-    format!("PSDIFF UNKNOWN - {error}\n")
+    format!("PSDIFF UNKNOWN - {}\n", plugin_text(&error.to_string()))
 }
 
 /// `PROCS OK|WARNING|CRITICAL - ... | perfdata`, then the failures.
@@ -150,19 +161,20 @@ mod tests {
             missing: true,
             extra: true,
         };
-        let (out, state) = changes(&sample_changes(), both);
+        let (out, state) = changes(&sample_changes(), both, None);
         assert_eq!(state, NagiosState::Critical);
         assert!(out.starts_with("PSDIFF CRITICAL - 1 missing, 1 extra | missing=1;;1;0; extra=1;1;;0;\n-     /usr/sbin/cron"));
-        let (out, state) = changes(&sample_changes()[1..], both);
+        let (out, state) = changes(&sample_changes()[1..], both, None);
         assert_eq!(state, NagiosState::Warning);
         assert!(out.starts_with("PSDIFF WARNING - 0 missing, 1 extra |"));
-        let (out, state) = changes(
-            &[],
-            Wanted {
-                missing: true,
-                extra: false,
-            },
-        );
+        let only_missing = Wanted {
+            missing: true,
+            extra: false,
+        };
+        let (out, state) = changes(&[], only_missing, Some("the rules changed"));
+        assert_eq!(state, NagiosState::Warning);
+        assert!(out.starts_with("PSDIFF WARNING - 0 missing, the rules changed |"));
+        let (out, state) = changes(&[], only_missing, None);
         assert_eq!(
             (out.as_str(), state),
             ("PSDIFF OK - 0 missing | missing=0;;1;0;\n", NagiosState::Ok)

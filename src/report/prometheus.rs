@@ -8,7 +8,7 @@ use crate::diff::Kind as ChangeKind;
 
 /// The Prometheus text format of a show, for node_exporter's textfile
 /// collector.
-pub fn changes(changes: &[Change], wanted: Wanted, baseline: bool) -> String {
+pub fn changes(changes: &[Change], wanted: Wanted, baseline: bool, rules_changed: bool) -> String {
     let count = |kind| changes.iter().filter(|c| c.kind == kind).count() as f64;
     let mut out = String::new();
     if wanted.missing {
@@ -29,12 +29,18 @@ pub fn changes(changes: &[Change], wanted: Wanted, baseline: bool) -> String {
             &[("", count(ChangeKind::Extra))],
         );
     }
-    let present = if baseline { 1.0 } else { 0.0 };
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
     metric(
         &mut out,
         "psdiff_baseline_present",
-        "1 when a baseline exists.",
-        &[("", present)],
+        "1 when a baseline exists and is not empty.",
+        &[("", flag(baseline))],
+    );
+    metric(
+        &mut out,
+        "psdiff_rules_changed",
+        "1 when the rules in force print processes differently from those the baseline was written with (run psdiff write -v).",
+        &[("", flag(rules_changed))],
     );
     out.push_str(&up("psdiff"));
     out

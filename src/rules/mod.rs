@@ -16,7 +16,7 @@ use crate::config::schema::ActionKind;
 use crate::select::Selector;
 use crate::snapshot::Fields;
 
-pub use shape::{Decision, Line, Rewrite, View, shape};
+pub use shape::{Container, Decision, Line, Rewrite, View, shape};
 
 /// The compiled rules, the operator's first, then the built-ins.
 #[derive(Debug, Clone, Default)]
@@ -30,7 +30,7 @@ impl RuleSet {
     pub fn needs(&self) -> Fields {
         self.rules
             .iter()
-            .map(|r| r.selector.needs())
+            .map(|r| r.selector.needs().union(r.action.needs()))
             .fold(Fields::default(), Fields::union)
     }
 }
@@ -99,24 +99,46 @@ impl Action {
         )
     }
 
+    /// What the transform's texts name (`{exe}`, `{unit}`, `{container}`)
+    /// that must be read for it.
+    pub fn needs(&self) -> Fields {
+        let text = match self {
+            Action::Rewrite { replacement, .. } => replacement.as_str(),
+            Action::ReplaceArg { placeholder, .. } => placeholder.as_str(),
+            Action::Rename { to } => to.as_str(),
+            _ => "",
+        };
+        Fields {
+            exe: text.contains("{exe}"),
+            cgroup: text.contains("{unit}") || text.contains("{container}"),
+            ..Fields::default()
+        }
+    }
+
     /// The cmdline after this transform. Arguments are the words of the
-    /// cmdline as printed, split at single spaces.
-    pub fn transform(&self, cmdline: &str) -> String {
+    /// cmdline as printed, split at single spaces. `{exe}`, `{unit}` and
+    /// `{container}` in the new text are the process's (`identity`).
+    pub fn transform(&self, cmdline: &str, identity: &dyn Fn(Token) -> String) -> String {
         match self {
             Action::Rewrite {
                 pattern,
                 replacement,
-            } => pattern
-                .replace_all(cmdline, replacement.as_str())
-                .into_owned(),
+            } => {
+                // What is filled in is literal, not a `$1` of the regex.
+                let replacement = fill(replacement, &|t| identity(t).replace('$', "$$"));
+                pattern
+                    .replace_all(cmdline, replacement.as_ref())
+                    .into_owned()
+            }
             Action::ReplaceArg {
                 target,
                 placeholder,
                 last_path_part,
             } => {
+                let placeholder = fill(placeholder, identity);
                 let replace = |value: &str| match value.rsplit_once('/') {
                     Some((dir, _)) if *last_path_part => format!("{dir}/{placeholder}"),
-                    _ => placeholder.clone(),
+                    _ => placeholder.to_string(),
                 };
                 let mut words: Vec<String> = cmdline.split(' ').map(str::to_string).collect();
                 match target {
@@ -145,7 +167,7 @@ impl Action {
                 }
                 words.join(" ")
             }
-            Action::Rename { to } => to.clone(),
+            Action::Rename { to } => fill(to, identity).into_owned(),
             Action::Hide | Action::HideTree | Action::HideChildren | Action::Once => {
                 cmdline.to_string()
             }
@@ -153,9 +175,71 @@ impl Action {
     }
 }
 
+/// What a transform's new text may name of the process it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Token {
+    /// `{exe}`: its executable.
+    Exe,
+    /// `{unit}`: its systemd unit.
+    Unit,
+    /// `{container}`: the name of the container it runs in or (a
+    /// runtime's shim) runs for.
+    Container,
+}
+
+/// `template` with each token filled in.
+fn fill<'a>(template: &'a str, identity: &dyn Fn(Token) -> String) -> std::borrow::Cow<'a, str> {
+    if !template.contains('{') {
+        return std::borrow::Cow::Borrowed(template);
+    }
+    let mut text = template.to_string();
+    for (name, token) in [
+        ("{exe}", Token::Exe),
+        ("{unit}", Token::Unit),
+        ("{container}", Token::Container),
+    ] {
+        if text.contains(name) {
+            text = text.replace(name, &identity(token));
+        }
+    }
+    std::borrow::Cow::Owned(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Action {
+        fn transform_plain(&self, cmdline: &str) -> String {
+            self.transform(cmdline, &|t| format!("{t:?}"))
+        }
+    }
+
+    #[test]
+    fn tokens_are_filled_in_literally() {
+        let rw = Action::Rewrite {
+            pattern: Regex::new("$").unwrap(),
+            replacement: " (running {exe})".into(),
+        };
+        let exe = |_| "/tmp/$1 x".to_string();
+        assert_eq!(
+            rw.transform("/usr/sbin/ntpd", &exe),
+            "/usr/sbin/ntpd (running /tmp/$1 x)"
+        );
+        let id = Action::ReplaceArg {
+            target: ArgTarget::After("-id".into()),
+            placeholder: "{container}".into(),
+            last_path_part: false,
+        };
+        assert_eq!(id.transform_plain("shim -id 3f1d"), "shim -id Container");
+        assert_eq!(
+            id.needs(),
+            Fields {
+                cgroup: true,
+                ..Fields::default()
+            }
+        );
+    }
 
     fn replace_arg(target: ArgTarget, last_path_part: bool) -> Action {
         Action::ReplaceArg {
@@ -169,34 +253,37 @@ mod tests {
     fn replace_arg_after_an_option() {
         let id = replace_arg(ArgTarget::After("-id".into()), false);
         assert_eq!(
-            id.transform("shim -namespace moby -id 3f1d -address /run/x.sock"),
+            id.transform_plain("shim -namespace moby -id 3f1d -address /run/x.sock"),
             "shim -namespace moby -id <ID> -address /run/x.sock"
         );
-        assert_eq!(id.transform("shim -id=3f1d"), "shim -id=<ID>");
-        assert_eq!(id.transform("shim -id"), "shim -id");
+        assert_eq!(id.transform_plain("shim -id=3f1d"), "shim -id=<ID>");
+        assert_eq!(id.transform_plain("shim -id"), "shim -id");
         let dir = replace_arg(ArgTarget::After("-workdir".into()), true);
         assert_eq!(
-            dir.transform("shim -workdir /var/lib/c/3f1d -x"),
+            dir.transform_plain("shim -workdir /var/lib/c/3f1d -x"),
             "shim -workdir /var/lib/c/<ID> -x"
         );
-        assert_eq!(dir.transform("shim -workdir 3f1d"), "shim -workdir <ID>");
+        assert_eq!(
+            dir.transform_plain("shim -workdir 3f1d"),
+            "shim -workdir <ID>"
+        );
     }
 
     #[test]
     fn replace_arg_by_position() {
         let first = replace_arg(ArgTarget::Position(1), false);
-        assert_eq!(first.transform("a b c"), "a <ID> c");
-        assert_eq!(first.transform("a"), "a");
+        assert_eq!(first.transform_plain("a b c"), "a <ID> c");
+        assert_eq!(first.transform_plain("a"), "a");
     }
 
     #[test]
     fn sort_args_keeps_the_program_first() {
         let sort = Action::SortArgs { from: 1 };
         assert_eq!(
-            sort.transform("java -Xmx1g -Da=1 -cp x"),
+            sort.transform_plain("java -Xmx1g -Da=1 -cp x"),
             "java -Da=1 -Xmx1g -cp x"
         );
-        assert_eq!(Action::SortArgs { from: 5 }.transform("a b"), "a b");
+        assert_eq!(Action::SortArgs { from: 5 }.transform_plain("a b"), "a b");
     }
 
     #[test]
@@ -205,6 +292,6 @@ mod tests {
             pattern: Regex::new(r"^([^ ]*) .*$").unwrap(),
             replacement: "$1".into(),
         };
-        assert_eq!(rw.transform("astcanary /var/run/x 123"), "astcanary");
+        assert_eq!(rw.transform_plain("astcanary /var/run/x 123"), "astcanary");
     }
 }

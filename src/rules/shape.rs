@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{Action, RuleSet};
+use super::{Action, RuleSet, Token};
+use crate::host::Host;
 use crate::render;
 use crate::select::{NameCache, Subjects};
-use crate::snapshot::Process;
+use crate::snapshot::{ContainerId, Process};
 use crate::tree::Tree;
 
 /// What the visibility rules decided for one process.
@@ -51,6 +52,32 @@ pub struct Line {
     pub cmdline: String,
     #[serde(rename = "line")]
     pub text: String,
+    /// The systemd unit, cgroup and container, when the cgroup was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
+}
+
+/// A container as `dump --format json` and the API show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Container {
+    pub runtime: &'static str,
+    pub id: String,
+    /// The runtime's name for it, where it keeps one.
+    pub name: Option<String>,
+}
+
+impl Container {
+    pub fn of(id: &ContainerId, host: &Host) -> Container {
+        Container {
+            runtime: id.runtime,
+            id: id.id.clone(),
+            name: host.container_name(id).map(str::to_string),
+        }
+    }
 }
 
 /// The tree after the rules: per process its final cmdline, its decision
@@ -83,7 +110,40 @@ struct Shaping<'a> {
     tree: &'a Tree,
     cmdlines: &'a [String],
     names: &'a NameCache,
+    host: &'a Host,
     current: Option<(usize, &'a str)>,
+}
+
+impl Shaping<'_> {
+    /// What `{exe}`, `{unit}` and `{container}` say of process `i`.
+    fn identity(&self, i: usize, token: Token) -> String {
+        let process = &self.tree.processes[i];
+        let cgroup = process.cgroup.as_deref();
+        match token {
+            Token::Exe => process.exe_path().unwrap_or("?").to_string(),
+            Token::Unit => cgroup
+                .and_then(|c| c.unit.clone())
+                .unwrap_or_else(|| "-".into()),
+            // A stable placeholder where the runtime keeps no name: its
+            // ids change whenever a container is made anew.
+            Token::Container => self
+                .container(i)
+                .and_then(|c| self.host.container_name(c))
+                .unwrap_or("<ID>")
+                .to_string(),
+        }
+    }
+
+    /// The container process `i` runs in, or, outside any, the one all its
+    /// children run in (a runtime's shim).
+    fn container(&self, i: usize) -> Option<&ContainerId> {
+        let of = |j: usize| self.tree.processes[j].cgroup.as_ref()?.container.as_ref();
+        of(i).or_else(|| {
+            let mut children = self.tree.children(i).iter().map(|&c| of(c));
+            let first = children.next()??;
+            children.all(|c| c == Some(first)).then_some(first)
+        })
+    }
 }
 
 impl Subjects for Shaping<'_> {
@@ -105,14 +165,18 @@ impl Subjects for Shaping<'_> {
     fn names(&self, i: usize) -> &[String] {
         self.names.get(i, &self.tree.processes[i])
     }
+
+    fn host(&self) -> &Host {
+        self.host
+    }
 }
 
-/// Applies `rules` to the processes of `tree`.
-pub fn shape(mut tree: Tree, rules: &RuleSet) -> View {
+/// Applies `rules` to the processes of `tree`, on the machine `host`.
+pub fn shape(mut tree: Tree, rules: &RuleSet, host: &Host) -> View {
     let n = tree.len();
     let preorder = tree.preorder();
     let names = NameCache::new(n);
-    let (cmdlines, rewrites) = transform_all(&tree, &preorder, &names, rules);
+    let (cmdlines, rewrites) = transform_all(&tree, &preorder, &names, host, rules);
 
     // For each visibility rule, whether each process matches it, and the
     // nearest ancestor that does; one pass in preorder, so no walk up the
@@ -128,6 +192,7 @@ pub fn shape(mut tree: Tree, rules: &RuleSet) -> View {
         tree: &tree,
         cmdlines: &cmdlines,
         names: &names,
+        host,
         current: None,
     };
     for &r in &visibility {
@@ -181,7 +246,7 @@ pub fn shape(mut tree: Tree, rules: &RuleSet) -> View {
     tree.prune_and_sort(&keep, |i| (cmdlines[i].as_str(), &*processes[i].user));
     tree.processes = processes;
 
-    let lines = emit_lines(&tree, &cmdlines, &mut decisions);
+    let lines = emit_lines(&tree, &cmdlines, &mut decisions, host);
     View {
         tree,
         cmdlines,
@@ -197,6 +262,7 @@ fn transform_all(
     tree: &Tree,
     preorder: &[usize],
     names: &NameCache,
+    host: &Host,
     rules: &RuleSet,
 ) -> (Vec<String>, Vec<Vec<Rewrite>>) {
     let transforms: Vec<usize> = (0..rules.rules.len())
@@ -213,10 +279,13 @@ fn transform_all(
                 tree,
                 cmdlines: &cmdlines,
                 names,
+                host,
                 current: Some((i, &cmdline)),
             };
             if rule.selector.matches(&subjects, i) {
-                let after = rule.action.transform(&cmdline);
+                let after = rule
+                    .action
+                    .transform(&cmdline, &|token| subjects.identity(i, token));
                 if after != cmdline {
                     rewrites[i].push(Rewrite {
                         rule: r,
@@ -234,7 +303,12 @@ fn transform_all(
 /// Walks the sorted tree and prints the shown processes; a `once` process
 /// that repeats an earlier sibling (same parent, user and cmdline) becomes
 /// a duplicate here, where the sibling order is final.
-fn emit_lines(tree: &Tree, cmdlines: &[String], decisions: &mut [Decision]) -> Vec<Line> {
+fn emit_lines(
+    tree: &Tree,
+    cmdlines: &[String],
+    decisions: &mut [Decision],
+    host: &Host,
+) -> Vec<Line> {
     let mut lines = vec![Line {
         depth: 0,
         pid: 0,
@@ -242,6 +316,9 @@ fn emit_lines(tree: &Tree, cmdlines: &[String], decisions: &mut [Decision]) -> V
         user: Arc::from(render::ROOT_USER),
         cmdline: render::ROOT_CMDLINE.to_string(),
         text: render::line(0, render::ROOT_CMDLINE, render::ROOT_USER),
+        unit: None,
+        cgroup: None,
+        container: None,
     }];
     let mut first_of: HashMap<(Option<usize>, &str, &str), usize> = HashMap::new();
     for i in tree.preorder() {
@@ -255,6 +332,7 @@ fn emit_lines(tree: &Tree, cmdlines: &[String], decisions: &mut [Decision]) -> V
         }
         if decisions[i].is_shown() {
             let depth = tree.depth(i);
+            let cgroup = process.cgroup.as_deref();
             lines.push(Line {
                 depth,
                 pid: process.pid,
@@ -262,6 +340,11 @@ fn emit_lines(tree: &Tree, cmdlines: &[String], decisions: &mut [Decision]) -> V
                 user: process.user.clone(),
                 cmdline: cmdlines[i].clone(),
                 text: render::line(depth, &cmdlines[i], &process.user),
+                unit: cgroup.and_then(|c| c.unit.clone()),
+                cgroup: cgroup.map(|c| c.path.clone()),
+                container: cgroup
+                    .and_then(|c| c.container.as_ref())
+                    .map(|c| Container::of(c, host)),
             });
         }
     }

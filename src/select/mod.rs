@@ -1,13 +1,13 @@
 //! The match language: which processes a `[[rule]]`, a `[[check]]` (and
 //! anything later that picks processes) applies to. One table of keys,
 //! each with one meaning, compiled once and tested against a process in
-//! the company of its parent.
+//! the company of its parent and of what the machine says about it.
 //!
 //! | key | matches |
 //! | --- | --- |
 //! | `pid` | the process id |
 //! | `comm` | the kernel's 15-byte process name |
-//! | `exe` | /proc/PID/exe, ` (deleted)` dropped; a user cannot fake it |
+//! | `exe` | /proc/PID/exe (globs), ` (deleted)` dropped; a user cannot fake it |
 //! | `argv0` | argv[0] exactly |
 //! | `command` | ps.monitor's NAME (see `names`); with a `/`, as `exe` |
 //! | `cmdline` | a regex searched in the cmdline as printed |
@@ -17,7 +17,15 @@
 //! | `kernel_thread` | whether it is a kernel thread |
 //! | `state` | any of these state letters (`Z` zombie, `D`, ...) |
 //! | `selinux` / `selinux_domain` | a regex on the context / its type |
+//! | `unit`, `user_unit`, `slice`, `cgroup` | globs on what its cgroup says |
+//! | `container` | a glob on its container's name (or id) |
+//! | `login` | whether it is in a login that is still open |
+//! | `timer_job` | whether a systemd timer started its unit |
+//! | `disguised` | whether argv[0] names another program than runs |
 //! | `parent` | a table of these keys that the parent must match |
+//!
+//! Globs: `*` and `?` match within one `/`-separated part, `**` across
+//! parts, `[...]` a set.
 
 mod names;
 
@@ -28,9 +36,10 @@ use regex::Regex;
 use toml::Spanned;
 
 use crate::config::ConfigError;
-use crate::config::schema::MatchDef;
+use crate::config::schema::{Globs, MatchDef};
+use crate::host::Host;
 use crate::render;
-use crate::snapshot::{Fields, Process, UserNames};
+use crate::snapshot::{Cgroup, ContainerId, Fields, Process, UserNames};
 pub use names::{basename, names};
 
 /// ps.monitor's NAME.
@@ -73,7 +82,7 @@ impl Id {
 pub struct Selector {
     pub pid: Option<u32>,
     pub comm: Option<String>,
-    pub exe: Option<String>,
+    pub exe: Option<Patterns>,
     pub argv0: Option<String>,
     pub command: Option<Command>,
     pub cmdline: Option<Regex>,
@@ -84,7 +93,66 @@ pub struct Selector {
     pub state: Option<String>,
     pub selinux: Option<Regex>,
     pub selinux_domain: Option<String>,
+    pub unit: Option<Patterns>,
+    pub user_unit: Option<Patterns>,
+    pub slice: Option<Patterns>,
+    pub cgroup: Option<Patterns>,
+    pub container: Option<Patterns>,
+    pub login: Option<bool>,
+    pub timer_job: Option<bool>,
+    pub disguised: Option<bool>,
     pub parent: Option<Box<Selector>>,
+}
+
+/// Compiled globs; any may match.
+#[derive(Debug, Clone)]
+pub struct Patterns(Vec<Regex>);
+
+impl Patterns {
+    fn compile(globs: &Globs) -> Patterns {
+        Patterns(globs.0.iter().map(|g| glob_regex(g)).collect())
+    }
+
+    pub fn matches(&self, text: &str) -> bool {
+        self.0.iter().any(|re| re.is_match(text))
+    }
+}
+
+/// A glob as an anchored regex: `*` and `?` within a `/`-separated part,
+/// `**` across parts, `[...]` a set; everything else literal.
+fn glob_regex(glob: &str) -> Regex {
+    let mut re = String::from("^");
+    let mut chars = glob.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' if chars.peek() == Some(&'*') => {
+                chars.next();
+                re.push_str(".*");
+            }
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            '[' => {
+                let mut set = String::new();
+                for c in chars.by_ref() {
+                    if c == ']' {
+                        break;
+                    }
+                    set.push(c);
+                }
+                let set = set
+                    .strip_prefix('!')
+                    .map_or(set.clone(), |s| format!("^{s}"));
+                re.push('[');
+                re.push_str(&set.replace('\\', "\\\\"));
+                re.push(']');
+            }
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    Regex::new(&re).unwrap_or_else(|_| {
+        Regex::new(&format!("^{}$", regex::escape(glob))).expect("an escaped literal")
+    })
 }
 
 /// The processes a selector is tested against, with what it may look at
@@ -98,6 +166,8 @@ pub trait Subjects {
     fn cmdline(&self, i: usize) -> &str;
     /// ps.monitor's names of the process (`names()`).
     fn names(&self, i: usize) -> &[String];
+    /// What the machine says beyond /proc (logins, timers, containers).
+    fn host(&self) -> &Host;
 }
 
 /// How a compile step reports an error at a key (`span`, when known) of
@@ -141,10 +211,11 @@ impl Selector {
             }
         };
         let group_id = |name: &str| Some(Group::from_name(name).ok()??.gid.as_raw());
+        let globs = |g: &Option<Globs>| g.as_ref().map(Patterns::compile);
         Ok(Selector {
             pid: def.pid,
             comm: def.comm.clone(),
-            exe: def.exe.clone(),
+            exe: globs(&def.exe),
             argv0: def.argv0.clone(),
             command: def.command.as_deref().map(Command::parse),
             cmdline: def
@@ -163,12 +234,76 @@ impl Selector {
                 .map(|s| regex(s, "match.selinux"))
                 .transpose()?,
             selinux_domain: def.selinux_domain.clone(),
+            unit: globs(&def.unit),
+            user_unit: globs(&def.user_unit),
+            slice: globs(&def.slice),
+            cgroup: globs(&def.cgroup),
+            container: globs(&def.container),
+            login: def.login,
+            timer_job: def.timer_job,
+            disguised: def.disguised,
             parent: def
                 .parent
                 .as_deref()
                 .map(|p| Selector::compile(p, users, fail).map(Box::new))
                 .transpose()?,
         })
+    }
+
+    /// The keys this selector tests, in the table's order, for `explain`
+    /// (`parent` for any condition on the parent).
+    pub fn keys(&self) -> Vec<&'static str> {
+        let Selector {
+            pid,
+            comm,
+            exe,
+            argv0,
+            command,
+            cmdline,
+            cmdline_prefix,
+            user,
+            group,
+            kernel_thread,
+            state,
+            selinux,
+            selinux_domain,
+            unit,
+            user_unit,
+            slice,
+            cgroup,
+            container,
+            login,
+            timer_job,
+            disguised,
+            parent,
+        } = self;
+        [
+            ("pid", pid.is_some()),
+            ("comm", comm.is_some()),
+            ("exe", exe.is_some()),
+            ("argv0", argv0.is_some()),
+            ("command", command.is_some()),
+            ("cmdline", cmdline.is_some()),
+            ("cmdline_prefix", !cmdline_prefix.is_empty()),
+            ("user", user.is_some()),
+            ("group", group.is_some()),
+            ("kernel_thread", kernel_thread.is_some()),
+            ("state", state.is_some()),
+            ("selinux", selinux.is_some()),
+            ("selinux_domain", selinux_domain.is_some()),
+            ("unit", unit.is_some()),
+            ("user_unit", user_unit.is_some()),
+            ("slice", slice.is_some()),
+            ("cgroup", cgroup.is_some()),
+            ("container", container.is_some()),
+            ("login", login.is_some()),
+            ("timer_job", timer_job.is_some()),
+            ("disguised", disguised.is_some()),
+            ("parent", parent.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, given)| given.then_some(key))
+        .collect()
     }
 
     /// Users and groups named here that this host does not have, as
@@ -189,10 +324,24 @@ impl Selector {
     /// What must be read from /proc beyond the basics to test this.
     pub fn needs(&self) -> Fields {
         let parent = self.parent.as_ref().map(|p| p.needs()).unwrap_or_default();
+        let cgroup = [
+            &self.unit,
+            &self.user_unit,
+            &self.slice,
+            &self.cgroup,
+            &self.container,
+        ]
+        .iter()
+        .any(|p| p.is_some())
+            || self.login.is_some()
+            || self.timer_job.is_some();
         Fields {
-            exe: self.exe.is_some() || matches!(self.command, Some(Command::Exe(_))) || parent.exe,
-            selinux: self.selinux.is_some() || self.selinux_domain.is_some() || parent.selinux,
+            exe: self.exe.is_some() || matches!(self.command, Some(Command::Exe(_))),
+            selinux: self.selinux.is_some() || self.selinux_domain.is_some(),
+            cgroup,
+            disguise: self.disguised.is_some(),
         }
+        .union(parent)
     }
 
     pub fn matches(&self, subjects: &(impl Subjects + ?Sized), i: usize) -> bool {
@@ -219,8 +368,8 @@ impl Selector {
                 .is_none_or(|c| render::printable(&process.comm) == c)
             && self
                 .exe
-                .as_deref()
-                .is_none_or(|e| process.exe_path() == Some(e))
+                .as_ref()
+                .is_none_or(|e| process.exe_path().is_some_and(|p| e.matches(p)))
             && self.argv0.as_deref().is_none_or(|a| {
                 process
                     .argv()
@@ -251,11 +400,64 @@ impl Selector {
                 .selinux_domain
                 .as_deref()
                 .is_none_or(|d| process.selinux.as_deref().and_then(selinux_type) == Some(d))
+            && self.disguised.is_none_or(|d| process.disguised == Some(d))
+            && self.matches_cgroup(subjects, process)
             && self
                 .parent
                 .as_ref()
                 .is_none_or(|sel| subjects.parent(i).is_some_and(|p| sel.matches(subjects, p)))
     }
+}
+
+impl Selector {
+    /// The conditions on what the cgroup says. A process whose cgroup
+    /// could not be read matches none of them.
+    fn matches_cgroup(&self, subjects: &(impl Subjects + ?Sized), process: &Process) -> bool {
+        let wants = [
+            &self.unit,
+            &self.user_unit,
+            &self.slice,
+            &self.cgroup,
+            &self.container,
+        ]
+        .iter()
+        .any(|p| p.is_some())
+            || self.login.is_some()
+            || self.timer_job.is_some();
+        if !wants {
+            return true;
+        }
+        let Some(cgroup) = process.cgroup.as_deref() else {
+            return false;
+        };
+        let glob = |patterns: &Option<Patterns>, value: Option<&str>| {
+            patterns
+                .as_ref()
+                .is_none_or(|p| value.is_some_and(|v| p.matches(v)))
+        };
+        let host = subjects.host();
+        glob(&self.unit, cgroup.unit.as_deref())
+            && glob(&self.user_unit, cgroup.user_unit.as_deref())
+            && glob(&self.slice, cgroup.slice.as_deref())
+            && glob(&self.cgroup, Some(&cgroup.path))
+            && self.container.as_ref().is_none_or(|p| {
+                cgroup
+                    .container
+                    .as_ref()
+                    .is_some_and(|c| p.matches(container_name(host, c)))
+            })
+            && self.login.is_none_or(|l| host.in_open_login(cgroup) == l)
+            && self.timer_job.is_none_or(|t| timer_job(host, cgroup) == t)
+    }
+}
+
+/// A container's name where its runtime keeps one, else its id.
+pub fn container_name<'a>(host: &'a Host, container: &'a ContainerId) -> &'a str {
+    host.container_name(container).unwrap_or(&container.id)
+}
+
+fn timer_job(host: &Host, cgroup: &Cgroup) -> bool {
+    cgroup.unit.as_deref().is_some_and(|u| host.is_timer_job(u))
 }
 
 /// The type (domain) of an SELinux context `user:role:type:level`.

@@ -8,12 +8,14 @@ use std::time::Instant;
 use procfs::{FromBufRead, FromBufReadSI, FromRead};
 use serde_json::{Map, Value, json};
 
-use crate::snapshot::{ProcDir, ProcRoot, Process};
+use crate::host::Host;
+use crate::rules::Container;
+use crate::snapshot::{Fields, ProcDir, ProcRoot, Process};
 
 /// Every field, in the order of the documentation. The last two read every
 /// descriptor (and, for connections, the socket tables), so they are only
 /// given when asked for.
-pub const FIELDS: [&str; 22] = [
+pub const FIELDS: [&str; 25] = [
     "pid",
     "ppid",
     "name",
@@ -34,6 +36,9 @@ pub const FIELDS: [&str; 22] = [
     "cwd",
     "terminal",
     "num_ctx_switches",
+    "unit",
+    "cgroup",
+    "container",
     "open_files",
     "connections",
 ];
@@ -83,8 +88,13 @@ impl FieldSet {
         names.iter().any(|n| self.has(n))
     }
 
-    pub fn needs_exe(self) -> bool {
-        self.has("exe")
+    /// What the snapshot must read for these fields.
+    pub fn snapshot_fields(self) -> Fields {
+        Fields {
+            exe: self.has("exe"),
+            cgroup: self.any(&["unit", "cgroup", "container"]),
+            ..Fields::default()
+        }
     }
 }
 
@@ -163,6 +173,7 @@ pub fn records(
         return vec![None; processes.len()];
     };
     let mut sockets = SocketTables::default();
+    let host = Host::of(root.path());
     let interval = previous.at.elapsed().as_secs_f64();
     processes
         .iter()
@@ -177,6 +188,7 @@ pub fn records(
                 dir: &dir,
                 fields,
                 system,
+                host: &host,
                 out: Map::new(),
             };
             record.build(cpu_since, &mut sockets)
@@ -191,6 +203,7 @@ struct Record<'a> {
     dir: &'a ProcDir,
     fields: FieldSet,
     system: &'a System,
+    host: &'a Host,
     out: Map<String, Value>,
 }
 
@@ -246,6 +259,13 @@ impl Record<'_> {
         self.put("status", json!(status_name(p.state)));
         self.put("nice", json!(p.nice));
         self.put("num_threads", json!(p.num_threads));
+        let cgroup = p.cgroup.as_deref();
+        self.put("unit", json!(cgroup.and_then(|c| c.unit.as_deref())));
+        self.put("cgroup", json!(cgroup.map(|c| &c.path)));
+        let container = cgroup
+            .and_then(|c| c.container.as_ref())
+            .map(|c| Container::of(c, self.host));
+        self.put("container", json!(container));
     }
 
     fn with_stat(&mut self, stat: &procfs::process::Stat) {

@@ -19,7 +19,7 @@ use super::reply::ApiError;
 use super::state::AppState;
 use super::token_source::Identity;
 use crate::report::prometheus;
-use crate::snapshot::{Fields, Snapshot};
+use crate::snapshot::Snapshot;
 
 pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
@@ -118,10 +118,7 @@ async fn one_process(
         .parse()
         .map_err(|_| ApiError::bad_request(format!("`{pid}` is not a process id")))?;
     let found = blocking(move || {
-        let fields_read = Fields {
-            exe: fields.needs_exe(),
-            selinux: false,
-        };
+        let fields_read = fields.snapshot_fields();
         let process = Snapshot::take_one(
             &state.context.proc_root,
             &mut state.context.users()?,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::control::Control;
 use super::process::{self, CpuReading, FieldSet, System};
@@ -57,10 +57,7 @@ impl AppState {
         let state = self.clone();
         self.listings
             .get(fields, move || {
-                let snapshot = state.context.snapshot(Fields {
-                    exe: fields.needs_exe(),
-                    selinux: false,
-                })?;
+                let snapshot = state.context.snapshot(fields.snapshot_fields())?;
                 Ok(Arc::new(state.records(snapshot.processes, fields)))
             })
             .await
@@ -145,12 +142,17 @@ impl DiffAnswer {
         };
         let compared = comparison::settled(context, wanted, false)?;
         let changes = compared.changes(wanted);
-        let mut body =
-            serde_json::to_value(json_report::json_report(&changes)).expect("serializes");
-        body["baseline"] = json!(compared.baseline);
+        let note = compared.note.as_ref().map(|n| n.to_string());
+        let rules_changed = matches!(compared.note, Some(comparison::RulesNote::Changed { .. }));
+        let body = json_report::comparison(&changes, compared.baseline.as_str(), note);
         Ok(DiffAnswer {
             body: body.to_string(),
-            prometheus: prometheus::changes(&changes, wanted, compared.baseline),
+            prometheus: prometheus::changes(
+                &changes,
+                wanted,
+                compared.baseline.sees(),
+                rules_changed,
+            ),
         })
     }
 }

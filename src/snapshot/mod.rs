@@ -2,6 +2,7 @@
 //! laid out like it).
 
 pub mod access;
+pub mod cgroup;
 pub mod parse;
 mod procdir;
 mod users;
@@ -9,6 +10,7 @@ mod users;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use cgroup::{Cgroup, ContainerId};
 pub use parse::Ids;
 pub use procdir::{ProcDir, ProcRoot};
 pub use users::UserNames;
@@ -30,6 +32,12 @@ pub struct Process {
     pub exe: Option<PathBuf>,
     /// The SELinux context (/proc/PID/attr/current), when asked for.
     pub selinux: Option<String>,
+    /// Its cgroup and what it says (unit, session, container), when asked
+    /// for and readable.
+    pub cgroup: Option<Arc<Cgroup>>,
+    /// Whether argv[0] names a program file other than the one the kernel
+    /// runs (`exec -a /usr/sbin/sshd evil`), when asked for and known.
+    pub disguised: Option<bool>,
     /// /proc/PID/cmdline without its trailing NULs: the arguments as
     /// bytes, NUL-separated, empty ones kept. See `argv()`.
     pub cmdline: Vec<u8>,
@@ -75,6 +83,8 @@ pub fn test_process(pid: u32, ppid: u32) -> Process {
         comm: b"x".to_vec(),
         exe: None,
         selinux: None,
+        cgroup: None,
+        disguised: None,
         cmdline: format!("p{pid}").into_bytes(),
         state: 'S',
         kernel_thread: false,
@@ -112,6 +122,11 @@ pub struct Fields {
     pub exe: bool,
     /// /proc/PID/attr/current, for SELinux checks.
     pub selinux: bool,
+    /// /proc/PID/cgroup: systemd unit, login session, container.
+    pub cgroup: bool,
+    /// Whether argv[0] is the program that runs: two more syscalls for a
+    /// process whose argv[0] is a path.
+    pub disguise: bool,
 }
 
 impl Fields {
@@ -120,6 +135,8 @@ impl Fields {
         Fields {
             exe: self.exe || other.exe,
             selinux: self.selinux || other.selinux,
+            cgroup: self.cgroup || other.cgroup,
+            disguise: self.disguise || other.disguise,
         }
     }
 }
@@ -227,10 +244,22 @@ fn read_all(root: &ProcRoot, fields: Fields, pids: &[u32]) -> Vec<RawProcess> {
 /// Reads the processes of `pids`, one folder descriptor at a time (closed
 /// before the next), reusing one buffer.
 fn read_chunk(root: &ProcRoot, fields: Fields, pids: &[u32]) -> Vec<RawProcess> {
-    let mut buf = Vec::with_capacity(4096);
+    let mut reader = Reader {
+        fields,
+        buf: Vec::with_capacity(4096),
+        cgroups: cgroup::Cgroups::default(),
+    };
     pids.iter()
-        .filter_map(|&pid| RawProcess::read(&root.process(pid)?, fields, &mut buf))
+        .filter_map(|&pid| reader.read(&root.process(pid)?))
         .collect()
+}
+
+/// What one reading thread keeps between processes: a buffer, and the
+/// cgroups parsed so far.
+struct Reader {
+    fields: Fields,
+    buf: Vec<u8>,
+    cgroups: cgroup::Cgroups,
 }
 
 /// A process before its uid is named.
@@ -239,11 +268,14 @@ struct RawProcess {
     status: parse::Status,
     exe: Option<PathBuf>,
     selinux: Option<String>,
+    cgroup: Option<Arc<Cgroup>>,
+    disguised: Option<bool>,
     cmdline: Vec<u8>,
 }
 
-impl RawProcess {
-    fn read(dir: &ProcDir, fields: Fields, buf: &mut Vec<u8>) -> Option<RawProcess> {
+impl Reader {
+    fn read(&mut self, dir: &ProcDir) -> Option<RawProcess> {
+        let (fields, buf) = (self.fields, &mut self.buf);
         let stat = dir.stat(buf)?;
         let status = parse::parse_status(dir.read("status", buf)?)?;
         let cmdline = parse::trim_cmdline(dir.read("cmdline", buf)?).to_vec();
@@ -263,21 +295,40 @@ impl RawProcess {
         } else {
             None
         };
+        let cgroup = if fields.cgroup {
+            dir.read("cgroup", buf)
+                .and_then(cgroup::path_of)
+                .map(|path| self.cgroups.get(path))
+        } else {
+            None
+        };
+        let disguised = if fields.disguise {
+            let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+            dir.disguised(argv0)
+        } else {
+            None
+        };
         Some(RawProcess {
             stat,
             status,
             exe,
             selinux,
+            cgroup,
+            disguised,
             cmdline,
         })
     }
+}
 
+impl RawProcess {
     fn into_process(self, users: &mut UserNames) -> Process {
         let RawProcess {
             stat,
             status,
             exe,
             selinux,
+            cgroup,
+            disguised,
             cmdline,
         } = self;
         Process {
@@ -290,6 +341,8 @@ impl RawProcess {
             comm: stat.comm,
             exe,
             selinux,
+            cgroup,
+            disguised,
             cmdline,
             state: stat.state,
             start_time: stat.start_time,

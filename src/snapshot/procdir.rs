@@ -6,7 +6,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
+use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2, readlinkat};
 use nix::sys::stat::{Mode, SFlag, fstatat};
 
 use super::parse::{self, Stat};
@@ -160,6 +160,46 @@ impl ProcDir {
                 .filter_map(number)
                 .collect(),
         )
+    }
+
+    /// Whether argv[0] (`argv0`) names a program file other than the one
+    /// the kernel runs: the path is looked up inside the process's own
+    /// root, and the two files compared by device and inode. `None` when
+    /// it cannot be told: argv[0] is no absolute path, or the process is
+    /// not ours to look at (psdiff is not root), or gone.
+    ///
+    /// A binary replaced by an upgrade (`PATH (deleted)`) is still the
+    /// program argv[0] names when their paths agree; one run from memory
+    /// (`/memfd:x (deleted)`) is not.
+    pub fn disguised(&self, argv0: &[u8]) -> Option<bool> {
+        if argv0.first() != Some(&b'/') {
+            return None;
+        }
+        let exe = self.read_link("exe")?;
+        let exe = exe.to_str()?;
+        if let Some(former) = exe.strip_suffix(" (deleted)") {
+            let argv0 = std::str::from_utf8(argv0).ok()?;
+            let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+            return Some(argv0 != former && base(argv0) != base(former));
+        }
+        let running = fstatat(&self.fd, "exe", AtFlags::empty()).ok()?;
+        let root = openat(
+            &self.fd,
+            "root",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT);
+        let named = match openat2(&root, argv0, how) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => return Some(true),
+            Err(_) => return None,
+        };
+        let named = nix::sys::stat::fstat(&named).ok()?;
+        Some((named.st_dev, named.st_ino) != (running.st_dev, running.st_ino))
     }
 
     /// Whether descriptor `fd` is a regular file (what it points to, not

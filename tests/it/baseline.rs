@@ -17,14 +17,14 @@ fn changed_tree(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
         (0, format!("Wrote to {}\n", db.display()).as_str())
     );
     std::fs::remove_dir_all(proc.join("540")).unwrap();
-    let nc = proc.join("600");
+    let nc = proc.join("800");
     std::fs::create_dir(&nc).unwrap();
     for file in ["stat", "status"] {
         let text = std::fs::read_to_string(proc.join("400").join(file)).unwrap();
         std::fs::write(
             nc.join(file),
-            text.replace("400 (astcanary)", "600 (nc)")
-                .replace("Pid:\t400", "Pid:\t600"),
+            text.replace("400 (astcanary)", "800 (nc)")
+                .replace("Pid:\t400", "Pid:\t800"),
         )
         .unwrap();
     }
@@ -121,24 +121,56 @@ fn json_and_nagios_formats() {
     );
 }
 
+/// Without a baseline (or with an empty one) nothing can be missing: text
+/// keeps the Python psdiff's behaviour (what Zabbix triggers rely on) and
+/// says why on stderr; Nagios is UNKNOWN; JSON says so and exits 3;
+/// Prometheus keeps `psdiff_baseline_present 0`.
 #[test]
 fn no_baseline() {
     let dir = TempDir::new("nobase");
     let db = dir.path().join("psdiff.db");
     let proc = fixtures().join("defaults/proc");
-    let hint = format!(
-        "psdiff: no baseline at {}; run `psdiff write`",
-        db.display()
-    );
-    let (code, out, err) = run(on_tree(&proc, &db).args(["show-missing", "--retry"]));
-    assert_eq!((code, out.as_str()), (0, ""));
-    assert!(err.starts_with(&hint), "{err}");
     let expected = std::fs::read_to_string(fixtures().join("defaults.expected")).unwrap();
     let all_extra: String = expected.lines().map(|l| format!("+ {l}\n")).collect();
-    for cmd in ["show", "show-extra"] {
-        let (code, out, err) = run(on_tree(&proc, &db).arg(cmd));
-        assert_eq!((code, &out), (1, &all_extra), "{cmd}");
+    for (blind, why) in [(None, "no baseline at"), (Some(""), "the baseline")] {
+        if let Some(text) = blind {
+            std::fs::write(&db, text).unwrap();
+        }
+        let hint = format!(
+            "psdiff: {why} {}",
+            if blind.is_some() {
+                format!("{} is empty", db.display())
+            } else {
+                db.display().to_string()
+            }
+        );
+        let (code, out, err) = run(on_tree(&proc, &db).args(["show-missing", "--retry"]));
+        assert_eq!((code, out.as_str()), (0, ""));
         assert!(err.starts_with(&hint), "{err}");
+        assert!(
+            err.contains("nothing can be missing; run `psdiff write`"),
+            "{err}"
+        );
+        for cmd in ["show", "show-extra"] {
+            let (code, out, err) = run(on_tree(&proc, &db).arg(cmd));
+            assert_eq!((code, &out), (1, &all_extra), "{cmd}");
+            assert!(err.starts_with(&hint), "{err}");
+        }
+        let (code, out, _) = run(on_tree(&proc, &db).args(["show-missing", "--format", "nagios"]));
+        assert_eq!(code, 3, "{out}");
+        assert!(
+            out.starts_with(&format!("PSDIFF UNKNOWN - {}", &hint[8..])),
+            "{out}"
+        );
+        let (code, out, _) = run(on_tree(&proc, &db).args(["show-missing", "--format", "json"]));
+        assert_eq!(code, 3, "{out}");
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let state = if blind.is_some() { "empty" } else { "absent" };
+        assert_eq!(json["baseline"], state, "{out}");
+        assert_eq!(json["missing"], serde_json::json!([]));
+        let (_, out, _) = run(on_tree(&proc, &db).args(["show-missing", "--format", "prometheus"]));
+        assert!(out.contains("\npsdiff_baseline_present 0\n"), "{out}");
+        assert!(out.contains("\npsdiff_up 1\n"), "{out}");
     }
 }
 
@@ -340,4 +372,83 @@ fn diff_of_two_files() {
     );
     let (code, out, _) = run(psdiff().arg("diff").arg(&db).arg(&db));
     assert_eq!((code, out.as_str()), (0, ""));
+}
+
+/// A baseline keeps the rules it was written with (psdiff.rules): when
+/// the rules change, `show` compares with the baseline's own rules, so
+/// only what really changed is reported, and one line says the rules
+/// changed and what to do. `write -v` shows what they change and takes
+/// them.
+#[test]
+fn changed_rules_are_one_note_not_a_flood() {
+    let dir = TempDir::new("rules-changed");
+    let db = dir.path().join("psdiff.db");
+    let config = dir.path().join("psdiff.toml");
+    std::fs::write(&config, "").unwrap();
+    let proc = copy_fixture("defaults", dir.path());
+    let show = |args: &[&str]| run(on_tree(&proc, &db).env("PSDIFF_CONFIG", &config).args(args));
+    assert_eq!(show(&["write"]).0, 0);
+    let recorded = std::fs::read_to_string(dir.path().join("psdiff.rules")).unwrap();
+    assert!(
+        recorded.contains("<built-in etc/psdiff.toml>"),
+        "{recorded}"
+    );
+    // New rules print every apache line differently; rsyslogd dies.
+    std::fs::write(
+        &config,
+        "[[rule]]\nname = \"apache-title\"\nmatch = { exe = \"/usr/sbin/apache2\" }\naction = \"rename\"\nto = \"apache\"\n",
+    )
+    .unwrap();
+    std::fs::remove_dir_all(proc.join("540")).unwrap();
+    let (code, out, err) = show(&["show"]);
+    assert_eq!((code, out.as_str()), (1, format!("- {RSYSLOG}\n").as_str()));
+    assert_eq!(
+        err,
+        "psdiff: the rules changed since the baseline was written: 6 line(s) would read differently; compared with the baseline's own rules; run `psdiff write -v` to review and take the new ones\n"
+    );
+    let (code, out, _) = show(&["show", "--format", "nagios"]);
+    assert_eq!(code, 2);
+    assert!(
+        out.starts_with("PSDIFF CRITICAL - 1 missing, 0 extra, the rules changed since"),
+        "{out}"
+    );
+    let (_, out, _) = show(&["show", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        json["rules_note"]
+            .as_str()
+            .unwrap()
+            .starts_with("the rules changed")
+    );
+    let (_, out, _) = show(&["show", "--format", "prometheus"]);
+    assert!(out.contains("\npsdiff_rules_changed 1\n"), "{out}");
+    // write -v shows what the new rules change, and takes them.
+    let (code, out, _) = show(&["write", "-v"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("+     apache  {user=root}\n"), "{out}");
+    assert!(
+        out.contains("-     /usr/sbin/apache2 -k start  {user=root}\n"),
+        "{out}"
+    );
+    let (code, out, err) = show(&["show"]);
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
+
+    // A baseline from the Python psdiff has no record: when it differs,
+    // one line says the rules may be why.
+    std::fs::remove_file(dir.path().join("psdiff.rules")).unwrap();
+    let (code, _, err) = show(&["show"]);
+    assert_eq!(code, 0);
+    assert_eq!(err, "", "no difference, nothing to say");
+    let mut text = std::fs::read_to_string(&db).unwrap();
+    text.push_str("    /usr/sbin/ntpd -p /run/ntpd.pid  {user=ntp}\n");
+    std::fs::write(&db, text).unwrap();
+    let (code, out, err) = show(&["show"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (1, "-     /usr/sbin/ntpd -p /run/ntpd.pid  {user=ntp}\n")
+    );
+    assert!(
+        err.starts_with("psdiff: the baseline has no record of the rules it was written with"),
+        "{err}"
+    );
 }

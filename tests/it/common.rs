@@ -124,16 +124,18 @@ pub fn run_in_pid_namespace(script: &str, work: &Path, sleeper: &Path) -> Output
 }
 
 /// A copy of a fixture's proc tree in `dir`, to add or remove processes.
+/// Its system root (logind records, timers, container names) is copied
+/// with it, so the copy is the same machine.
 pub fn copy_fixture(tree: &str, dir: &Path) -> PathBuf {
-    let to = dir.join(format!("{tree}-proc"));
+    let to = dir.join(tree);
     let status = Command::new("cp")
         .arg("-a")
-        .arg(fixtures().join(tree).join("proc"))
+        .arg(fixtures().join(tree))
         .arg(&to)
         .status()
         .unwrap();
     assert!(status.success());
-    to
+    to.join("proc")
 }
 
 /// psdiff on the proc tree at `proc`, with the fixtures' passwd file and

@@ -23,6 +23,11 @@ fn every_default_rule() {
 }
 
 #[test]
+fn a_host_without_systemd() {
+    golden("sysv", None, "sysv.expected");
+}
+
+#[test]
 fn edge_cases_with_defaults() {
     golden("edge", None, "edge.expected");
 }

@@ -23,9 +23,14 @@ done
 cat "$WORK/dump"
 "#;
 
+/// What the dump must be: argv[0]s that name programs other than the one
+/// running say which runs (SLEEPER: the helper's path); a parent titled
+/// `CRON` hides nothing; a zombie is no line of its own.
 const EXPECTED: &str = "root  {user=root}
   INIT  {user=root}
-    /usr/sbin/fake-daemon  x y \u{fffd}\u{fffd} tab?here  {user=root}
+    /usr/sbin/CRON -f (running SLEEPER)  {user=root}
+      sh -c job  {user=root}
+    /usr/sbin/fake-daemon  x y \u{fffd}\u{fffd} tab?here (running SLEEPER)  {user=root}
     daemon-one --flag  {user=root}
     parent  {user=root}
       child  {user=root}
@@ -33,7 +38,6 @@ const EXPECTED: &str = "root  {user=root}
     worker-nobody  {user=nobody}
     worker-nouser  {user=4242}
     zombie-parent  {user=root}
-      [true] <defunct>  {user=root}
 ";
 
 #[test]
@@ -44,7 +48,8 @@ fn live_tree_in_a_pid_namespace() {
     }
     let work = TempDir::new("live");
     let sleeper = build_sleeper(work.path());
-    std::fs::write(work.path().join("expected"), EXPECTED).unwrap();
+    let expected = EXPECTED.replace("SLEEPER", sleeper.to_str().unwrap());
+    std::fs::write(work.path().join("expected"), &expected).unwrap();
     std::fs::write(
         work.path().join("hide-self.toml"),
         "[[rule]]\nname = \"psdiff itself\"\nmatch = { comm = \"psdiff\" }\naction = \"hide\"\n",
@@ -52,7 +57,7 @@ fn live_tree_in_a_pid_namespace() {
     .unwrap();
     let out = run_in_pid_namespace(SCRIPT, work.path(), &sleeper);
     assert!(out.status.success(), "stderr: {}", stderr(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), EXPECTED);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
 }
 
 #[test]
@@ -79,9 +84,55 @@ done
         "{text}"
     );
     assert!(
-        text.contains("hidden   by rule \"sessions-and-jobs\" (hide-tree,"),
+        text.contains("\n  disguised argv[0] names another program than the one running\n"),
         "{text}"
     );
+    assert!(
+        text.contains("rewrite  by rule \"disguised\" (rewrite, <built-in etc/psdiff.toml>:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  shown    no visibility rule applies\n"),
+        "{text}"
+    );
+}
+
+/// argv[0] is checked against the program that runs by file, in the
+/// process's own root: a link to the program, or the program's own path,
+/// is no disguise; another program's path, or a path to nothing, is.
+#[test]
+fn disguises_are_told_from_links_and_real_paths() {
+    if let Some(why) = live_unavailable() {
+        eprintln!("skipping disguises_are_told_from_links_and_real_paths: {why}");
+        return;
+    }
+    let work = TempDir::new("live-disguise");
+    let sleeper = build_sleeper(work.path());
+    std::os::unix::fs::symlink(&sleeper, work.path().join("link")).unwrap();
+    let script = r#"
+set -u
+"$SLEEPER" own-path &
+(exec -a "$WORK/link" "$SLEEPER" by-link) &
+(exec -a /usr/bin/env "$SLEEPER" another-program) &
+(exec -a /usr/sbin/no-such-daemon "$SLEEPER" nothing) &
+(exec -a relative-name "$SLEEPER" relative) &
+sleep 0.3
+# psdiff is pid 1 here (bash runs its last command in its place), so
+# these hang under the root line.
+"$PSDIFF" dump
+"#;
+    let out = run_in_pid_namespace(script, work.path(), &sleeper);
+    let text = String::from_utf8_lossy(&out.stdout).replace(sleeper.to_str().unwrap(), "SLEEPER");
+    let text = text.replace(work.path().to_str().unwrap(), "WORK");
+    for line in [
+        "  SLEEPER own-path  {user=root}\n",
+        "  WORK/link by-link  {user=root}\n",
+        "  /usr/bin/env another-program (running SLEEPER)  {user=root}\n",
+        "  /usr/sbin/no-such-daemon nothing (running SLEEPER)  {user=root}\n",
+        "  relative-name relative  {user=root}\n",
+    ] {
+        assert!(text.contains(line), "{line}not in\n{text}");
+    }
 }
 
 /// write; quiet show; a daemon killed for good is missing; one restarted

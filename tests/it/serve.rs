@@ -453,7 +453,7 @@ fn diff_check_and_metrics_agree_with_the_commands() {
     };
     assert_eq!(cli(&["write"]).0, 0);
     // A daemon gone, another one new.
-    std::fs::remove_dir_all(proc.join("300")).unwrap();
+    std::fs::remove_dir_all(proc.join("540")).unwrap();
     let status = Command::new("cp")
         .arg("-a")
         .arg(proc.join("380"))
@@ -470,13 +470,16 @@ fn diff_check_and_metrics_agree_with_the_commands() {
             .env("PSDIFF_PASSWD", fixtures().join("passwd"))
             .env("PSDIFF_CONFIG", &config2);
     });
-    let (status, mut diff) = server.get("/api/diff");
+    let (status, diff) = server.get("/api/diff");
     assert_eq!(status, 200);
-    assert_eq!(diff["baseline"], true);
+    assert_eq!(diff["baseline"], "present");
+    assert_eq!(diff["rules_note"], Value::Null);
     let (_, shown, _) = cli(&["show", "--format", "json"]);
-    diff.as_object_mut().unwrap().remove("baseline");
     assert_eq!(diff, serde_json::from_str::<Value>(&shown).unwrap());
-    assert_eq!(diff["missing"][0]["cmdline"], "/usr/sbin/cron -f");
+    assert_eq!(
+        diff["missing"][0]["cmdline"],
+        "/usr/sbin/rsyslogd -n -iNONE"
+    );
     assert_eq!(
         diff["extra"][0]["cmdline"], "/usr/sbin/intruder --quiet",
         "{diff}"

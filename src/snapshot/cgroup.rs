@@ -1,0 +1,300 @@
+//! Who a process belongs to, as the kernel keeps it: its cgroup, and what
+//! systemd and the container runtimes mean by the path. A process cannot
+//! leave its cgroup without the rights to write the cgroup tree, so unlike
+//! its name this tells where it was started: by which unit, in which login
+//! session, in which container.
+
+use std::sync::Arc;
+
+/// What a cgroup path says, worked out once per path (many processes
+/// share one).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Cgroup {
+    /// The path in the systemd (or v2) hierarchy, e.g.
+    /// `/system.slice/nginx.service`.
+    pub path: String,
+    /// The unit of the system manager: `nginx.service`,
+    /// `session-4.scope`, `user@1000.service`, `docker-ID.scope`.
+    pub unit: Option<String>,
+    /// The unit inside a user's manager (`user@UID.service`), e.g.
+    /// `app.slice/…/run-r1.service` gives `run-r1.service`.
+    pub user_unit: Option<String>,
+    /// The slice holding `unit`: `system.slice`, `user-1000.slice`.
+    pub slice: Option<String>,
+    /// The login session of a `session-ID.scope`.
+    pub session: Option<String>,
+    /// The uid of the `user@UID.service` manager it runs under.
+    pub user_manager: Option<u32>,
+    pub container: Option<ContainerId>,
+}
+
+/// A container as its cgroup names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContainerId {
+    /// `docker`, `podman`, `containerd`, `cri-o`, `kubernetes`, `nspawn`,
+    /// `lxc`.
+    pub runtime: &'static str,
+    /// The runtime's id (a hex string), or the machine's name.
+    pub id: String,
+}
+
+/// The cgroup path of a process from /proc/PID/cgroup: the v2 line when
+/// it says more than `/`, else the v1 `name=systemd` line, else the first
+/// controller that says more than `/`.
+pub fn path_of(file: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(file).ok()?;
+    let mut v2 = None;
+    let mut systemd = None;
+    let mut other = None;
+    for line in text.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        match controllers {
+            "" => v2 = Some(path),
+            "name=systemd" => systemd = Some(path),
+            _ if other.is_none() && path != "/" => other = Some(path),
+            _ => {}
+        }
+    }
+    v2.filter(|p| *p != "/").or(systemd).or(other).or(v2)
+}
+
+impl Cgroup {
+    /// Reads what `path` says.
+    pub fn parse(path: &str) -> Cgroup {
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        let mut cgroup = Cgroup {
+            path: path.to_string(),
+            container: container_of(&parts),
+            ..Cgroup::default()
+        };
+        let mut inside_user_manager = false;
+        for part in &parts {
+            let part = *part;
+            if inside_user_manager {
+                if is_unit(part) && !part.ends_with(".slice") {
+                    cgroup.user_unit = Some(unescape(part));
+                }
+                continue;
+            }
+            if part.ends_with(".slice") {
+                if cgroup.unit.is_none() {
+                    cgroup.slice = Some(unescape(part));
+                }
+            } else if is_unit(part) && cgroup.unit.is_none() {
+                cgroup.unit = Some(unescape(part));
+                if let Some(id) = part
+                    .strip_prefix("session-")
+                    .and_then(|s| s.strip_suffix(".scope"))
+                {
+                    cgroup.session = Some(id.to_string());
+                }
+                if let Some(uid) = part
+                    .strip_prefix("user@")
+                    .and_then(|s| s.strip_suffix(".service"))
+                    .and_then(|s| s.parse().ok())
+                {
+                    cgroup.user_manager = Some(uid);
+                    inside_user_manager = true;
+                }
+            }
+        }
+        cgroup
+    }
+}
+
+/// Unit names end in their type.
+fn is_unit(part: &str) -> bool {
+    const TYPES: [&str; 6] = [".service", ".scope", ".slice", ".socket", ".mount", ".swap"];
+    TYPES
+        .iter()
+        .any(|t| part.len() > t.len() && part.ends_with(t))
+}
+
+/// systemd escapes `-` and other bytes in names as `\xNN`.
+fn unescape(part: &str) -> String {
+    let mut out = String::with_capacity(part.len());
+    let mut rest = part;
+    while let Some(at) = rest.find("\\x") {
+        out.push_str(&rest[..at]);
+        let hex = rest.get(at + 2..at + 4);
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(byte) if byte.is_ascii() => {
+                out.push(byte as char);
+                rest = &rest[at + 4..];
+            }
+            _ => {
+                out.push_str("\\x");
+                rest = &rest[at + 2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn is_container_id(text: &str) -> bool {
+    text.len() >= 32 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The container a cgroup path belongs to, by the names each runtime
+/// gives its cgroups (systemd and cgroupfs drivers alike).
+fn container_of(parts: &[&str]) -> Option<ContainerId> {
+    let scoped = |part: &str, prefix: &str| {
+        part.strip_prefix(prefix)?
+            .strip_suffix(".scope")
+            .filter(|id| is_container_id(id))
+            .map(str::to_string)
+    };
+    for (i, part) in parts.iter().enumerate() {
+        let next = parts.get(i + 1).copied();
+        let found = if let Some(id) = scoped(part, "docker-") {
+            Some(("docker", id))
+        } else if let Some(id) = scoped(part, "libpod-") {
+            Some(("podman", id))
+        } else if let Some(id) = scoped(part, "cri-containerd-") {
+            Some(("containerd", id))
+        } else if let Some(id) = scoped(part, "crio-") {
+            Some(("cri-o", id))
+        } else if let Some(name) = part
+            .strip_prefix("machine-")
+            .and_then(|m| m.strip_suffix(".scope"))
+        {
+            Some(("nspawn", unescape(name)))
+        } else if *part == "docker" && next.is_some_and(is_container_id) {
+            Some(("docker", next?.to_string()))
+        } else if (*part == "libpod_parent" || part.starts_with("libpod-"))
+            && next.is_some_and(|n| is_container_id(n.trim_start_matches("libpod-")))
+        {
+            Some(("podman", next?.trim_start_matches("libpod-").to_string()))
+        } else if (*part == "lxc" || *part == "lxc.payload") && next.is_some() {
+            Some(("lxc", next?.to_string()))
+        } else {
+            part.strip_prefix("lxc.payload.")
+                .map(|name| ("lxc", name.to_string()))
+        };
+        if let Some((runtime, id)) = found {
+            return Some(ContainerId { runtime, id });
+        }
+    }
+    // Kubernetes with the cgroupfs driver: /kubepods/CLASS/podUID/ID.
+    if parts.first().is_some_and(|p| p.starts_with("kubepods"))
+        && let Some(last) = parts.last().filter(|l| is_container_id(l))
+    {
+        return Some(ContainerId {
+            runtime: "kubernetes",
+            id: last.to_string(),
+        });
+    }
+    None
+}
+
+/// Interns parsed cgroups: each distinct path is parsed once per snapshot.
+#[derive(Default)]
+pub struct Cgroups(std::collections::HashMap<String, Arc<Cgroup>>);
+
+impl Cgroups {
+    pub fn get(&mut self, path: &str) -> Arc<Cgroup> {
+        if let Some(found) = self.0.get(path) {
+            return found.clone();
+        }
+        let parsed = Arc::new(Cgroup::parse(path));
+        self.0.insert(path.to_string(), parsed.clone());
+        parsed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "3f1d2c4b5a6978800112233445566778899aabbccddeeff00112233445566778";
+
+    #[test]
+    fn the_path_comes_from_v2_else_the_systemd_hierarchy() {
+        let hybrid = b"9:name=systemd:/system.slice/cron.service\n4:memory:/x\n0::/system.slice/cron.service\n";
+        assert_eq!(path_of(hybrid), Some("/system.slice/cron.service"));
+        let v1 = b"9:name=systemd:/system.slice/cron.service\n4:memory:/\n0::/\n";
+        assert_eq!(path_of(v1), Some("/system.slice/cron.service"));
+        let plain = b"4:memory:/\n3:cpu:/docker/abc\n";
+        assert_eq!(path_of(plain), Some("/docker/abc"));
+        assert_eq!(path_of(b"0::/\n"), Some("/"));
+        assert_eq!(path_of(b""), None);
+    }
+
+    #[test]
+    fn systemd_units_slices_sessions_and_user_managers() {
+        let c = Cgroup::parse("/system.slice/nginx.service");
+        assert_eq!(c.unit.as_deref(), Some("nginx.service"));
+        assert_eq!(c.slice.as_deref(), Some("system.slice"));
+        assert_eq!((c.session, c.user_manager, c.container), (None, None, None));
+
+        let c = Cgroup::parse("/user.slice/user-1000.slice/session-4.scope");
+        assert_eq!(c.unit.as_deref(), Some("session-4.scope"));
+        assert_eq!(c.slice.as_deref(), Some("user-1000.slice"));
+        assert_eq!(c.session.as_deref(), Some("4"));
+
+        let c = Cgroup::parse(
+            "/user.slice/user-1000.slice/user@1000.service/app.slice/run-r1b2.service",
+        );
+        assert_eq!(c.unit.as_deref(), Some("user@1000.service"));
+        assert_eq!(c.user_unit.as_deref(), Some("run-r1b2.service"));
+        assert_eq!(c.user_manager, Some(1000));
+        assert_eq!(c.session, None);
+
+        let c = Cgroup::parse("/system.slice/system-getty.slice/getty@tty1.service");
+        assert_eq!(c.unit.as_deref(), Some("getty@tty1.service"));
+        assert_eq!(c.slice.as_deref(), Some("system-getty.slice"));
+
+        // nspawn's payload folder is no unit; what is below it is.
+        let c = Cgroup::parse("/payload/system.slice/dbus.service");
+        assert_eq!(c.unit.as_deref(), Some("dbus.service"));
+        assert_eq!(Cgroup::parse("/").unit, None);
+        assert_eq!(
+            Cgroup::parse("/init.scope").unit.as_deref(),
+            Some("init.scope")
+        );
+    }
+
+    #[test]
+    fn containers_of_each_runtime() {
+        let runtime = |path: &str| Cgroup::parse(path).container.map(|c| (c.runtime, c.id));
+        assert_eq!(
+            runtime(&format!("/system.slice/docker-{ID}.scope")),
+            Some(("docker", ID.to_string()))
+        );
+        assert_eq!(
+            runtime(&format!("/docker/{ID}")),
+            Some(("docker", ID.to_string()))
+        );
+        assert_eq!(
+            runtime(&format!("/machine.slice/libpod-{ID}.scope/container")),
+            Some(("podman", ID.to_string()))
+        );
+        assert_eq!(
+            runtime(&format!(
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/cri-containerd-{ID}.scope"
+            )),
+            Some(("containerd", ID.to_string()))
+        );
+        assert_eq!(
+            runtime(&format!("/kubepods/besteffort/pod1234/{ID}")),
+            Some(("kubernetes", ID.to_string()))
+        );
+        assert_eq!(
+            runtime("/machine.slice/machine-web\\x2d1.scope/payload"),
+            Some(("nspawn", "web-1".to_string()))
+        );
+        assert_eq!(
+            runtime("/lxc.payload.web/init.scope"),
+            Some(("lxc", "web".into()))
+        );
+        assert_eq!(runtime("/lxc/web"), Some(("lxc", "web".into())));
+        assert_eq!(runtime("/system.slice/docker.service"), None);
+        assert_eq!(runtime("/system.slice/docker-short.scope"), None);
+    }
+}
