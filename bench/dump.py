@@ -1,14 +1,22 @@
 #!/usr/bin/env python3
-"""Benchmark: `psdiff dump` against `ps ax -o user,pid,ppid,fname,args`.
+"""Benchmark: `psdiff dump` against `ps ax -o user,pid,ppid,fname,args`,
+and against an earlier psdiff (`--reference BIN`).
 
-Starts about N live processes (1,000 and 10,000 by default), then runs both
-commands alternately and reports the median wall time and the peak RSS of
-each, and their ratio. Targets at 10,000 processes: dump <= 0.5x the ps
-time, peak RSS <= 15 MB. Ratios, not seconds, are what to compare: these
-machines are noisy.
+Starts about N live processes (1,000 and 10,000 by default), half of them
+with an absolute argv[0] (so the disguise check runs for them), then runs
+the commands in turn and reports the median wall time and the peak RSS of
+each, and their ratios. Targets at 10,000 processes: dump <= 0.5x the ps
+time, peak RSS <= 15 MB, and (reading cgroups and checking disguises)
+<= 1.15x the reference psdiff. Ratios, not seconds, are what to compare:
+these machines are noisy.
+
+A reference binary, e.g. of the commit before identity was read:
+    git worktree add /tmp/ref 565fa89
+    cargo build --release --manifest-path /tmp/ref/Cargo.toml
+    python3 bench/dump.py --reference /tmp/ref/target/release/psdiff
 
 Needs GNU time (Debian package `time`) and a C compiler.
-Usage: python3 bench/dump.py [--sizes 1000,10000] [--runs 15]
+Usage: python3 bench/dump.py [--sizes 1000,10000] [--runs 15] [--reference BIN]
 """
 import argparse
 import os
@@ -46,42 +54,47 @@ def measure(cmd, env, rss_file):
 
 
 def spawn(sleeper, count):
-    """count sleepers in groups of 50 under a parent each, like workers."""
+    """count sleepers, half named `worker`, half by their own path."""
     procs = []
-    args = ["worker", "--pool", "bench", "--id"]
+    args = ["--pool", "bench", "--id"]
     for i in range(count):
-        procs.append(subprocess.Popen([sleeper] + args + [str(i % 50)],
+        argv0 = sleeper if i % 2 else "worker"
+        procs.append(subprocess.Popen([argv0] + args + [str(i % 50)],
                                       executable=sleeper))
     return procs
 
 
-def bench(psdiff, runs, env, rss_file):
+def bench(psdiff, reference, runs, env, rss_file):
     base = len([d for d in os.listdir("/proc") if d.isdigit()])
     print("processes: %d" % base)
-    dump = [psdiff, "dump"]
-    times = {"ps": [], "dump": []}
-    rss = {"ps": 0, "dump": 0}
+    commands = [("ps", PS), ("dump", [psdiff, "dump"])]
+    if reference:
+        commands.append(("reference", [reference, "dump"]))
+    times = {name: [] for name, _ in commands}
+    rss = {name: 0 for name, _ in commands}
     for _ in range(runs):
-        for name, cmd in (("ps", PS), ("dump", dump)):
+        for name, cmd in commands:
             t, r = measure(cmd, env, rss_file)
             times[name].append(t)
             rss[name] = max(rss[name], r)
-    ps_t = statistics.median(times["ps"])
-    dump_t = statistics.median(times["dump"])
-    print("  ps ax -o ...  median %7.1f ms   peak RSS %6.1f MB"
-          % (ps_t * 1e3, rss["ps"] / 1024))
-    print("  psdiff dump   median %7.1f ms   peak RSS %6.1f MB"
-          % (dump_t * 1e3, rss["dump"] / 1024))
+    median = {name: statistics.median(t) for name, t in times.items()}
+    for name, cmd in commands:
+        print("  %-16s median %7.1f ms   peak RSS %6.1f MB"
+              % (name, median[name] * 1e3, rss[name] / 1024))
     print("  ratio dump/ps: %.2f (target at 10,000: <= 0.5); "
-          "dump RSS %.1f MB (target <= 15 MB)" % (dump_t / ps_t,
-                                                  rss["dump"] / 1024))
-    return dump_t / ps_t, rss["dump"]
+          "dump RSS %.1f MB (target <= 15 MB)"
+          % (median["dump"] / median["ps"], rss["dump"] / 1024))
+    if reference:
+        print("  ratio dump/reference: %.2f (target at 10,000: <= 1.15)"
+              % (median["dump"] / median["reference"]))
+    return median["dump"] / median["ps"], rss["dump"]
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--reference", help="an earlier psdiff binary")
     args = parser.parse_args()
     env = dict(os.environ, PSDIFF_CONFIG="/dev/null")
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,7 +105,8 @@ def main():
                 base = len([d for d in os.listdir("/proc") if d.isdigit()])
                 procs += spawn(sleeper, max(0, size - base))
                 print("\n== about %d processes" % size)
-                bench(psdiff, args.runs, env, os.path.join(tmp, "rss"))
+                bench(psdiff, args.reference, args.runs, env,
+                      os.path.join(tmp, "rss"))
         finally:
             for p in procs:
                 p.send_signal(signal.SIGKILL)

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 pub struct Mount {
+    /// What of its file system is mounted there (`/` for all of it).
+    pub root: String,
     pub point: PathBuf,
     pub fstype: String,
     /// The super-block options (`rw,hidepid=2`).
@@ -18,12 +20,15 @@ pub fn mounts() -> Vec<Mount> {
 
 fn parse_line(line: &str) -> Option<Mount> {
     let (left, right) = line.split_once(" - ")?;
-    let point = left.split(' ').nth(4)?;
+    let mut left = left.split(' ');
+    let root = left.nth(3)?;
+    let point = left.next()?;
     let mut right = right.split(' ');
     let fstype = right.next()?;
     let _source = right.next()?;
     let options = right.next()?;
     Some(Mount {
+        root: unescape(root),
         point: PathBuf::from(unescape(point)),
         fstype: fstype.to_string(),
         options: options.to_string(),
@@ -60,6 +65,7 @@ mod tests {
         let line = r"36 35 98:0 / /mnt/with\040space rw,noatime master:1 - ext3 /dev/root rw,errors=continue";
         let mount = parse_line(line).unwrap();
         assert_eq!(mount.point, PathBuf::from("/mnt/with space"));
+        assert_eq!(mount.root, "/");
         assert_eq!(
             (mount.fstype.as_str(), mount.options.as_str()),
             ("ext3", "rw,errors=continue")

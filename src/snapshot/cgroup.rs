@@ -4,6 +4,7 @@
 //! its name this tells where it was started: by which unit, in which login
 //! session, in which container.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// What a cgroup path says, worked out once per path (many processes
@@ -193,9 +194,85 @@ fn container_of(parts: &[&str]) -> Option<ContainerId> {
     None
 }
 
+/// Every process's cgroup, read from the cgroup file system itself: one
+/// `cgroup.procs` per cgroup (a few hundred on a server) instead of one
+/// /proc/PID/cgroup per process (thousands). The unified (v2) hierarchy
+/// and v1's `name=systemd` are walked, and combined as `path_of` does.
+/// `None` when neither is mounted here; a process missing from the walk
+/// (one that started after it) is read from /proc.
+pub fn walk(cgroups: &mut Cgroups) -> Option<HashMap<u32, Arc<Cgroup>>> {
+    let mounts = crate::mounts::mounts();
+    let v2 = mounts.iter().rev().find(|m| m.fstype == "cgroup2");
+    let systemd = mounts
+        .iter()
+        .rev()
+        .find(|m| m.fstype == "cgroup" && m.options.split(',').any(|o| o == "name=systemd"));
+    if v2.is_none() && systemd.is_none() {
+        return None;
+    }
+    let mut found = HashMap::new();
+    // v1's systemd hierarchy first; v2 wins wherever it says more than /.
+    for (path, pids) in systemd.map(members).unwrap_or_default() {
+        let cgroup = cgroups.get(&path);
+        found.extend(pids.into_iter().map(|pid| (pid, cgroup.clone())));
+    }
+    for (path, pids) in v2.map(members).unwrap_or_default() {
+        let cgroup = cgroups.get(&path);
+        for pid in pids {
+            if path != "/" {
+                found.insert(pid, cgroup.clone());
+            } else {
+                found.entry(pid).or_insert_with(|| cgroup.clone());
+            }
+        }
+    }
+    Some(found)
+}
+
+/// Every cgroup under `mount` with its processes, the cgroup named by its
+/// path as /proc/PID/cgroup writes it (the mount's own root first).
+fn members(mount: &crate::mounts::Mount) -> Vec<(String, Vec<u32>)> {
+    let mut members = Vec::new();
+    let mut pending = vec![(
+        mount.point.clone(),
+        mount.root.trim_end_matches('/').to_string(),
+    )];
+    let mut buf = Vec::new();
+    while let Some((dir, path)) = pending.pop() {
+        if let Ok(mut file) = std::fs::File::open(dir.join("cgroup.procs")) {
+            use std::io::Read;
+            buf.clear();
+            if file.read_to_end(&mut buf).is_ok() {
+                let pids: Vec<u32> = buf
+                    .split(|&b| b == b'\n')
+                    .filter_map(|l| std::str::from_utf8(l).ok()?.parse().ok())
+                    .collect();
+                if !pids.is_empty() {
+                    let shown = if path.is_empty() {
+                        "/".to_string()
+                    } else {
+                        path.clone()
+                    };
+                    members.push((shown, pids));
+                }
+            }
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                pending.push((entry.path(), format!("{path}/{name}")));
+            }
+        }
+    }
+    members
+}
+
 /// Interns parsed cgroups: each distinct path is parsed once per snapshot.
 #[derive(Default)]
-pub struct Cgroups(std::collections::HashMap<String, Arc<Cgroup>>);
+pub struct Cgroups(HashMap<String, Arc<Cgroup>>);
 
 impl Cgroups {
     pub fn get(&mut self, path: &str) -> Arc<Cgroup> {

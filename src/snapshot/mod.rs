@@ -7,6 +7,7 @@ pub mod parse;
 mod procdir;
 mod users;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -179,11 +180,18 @@ impl Snapshot {
             root: root.path().to_path_buf(),
             source,
         };
+        // Cgroups come from the cgroup file system where it is this
+        // machine's, which is far cheaper than a file per process.
+        let walked = if fields.cgroup && root.is_local() {
+            cgroup::walk(&mut cgroup::Cgroups::default())
+        } else {
+            None
+        };
         let mut pids = root.pids().map_err(unreadable)?;
         if let Some(me) = root.own_pid() {
             pids.retain(|&pid| pid != me);
         }
-        let raws = read_all(&root, fields, &pids);
+        let raws = read_all(&root, fields, walked.as_ref(), &pids);
         if raws.is_empty() {
             return Err(SnapshotError::NotProcTree {
                 root: root.path().to_path_buf(),
@@ -208,7 +216,7 @@ impl Snapshot {
         if root.own_pid() == Some(pid) {
             return Ok(None);
         }
-        Ok(read_chunk(&root, fields, &[pid])
+        Ok(read_chunk(&root, fields, None, &[pid])
             .pop()
             .map(|raw| raw.into_process(users)))
     }
@@ -223,16 +231,24 @@ fn open_root(root: &Path) -> Result<ProcRoot, SnapshotError> {
     })
 }
 
-fn read_all(root: &ProcRoot, fields: Fields, pids: &[u32]) -> Vec<RawProcess> {
+/// Cgroups by pid, read from the cgroup file system.
+type Walked = HashMap<u32, Arc<Cgroup>>;
+
+fn read_all(
+    root: &ProcRoot,
+    fields: Fields,
+    walked: Option<&Walked>,
+    pids: &[u32],
+) -> Vec<RawProcess> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     if threads < 2 || pids.len() < PARALLEL_MIN {
-        return read_chunk(root, fields, pids);
+        return read_chunk(root, fields, walked, pids);
     }
     let chunk = pids.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let workers: Vec<_> = pids
             .chunks(chunk)
-            .map(|part| scope.spawn(move || read_chunk(root, fields, part)))
+            .map(|part| scope.spawn(move || read_chunk(root, fields, walked, part)))
             .collect();
         workers
             .into_iter()
@@ -243,11 +259,17 @@ fn read_all(root: &ProcRoot, fields: Fields, pids: &[u32]) -> Vec<RawProcess> {
 
 /// Reads the processes of `pids`, one folder descriptor at a time (closed
 /// before the next), reusing one buffer.
-fn read_chunk(root: &ProcRoot, fields: Fields, pids: &[u32]) -> Vec<RawProcess> {
+fn read_chunk(
+    root: &ProcRoot,
+    fields: Fields,
+    walked: Option<&Walked>,
+    pids: &[u32],
+) -> Vec<RawProcess> {
     let mut reader = Reader {
         fields,
         buf: Vec::with_capacity(4096),
         cgroups: cgroup::Cgroups::default(),
+        walked,
     };
     pids.iter()
         .filter_map(|&pid| reader.read(&root.process(pid)?))
@@ -256,10 +278,11 @@ fn read_chunk(root: &ProcRoot, fields: Fields, pids: &[u32]) -> Vec<RawProcess> 
 
 /// What one reading thread keeps between processes: a buffer, and the
 /// cgroups parsed so far.
-struct Reader {
+struct Reader<'a> {
     fields: Fields,
     buf: Vec<u8>,
     cgroups: cgroup::Cgroups,
+    walked: Option<&'a Walked>,
 }
 
 /// A process before its uid is named.
@@ -273,10 +296,14 @@ struct RawProcess {
     cmdline: Vec<u8>,
 }
 
-impl Reader {
+impl Reader<'_> {
     fn read(&mut self, dir: &ProcDir) -> Option<RawProcess> {
         let (fields, buf) = (self.fields, &mut self.buf);
         let stat = dir.stat(buf)?;
+        if stat.is_kernel_thread() {
+            // Root's, with no argv, exe or cgroup of their own.
+            return Some(RawProcess::kernel_thread(stat));
+        }
         let status = parse::parse_status(dir.read("status", buf)?)?;
         let cmdline = parse::trim_cmdline(dir.read("cmdline", buf)?).to_vec();
         let exe = if fields.exe {
@@ -295,16 +322,18 @@ impl Reader {
         } else {
             None
         };
-        let cgroup = if fields.cgroup {
-            dir.read("cgroup", buf)
+        let walked = self.walked.and_then(|w| w.get(&dir.pid())).cloned();
+        let cgroup = match walked {
+            Some(cgroup) => Some(cgroup),
+            None if fields.cgroup => dir
+                .read("cgroup", buf)
                 .and_then(cgroup::path_of)
-                .map(|path| self.cgroups.get(path))
-        } else {
-            None
+                .map(|path| self.cgroups.get(path)),
+            None => None,
         };
         let disguised = if fields.disguise {
             let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
-            dir.disguised(argv0)
+            dir.disguised(argv0, exe.as_deref())
         } else {
             None
         };
@@ -321,6 +350,21 @@ impl Reader {
 }
 
 impl RawProcess {
+    fn kernel_thread(stat: parse::Stat) -> RawProcess {
+        RawProcess {
+            stat,
+            status: parse::Status {
+                uids: Ids::default(),
+                gids: Ids::default(),
+            },
+            exe: None,
+            selinux: None,
+            cgroup: None,
+            disguised: None,
+            cmdline: Vec::new(),
+        }
+    }
+
     fn into_process(self, users: &mut UserNames) -> Process {
         let RawProcess {
             stat,

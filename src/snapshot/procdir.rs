@@ -171,11 +171,23 @@ impl ProcDir {
     /// A binary replaced by an upgrade (`PATH (deleted)`) is still the
     /// program argv[0] names when their paths agree; one run from memory
     /// (`/memfd:x (deleted)`) is not.
-    pub fn disguised(&self, argv0: &[u8]) -> Option<bool> {
+    /// `exe` is the link's target when already read.
+    pub fn disguised(&self, argv0: &[u8], exe: Option<&Path>) -> Option<bool> {
         if argv0.first() != Some(&b'/') {
             return None;
         }
-        let exe = self.read_link("exe")?;
+        let read;
+        let exe = match exe {
+            Some(exe) => exe,
+            None => {
+                read = self.read_link("exe")?;
+                &read
+            }
+        };
+        // The common case: run by the path it names.
+        if exe.as_os_str().as_encoded_bytes() == argv0 {
+            return Some(false);
+        }
         let exe = exe.to_str()?;
         if let Some(former) = exe.strip_suffix(" (deleted)") {
             let argv0 = std::str::from_utf8(argv0).ok()?;
