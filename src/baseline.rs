@@ -29,8 +29,8 @@ pub enum BaselineError {
     },
     #[error(
         "psdiff runs as user {user}, which may not read the baseline {}: make it readable to {user} \
-         (`chmod 0644 {}`; psdiff write keeps the mode), or run psdiff through sudo \
-         (sudoers: `{user} ALL=(root) NOPASSWD: /usr/bin/psdiff`)",
+         (`chmod 0644 {}`; psdiff write keeps the mode), or run psdiff as root through sudo with the exact \
+         arguments of each check (the lines are in /usr/share/psdiff/sudoers)",
         .path.display(), .path.display()
     )]
     NoPermission { path: PathBuf, user: String },

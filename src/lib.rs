@@ -39,6 +39,7 @@ pub mod error;
 pub mod files;
 pub mod fuzz;
 pub mod host;
+pub mod invocation;
 pub mod mounts;
 pub mod record;
 pub mod render;

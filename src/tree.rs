@@ -79,6 +79,11 @@ impl Tree {
         self.parent[i]
     }
 
+    /// Every process's parent index, by index.
+    pub fn parents(&self) -> &[Option<usize>] {
+        &self.parent
+    }
+
     pub fn children(&self, i: usize) -> &[usize] {
         &self.children[i]
     }

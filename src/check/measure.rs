@@ -95,8 +95,10 @@ pub fn evaluate_settled(
         };
         let wanted: Vec<&Check> = which.iter().map(|&i| &checks[i]).collect();
         let measured = measure(context, &wanted, interval)?;
+        let parents = super::parents(&measured.processes);
         let sample = Sample::new(
             &measured.processes,
+            &parents,
             &host,
             measured.cpu.as_deref(),
             selinux_enabled,

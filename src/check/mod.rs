@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::config::Origin;
 use crate::host::Host;
-use crate::select::{Command, NameCache, Selector, Subjects};
+use crate::select::{Command, Population, Selector, Subjects};
 use crate::snapshot::{Ids, Process};
 pub use compile::{DEFAULT_GRACE, compile_all, parse_spec};
 pub use measure::evaluate_settled;
@@ -117,42 +117,49 @@ pub struct Group {
 /// once per check.
 pub struct Sample<'a> {
     pub processes: &'a [Process],
-    host: &'a Host,
     /// Per process (same index), CPU % over the interval, when measured.
     pub cpu: Option<&'a [Option<f64>]>,
     pub selinux_enabled: bool,
-    names: NameCache,
-    parent: Vec<Option<usize>>,
+    population: Population<'a>,
     cmdlines: Vec<std::cell::OnceCell<String>>,
 }
 
+/// Every process's parent index, by index.
+pub fn parents(processes: &[Process]) -> Vec<Option<usize>> {
+    let index: std::collections::HashMap<u32, usize> = processes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.pid, i))
+        .collect();
+    processes
+        .iter()
+        .map(|p| index.get(&p.ppid).copied())
+        .collect()
+}
+
 impl<'a> Sample<'a> {
+    /// `parents` as `parents(processes)` gives them.
     pub fn new(
         processes: &'a [Process],
+        parents: &'a [Option<usize>],
         host: &'a Host,
         cpu: Option<&'a [Option<f64>]>,
         selinux_enabled: bool,
     ) -> Self {
-        let index: std::collections::HashMap<u32, usize> = processes
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.pid, i))
-            .collect();
         Sample {
             processes,
-            host,
             cpu,
             selinux_enabled,
-            names: NameCache::new(processes.len()),
-            parent: processes
-                .iter()
-                .map(|p| index.get(&p.ppid).copied())
-                .collect(),
+            population: Population::new(processes, parents, host),
             cmdlines: processes
                 .iter()
                 .map(|_| std::cell::OnceCell::new())
                 .collect(),
         }
+    }
+
+    fn names(&self, i: usize) -> &[String] {
+        self.population.names(i)
     }
 
     /// The one name a process is counted under by a `*` check.
@@ -162,24 +169,12 @@ impl<'a> Sample<'a> {
 }
 
 impl Subjects for Sample<'_> {
-    fn process(&self, i: usize) -> &Process {
-        &self.processes[i]
-    }
-
-    fn parent(&self, i: usize) -> Option<usize> {
-        self.parent[i]
+    fn population(&self) -> &Population<'_> {
+        &self.population
     }
 
     fn cmdline(&self, i: usize) -> &str {
         self.cmdlines[i].get_or_init(|| crate::render::cmdline(&self.processes[i]))
-    }
-
-    fn names(&self, i: usize) -> &[String] {
-        self.names.get(i, &self.processes[i])
-    }
-
-    fn host(&self) -> &Host {
-        self.host
     }
 }
 

@@ -159,12 +159,8 @@ fn identity(out: &mut String, process: &Process, host: &Host) {
             let state = host.logins().session_state(session).unwrap_or("gone");
             let _ = writeln!(out, "  session  {session} ({state})");
         } else if let Some(uid) = cgroup.user_manager {
-            let logged_in = if host.logins().user_logged_in(uid) {
-                "logged in"
-            } else {
-                "not logged in"
-            };
-            let _ = writeln!(out, "  login    user manager of uid {uid} ({logged_in})");
+            let state = host.logins().user_state(uid).unwrap_or("no record");
+            let _ = writeln!(out, "  login    user manager of uid {uid} (user {state})");
         }
         if let Some(container) = &cgroup.container {
             let name = host.container_name(container).unwrap_or("(no name kept)");

@@ -169,6 +169,8 @@ pub struct MatchDef {
     pub timer_job: Option<bool>,
     /// argv[0] names another program than the one that runs.
     pub disguised: Option<bool>,
+    /// Part of the running of psdiff itself (`crate::invocation`).
+    pub invocation: Option<bool>,
     /// Conditions on the parent process.
     pub parent: Option<Box<MatchDef>>,
 }

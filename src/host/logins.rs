@@ -13,7 +13,8 @@ pub struct Logins {
 }
 
 struct Known {
-    sessions: HashMap<String, String>,
+    /// Each session's state and its user.
+    sessions: HashMap<String, (String, Option<u32>)>,
     users: HashMap<u32, String>,
 }
 
@@ -24,13 +25,20 @@ fn open(state: &str) -> bool {
 impl Logins {
     pub fn read(root: &Path) -> Logins {
         let dir = root.join("run/systemd");
-        let Ok(sessions) = states(&dir.join("sessions")) else {
+        let Ok(sessions) = records(&dir.join("sessions")) else {
             return Logins { known: None };
         };
-        let users = states(&dir.join("users"))
+        let sessions = sessions
+            .into_iter()
+            .filter_map(|(id, record)| {
+                let uid = record.get("UID").and_then(|u| u.parse().ok());
+                Some((id, (record.get("STATE")?.clone(), uid)))
+            })
+            .collect();
+        let users = records(&dir.join("users"))
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|(uid, state)| Some((uid.parse().ok()?, state)))
+            .filter_map(|(uid, record)| Some((uid.parse().ok()?, record.get("STATE")?.clone())))
             .collect();
         Logins {
             known: Some(Known { sessions, users }),
@@ -40,7 +48,7 @@ impl Logins {
     pub fn session_open(&self, id: &str) -> bool {
         self.known
             .as_ref()
-            .is_none_or(|k| k.sessions.get(id).is_some_and(|s| open(s)))
+            .is_none_or(|k| k.sessions.get(id).is_some_and(|(s, _)| open(s)))
     }
 
     pub fn user_logged_in(&self, uid: u32) -> bool {
@@ -49,20 +57,50 @@ impl Logins {
             .is_none_or(|k| k.users.get(&uid).is_some_and(|s| open(s)))
     }
 
+    /// Whether the user logged out and logind is stopping what is theirs
+    /// (or waits for what they left in a session).
+    pub fn user_closing(&self, uid: u32) -> bool {
+        self.known
+            .as_ref()
+            .is_some_and(|k| k.users.get(&uid).is_some_and(|s| s == "closing"))
+    }
+
+    /// The sessions of user `uid`, open or not.
+    pub fn sessions_of(&self, uid: u32) -> impl Iterator<Item = &str> {
+        self.known
+            .iter()
+            .flat_map(|k| k.sessions.iter())
+            .filter(move |(_, (_, u))| *u == Some(uid))
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// A user's state as logind wrote it, for `explain`.
+    pub fn user_state(&self, uid: u32) -> Option<&str> {
+        match &self.known {
+            None => Some("unknown (no logind records)"),
+            Some(k) => k.users.get(&uid).map(String::as_str),
+        }
+    }
+
     /// A session's state as logind wrote it, for `explain`.
     pub fn session_state(&self, id: &str) -> Option<&str> {
         match &self.known {
             None => Some("unknown (no logind records)"),
-            Some(k) => k.sessions.get(id).map(String::as_str),
+            Some(k) => k.sessions.get(id).map(|(s, _)| s.as_str()),
         }
     }
 }
 
-/// The `STATE=` of every file in `dir`, by file name.
-fn states(dir: &Path) -> std::io::Result<HashMap<String, String>> {
-    let mut states = HashMap::new();
+/// The `KEY=VALUE` lines of every file in `dir`, by file name.
+fn records(dir: &Path) -> std::io::Result<HashMap<String, HashMap<String, String>>> {
+    let mut records = HashMap::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
+        // Beside each session logind keeps a FIFO (`4.ref`): opening it
+        // would wait for a writer.
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
@@ -70,11 +108,14 @@ fn states(dir: &Path) -> std::io::Result<HashMap<String, String>> {
         let Ok(text) = std::fs::read_to_string(entry.path()) else {
             continue;
         };
-        if let Some(state) = text.lines().find_map(|l| l.strip_prefix("STATE=")) {
-            states.insert(name, state.to_string());
-        }
+        let record = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        records.insert(name, record);
     }
-    Ok(states)
+    Ok(records)
 }
 
 #[cfg(test)]
@@ -88,15 +129,19 @@ mod tests {
         std::fs::create_dir_all(run.join("sessions")).unwrap();
         std::fs::create_dir_all(run.join("users")).unwrap();
         std::fs::write(run.join("sessions/4"), "# x\nUID=1000\nSTATE=active\n").unwrap();
+        nix::unistd::mkfifo(&run.join("sessions/4.ref"), nix::sys::stat::Mode::S_IRUSR).unwrap();
         std::fs::write(run.join("sessions/5"), "STATE=closing\n").unwrap();
         std::fs::write(run.join("users/1000"), "STATE=online\n").unwrap();
         std::fs::write(run.join("users/1001"), "STATE=lingering\n").unwrap();
+        std::fs::write(run.join("users/1002"), "STATE=closing\n").unwrap();
         let logins = Logins::read(&root);
         std::fs::remove_dir_all(&root).unwrap();
         assert!(logins.session_open("4"));
         assert!(!logins.session_open("5") && !logins.session_open("6"));
         assert!(logins.user_logged_in(1000));
         assert!(!logins.user_logged_in(1001) && !logins.user_logged_in(7));
+        assert!(logins.user_closing(1002) && !logins.user_closing(1001));
+        assert_eq!(logins.sessions_of(1000).collect::<Vec<_>>(), ["4"]);
         let nothing = Logins::read(Path::new("/nonexistent"));
         assert!(nothing.session_open("1") && nothing.user_logged_in(1));
     }

@@ -13,11 +13,14 @@ mod timers;
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 
-use crate::snapshot::{Cgroup, ContainerId};
+use crate::snapshot::ContainerId;
 pub use logins::Logins;
 
 pub struct Host {
     root: PathBuf,
+    /// The proc tree, when it is this machine's /proc (psdiff runs in it).
+    local_proc: Option<PathBuf>,
+    me: OnceCell<Option<crate::invocation::Me>>,
     logins: OnceCell<Logins>,
     timer_units: OnceCell<std::collections::HashSet<String>>,
     container_names: OnceCell<containers::Names>,
@@ -32,34 +35,48 @@ impl Host {
             }
             _ => PathBuf::from("/"),
         };
-        Host::at(root)
+        let mut host = Host::at(root);
+        host.local_proc = Some(proc_root.to_path_buf());
+        host
     }
 
     /// The machine whose files are under `root`.
     pub fn at(root: PathBuf) -> Host {
         Host {
             root,
+            local_proc: None,
+            me: OnceCell::new(),
             logins: OnceCell::new(),
             timer_units: OnceCell::new(),
             container_names: OnceCell::new(),
         }
     }
 
-    pub fn logins(&self) -> &Logins {
-        self.logins.get_or_init(|| Logins::read(&self.root))
+    /// This psdiff, when it runs on the machine whose processes are read.
+    pub fn me(&self) -> Option<&crate::invocation::Me> {
+        self.me
+            .get_or_init(|| {
+                self.local_proc
+                    .as_deref()
+                    .and_then(crate::invocation::Me::read)
+            })
+            .as_ref()
     }
 
-    /// Whether `cgroup` is in a login that is still open: a session scope
-    /// whose session is active or online, or the `systemd --user` of a
-    /// user who is logged in.
-    pub fn in_open_login(&self, cgroup: &Cgroup) -> bool {
-        let logins = self.logins();
-        if let Some(session) = &cgroup.session {
-            return logins.session_open(session);
-        }
-        cgroup
-            .user_manager
-            .is_some_and(|uid| logins.user_logged_in(uid))
+    /// The pipes of a process's standard streams, read now.
+    pub fn standard_pipes(&self, pid: u32) -> crate::invocation::Pipes {
+        let Some(root) = self.local_proc.as_deref() else {
+            return Default::default();
+        };
+        crate::snapshot::ProcRoot::open(root)
+            .ok()
+            .and_then(|r| r.process(pid))
+            .map(|dir| crate::invocation::standard_pipes(&dir))
+            .unwrap_or_default()
+    }
+
+    pub fn logins(&self) -> &Logins {
+        self.logins.get_or_init(|| Logins::read(&self.root))
     }
 
     /// Whether a timer starts `unit` (a systemd timer job, today's cron

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::{Action, RuleSet, Token};
 use crate::host::Host;
 use crate::render;
-use crate::select::{NameCache, Subjects};
-use crate::snapshot::{ContainerId, Process};
+use crate::select::{Population, Subjects};
+use crate::snapshot::ContainerId;
 use crate::tree::Tree;
 
 /// What the visibility rules decided for one process.
@@ -108,9 +108,8 @@ impl View {
 /// the cmdline of the process being transformed.
 struct Shaping<'a> {
     tree: &'a Tree,
+    population: &'a Population<'a>,
     cmdlines: &'a [String],
-    names: &'a NameCache,
-    host: &'a Host,
     current: Option<(usize, &'a str)>,
 }
 
@@ -128,7 +127,7 @@ impl Shaping<'_> {
             // ids change whenever a container is made anew.
             Token::Container => self
                 .container(i)
-                .and_then(|c| self.host.container_name(c))
+                .and_then(|c| self.population.host.container_name(c))
                 .unwrap_or("<ID>")
                 .to_string(),
         }
@@ -147,12 +146,8 @@ impl Shaping<'_> {
 }
 
 impl Subjects for Shaping<'_> {
-    fn process(&self, i: usize) -> &Process {
-        &self.tree.processes[i]
-    }
-
-    fn parent(&self, i: usize) -> Option<usize> {
-        self.tree.parent(i)
+    fn population(&self) -> &Population<'_> {
+        self.population
     }
 
     fn cmdline(&self, i: usize) -> &str {
@@ -161,22 +156,14 @@ impl Subjects for Shaping<'_> {
             _ => &self.cmdlines[i],
         }
     }
-
-    fn names(&self, i: usize) -> &[String] {
-        self.names.get(i, &self.tree.processes[i])
-    }
-
-    fn host(&self) -> &Host {
-        self.host
-    }
 }
 
 /// Applies `rules` to the processes of `tree`, on the machine `host`.
 pub fn shape(mut tree: Tree, rules: &RuleSet, host: &Host) -> View {
     let n = tree.len();
     let preorder = tree.preorder();
-    let names = NameCache::new(n);
-    let (cmdlines, rewrites) = transform_all(&tree, &preorder, &names, host, rules);
+    let population = Population::new(&tree.processes, tree.parents(), host);
+    let (cmdlines, rewrites) = transform_all(&tree, &preorder, &population, rules);
 
     // For each visibility rule, whether each process matches it, and the
     // nearest ancestor that does; one pass in preorder, so no walk up the
@@ -190,9 +177,8 @@ pub fn shape(mut tree: Tree, rules: &RuleSet, host: &Host) -> View {
     let mut decided = vec![false; n];
     let subjects = Shaping {
         tree: &tree,
+        population: &population,
         cmdlines: &cmdlines,
-        names: &names,
-        host,
         current: None,
     };
     for &r in &visibility {
@@ -232,6 +218,8 @@ pub fn shape(mut tree: Tree, rules: &RuleSet, host: &Host) -> View {
         }
     }
 
+    drop(population);
+
     // A subtree takes part in the sort only when it prints something, so a
     // short-lived hidden child (a cron job) never reorders its siblings.
     let mut keep: Vec<bool> = decisions.iter().map(Decision::is_shown).collect();
@@ -261,8 +249,7 @@ pub fn shape(mut tree: Tree, rules: &RuleSet, host: &Host) -> View {
 fn transform_all(
     tree: &Tree,
     preorder: &[usize],
-    names: &NameCache,
-    host: &Host,
+    population: &Population,
     rules: &RuleSet,
 ) -> (Vec<String>, Vec<Vec<Rewrite>>) {
     let transforms: Vec<usize> = (0..rules.rules.len())
@@ -277,9 +264,8 @@ fn transform_all(
             let rule = &rules.rules[r];
             let subjects = Shaping {
                 tree,
+                population,
                 cmdlines: &cmdlines,
-                names,
-                host,
                 current: Some((i, &cmdline)),
             };
             if rule.selector.matches(&subjects, i) {

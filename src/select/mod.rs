@@ -22,6 +22,7 @@
 //! | `login` | whether it is in a login that is still open |
 //! | `timer_job` | whether a systemd timer started its unit |
 //! | `disguised` | whether argv[0] names another program than runs |
+//! | `invocation` | whether it runs only to run psdiff (`crate::invocation`) |
 //! | `parent` | a table of these keys that the parent must match |
 //!
 //! Globs: `*` and `?` match within one `/`-separated part, `**` across
@@ -29,6 +30,8 @@
 
 mod names;
 
+use std::cell::OnceCell;
+use std::collections::HashSet;
 use std::ops::Range;
 
 use nix::unistd::Group;
@@ -101,6 +104,7 @@ pub struct Selector {
     pub login: Option<bool>,
     pub timer_job: Option<bool>,
     pub disguised: Option<bool>,
+    pub invocation: Option<bool>,
     pub parent: Option<Box<Selector>>,
 }
 
@@ -164,19 +168,92 @@ fn glob_regex(glob: &str) -> Regex {
     })
 }
 
-/// The processes a selector is tested against, with what it may look at
-/// beyond the `Process` record. Indexes are the owner's.
+/// The processes a selector is tested against: the population, and each
+/// process's cmdline as printed (in `[[rule]]`s, after the rewrites that
+/// come before the rule being tried).
 pub trait Subjects {
-    fn process(&self, i: usize) -> &Process;
-    /// The parent's index, when the parent is among the subjects.
-    fn parent(&self, i: usize) -> Option<usize>;
-    /// The cmdline as printed (in `[[rule]]`s, after the rewrites that
-    /// come before the rule being tried).
+    fn population(&self) -> &Population<'_>;
     fn cmdline(&self, i: usize) -> &str;
+}
+
+/// The processes of one snapshot with their parents, on their machine,
+/// and what is worked out about them when first asked for: ps.monitor's
+/// names, psdiff's own invocation, the login sessions that still hold a
+/// process.
+pub struct Population<'a> {
+    pub processes: &'a [Process],
+    parents: &'a [Option<usize>],
+    pub host: &'a Host,
+    names: Vec<OnceCell<Vec<String>>>,
+    invocation: OnceCell<HashSet<usize>>,
+    occupied_sessions: OnceCell<HashSet<String>>,
+}
+
+impl<'a> Population<'a> {
+    /// `parents[i]` is the index of process `i`'s parent among
+    /// `processes`.
+    pub fn new(processes: &'a [Process], parents: &'a [Option<usize>], host: &'a Host) -> Self {
+        Population {
+            processes,
+            parents,
+            host,
+            names: (0..processes.len()).map(|_| OnceCell::new()).collect(),
+            invocation: OnceCell::new(),
+            occupied_sessions: OnceCell::new(),
+        }
+    }
+
+    pub fn parent(&self, i: usize) -> Option<usize> {
+        self.parents[i]
+    }
+
     /// ps.monitor's names of the process (`names()`).
-    fn names(&self, i: usize) -> &[String];
-    /// What the machine says beyond /proc (logins, timers, containers).
-    fn host(&self) -> &Host;
+    pub fn names(&self, i: usize) -> &[String] {
+        self.names[i].get_or_init(|| names(&self.processes[i]))
+    }
+
+    /// Whether the process runs only to run psdiff (`crate::invocation`).
+    pub fn invocation(&self, i: usize) -> bool {
+        self.invocation
+            .get_or_init(|| match self.host.me() {
+                Some(me) => {
+                    let pipes = |pid| self.host.standard_pipes(pid);
+                    crate::invocation::members(self.processes, &|j| self.parents[j], &pipes, me)
+                }
+                None => HashSet::new(),
+            })
+            .contains(&i)
+    }
+
+    /// Whether `cgroup` is part of a login that is open: a session scope
+    /// of an active or online session, or the manager (`user@UID`) of a
+    /// user logged in. A user who logged out keeps a manager for a few
+    /// seconds (UserStopDelaySec): it is still part of the login while
+    /// none of that user's sessions holds a process; what a user left
+    /// running in a session is no login of anyone.
+    pub fn in_open_login(&self, cgroup: &Cgroup) -> bool {
+        let logins = self.host.logins();
+        if let Some(session) = &cgroup.session {
+            return logins.session_open(session);
+        }
+        let Some(uid) = cgroup.user_manager else {
+            return false;
+        };
+        logins.user_logged_in(uid)
+            || (logins.user_closing(uid)
+                && !logins
+                    .sessions_of(uid)
+                    .any(|s| self.occupied_sessions().contains(s)))
+    }
+
+    fn occupied_sessions(&self) -> &HashSet<String> {
+        self.occupied_sessions.get_or_init(|| {
+            self.processes
+                .iter()
+                .filter_map(|p| p.cgroup.as_ref()?.session.clone())
+                .collect()
+        })
+    }
 }
 
 /// How a compile step reports an error at a key (`span`, when known) of
@@ -251,6 +328,7 @@ impl Selector {
             login: def.login,
             timer_job: def.timer_job,
             disguised: def.disguised,
+            invocation: def.invocation,
             parent: def
                 .parent
                 .as_deref()
@@ -284,6 +362,7 @@ impl Selector {
             login,
             timer_job,
             disguised,
+            invocation,
             parent,
         } = self;
         [
@@ -308,6 +387,7 @@ impl Selector {
             ("login", login.is_some()),
             ("timer_job", timer_job.is_some()),
             ("disguised", disguised.is_some()),
+            ("invocation", invocation.is_some()),
             ("parent", parent.is_some()),
         ]
         .into_iter()
@@ -345,7 +425,9 @@ impl Selector {
             || self.login.is_some()
             || self.timer_job.is_some();
         Fields {
-            exe: self.exe.is_some() || matches!(self.command, Some(Command::Exe(_))),
+            exe: self.exe.is_some()
+                || matches!(self.command, Some(Command::Exe(_)))
+                || self.invocation.is_some(),
             selinux: self.selinux.is_some() || self.selinux_domain.is_some(),
             cgroup,
             disguise: self.disguised.is_some(),
@@ -354,7 +436,8 @@ impl Selector {
     }
 
     pub fn matches(&self, subjects: &(impl Subjects + ?Sized), i: usize) -> bool {
-        let process = subjects.process(i);
+        let population = subjects.population();
+        let process = &population.processes[i];
         self.pid.is_none_or(|pid| process.pid == pid)
             && self
                 .kernel_thread
@@ -388,7 +471,7 @@ impl Selector {
                     == a
             })
             && self.command.as_ref().is_none_or(|c| match c {
-                Command::Name(name) => subjects.names(i).iter().any(|n| n == name),
+                Command::Name(name) => population.names(i).iter().any(|n| n == name),
                 Command::Exe(path) => process.exe_path() == Some(path.as_str()),
                 Command::Any => true,
             })
@@ -410,18 +493,22 @@ impl Selector {
                 .as_deref()
                 .is_none_or(|d| process.selinux.as_deref().and_then(selinux_type) == Some(d))
             && self.disguised.is_none_or(|d| process.disguised == Some(d))
-            && self.matches_cgroup(subjects, process)
             && self
-                .parent
-                .as_ref()
-                .is_none_or(|sel| subjects.parent(i).is_some_and(|p| sel.matches(subjects, p)))
+                .invocation
+                .is_none_or(|v| population.invocation(i) == v)
+            && self.matches_cgroup(population, process)
+            && self.parent.as_ref().is_none_or(|sel| {
+                population
+                    .parent(i)
+                    .is_some_and(|p| sel.matches(subjects, p))
+            })
     }
 }
 
 impl Selector {
     /// The conditions on what the cgroup says. A process whose cgroup
     /// could not be read matches none of them.
-    fn matches_cgroup(&self, subjects: &(impl Subjects + ?Sized), process: &Process) -> bool {
+    fn matches_cgroup(&self, population: &Population, process: &Process) -> bool {
         let wants = [
             &self.unit,
             &self.user_unit,
@@ -444,7 +531,7 @@ impl Selector {
                 .as_ref()
                 .is_none_or(|p| value.is_some_and(|v| p.matches(v)))
         };
-        let host = subjects.host();
+        let host = population.host;
         glob(&self.unit, cgroup.unit.as_deref())
             && glob(&self.user_unit, cgroup.user_unit.as_deref())
             && glob(&self.slice, cgroup.slice.as_deref())
@@ -455,7 +542,9 @@ impl Selector {
                     .as_ref()
                     .is_some_and(|c| p.matches(container_name(host, c)))
             })
-            && self.login.is_none_or(|l| host.in_open_login(cgroup) == l)
+            && self
+                .login
+                .is_none_or(|l| population.in_open_login(cgroup) == l)
             && self.timer_job.is_none_or(|t| timer_job(host, cgroup) == t)
     }
 }
@@ -472,17 +561,4 @@ fn timer_job(host: &Host, cgroup: &Cgroup) -> bool {
 /// The type (domain) of an SELinux context `user:role:type:level`.
 fn selinux_type(context: &str) -> Option<&str> {
     context.split(':').nth(2)
-}
-
-/// ps.monitor names computed once per process, when first asked for.
-pub struct NameCache(Vec<std::cell::OnceCell<Vec<String>>>);
-
-impl NameCache {
-    pub fn new(len: usize) -> NameCache {
-        NameCache((0..len).map(|_| std::cell::OnceCell::new()).collect())
-    }
-
-    pub fn get(&self, i: usize, process: &Process) -> &[String] {
-        self.0[i].get_or_init(|| names(process))
-    }
 }

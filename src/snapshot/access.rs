@@ -12,7 +12,7 @@ use nix::unistd::{Uid, User, getegid, getgroups};
 #[error(
     "{proc} is mounted with hidepid={mode}: as user {user} psdiff would see only its own processes and report every daemon missing. \
      Fix: remount it with a group that may see all ({remount}) and add {user} to that group, \
-     or run psdiff through sudo (sudoers: `{user} ALL=(root) NOPASSWD: /usr/bin/psdiff`)",
+     or run psdiff as root through sudo with the exact arguments of each check (the lines are in /usr/share/psdiff/sudoers)",
     proc = .proc_root.display()
 )]
 pub struct HiddenProcesses {
@@ -20,6 +20,46 @@ pub struct HiddenProcesses {
     pub mode: String,
     pub user: String,
     pub remount: String,
+}
+
+/// psdiff's rules rest on which program each process runs, which only
+/// root (or CAP_SYS_PTRACE) may read of other users' processes. Without it
+/// every daemon would look unknown and be reported extra: an error that
+/// says how to fix it, never a page of alarms.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "psdiff runs as user {user}, which may not read which program other users' processes run (/proc/PID/exe), and the rules in force rest on that: every daemon would look unknown. \
+     Fix: run psdiff as root through sudo with the exact arguments of each check (the lines are in /usr/share/psdiff/sudoers; the shipped Zabbix and NRPE files use `sudo -n`)"
+)]
+pub struct NoIdentity {
+    pub user: String,
+}
+
+/// Fails when this user may not read the executables of other users'
+/// processes under `root` (this machine's /proc only: another tree's
+/// links are whatever it holds).
+pub fn check_identity(root: &crate::snapshot::ProcRoot) -> Result<(), NoIdentity> {
+    let euid = Uid::effective();
+    if euid.is_root() || !root.is_local() {
+        return Ok(());
+    }
+    // pid 1 is root's: readable only with the rights the rules need.
+    let Some(init) = root.process(1) else {
+        return Ok(());
+    };
+    match init.read_link("exe") {
+        Some(_) => Ok(()),
+        None => Err(NoIdentity {
+            user: user_name(euid),
+        }),
+    }
+}
+
+fn user_name(uid: Uid) -> String {
+    User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.to_string(), |u| u.name)
 }
 
 /// Fails when `proc_root` is a proc mount with `hidepid` that hides other
@@ -48,10 +88,7 @@ pub fn check_visibility(proc_root: &Path) -> Result<(), HiddenProcesses> {
             return Ok(());
         }
     }
-    let user = User::from_uid(euid)
-        .ok()
-        .flatten()
-        .map_or_else(|| euid.to_string(), |u| u.name);
+    let user = user_name(euid);
     Err(HiddenProcesses {
         proc_root: proc_root.to_path_buf(),
         remount: format!(

@@ -24,6 +24,8 @@ const PARALLEL_MIN: usize = 400;
 pub struct Process {
     pub pid: u32,
     pub ppid: u32,
+    /// The process group.
+    pub pgrp: u32,
     /// The effective user's name (or number, when NSS has no name for it).
     pub user: Arc<str>,
     pub uids: Ids,
@@ -78,6 +80,7 @@ pub fn test_process(pid: u32, ppid: u32) -> Process {
     Process {
         pid,
         ppid,
+        pgrp: pid,
         user: Arc::from("root"),
         uids: Ids::default(),
         gids: Ids::default(),
@@ -162,6 +165,8 @@ pub enum SnapshotError {
     NotProcTree { root: PathBuf },
     #[error(transparent)]
     Hidden(#[from] access::HiddenProcesses),
+    #[error(transparent)]
+    NoIdentity(#[from] access::NoIdentity),
 }
 
 impl Snapshot {
@@ -176,6 +181,9 @@ impl Snapshot {
         fields: Fields,
     ) -> Result<Snapshot, SnapshotError> {
         let root = open_root(root)?;
+        if fields.exe || fields.disguise {
+            access::check_identity(&root)?;
+        }
         let unreadable = |source| SnapshotError::Unreadable {
             root: root.path().to_path_buf(),
             source,
@@ -378,6 +386,7 @@ impl RawProcess {
         Process {
             pid: stat.pid,
             ppid: stat.ppid,
+            pgrp: stat.pgrp,
             user: users.name(status.uids.effective),
             uids: status.uids,
             gids: status.gids,

@@ -12,6 +12,8 @@ pub struct Stat {
     pub comm: Vec<u8>,
     pub state: char,
     pub ppid: u32,
+    /// The process group (a shell's job: a pipeline's processes share it).
+    pub pgrp: u32,
     pub flags: u64,
     pub utime: u64,
     pub stime: u64,
@@ -55,6 +57,7 @@ pub fn parse_stat(buf: &[u8]) -> Option<Stat> {
         comm,
         state,
         ppid: field(4)?.parse().ok()?,
+        pgrp: field(5)?.parse().ok()?,
         flags: field(9)?.parse().ok()?,
         utime: field(14)?.parse().ok()?,
         stime: field(15)?.parse().ok()?,
@@ -137,6 +140,7 @@ mod tests {
         assert_eq!(s.comm, b"cat");
         assert_eq!(s.state, 'R');
         assert_eq!(s.ppid, 2356);
+        assert_eq!(s.pgrp, 2356);
         assert_eq!(s.flags, 4194304);
         assert_eq!((s.utime, s.stime), (7, 3));
         assert_eq!(s.nice, -5);

@@ -205,9 +205,22 @@ impl ProcDir {
         let how = OpenHow::new()
             .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT);
+        // A title set over argv (`/usr/bin/redis-server 127.0.0.1:6379`,
+        // `/usr/sbin/zabbix_agentd: collector`) names its program in its
+        // first word.
+        let first_word = argv0
+            .split(|&b| b == b' ')
+            .next()
+            .map(|w| w.strip_suffix(b":").unwrap_or(w))
+            .filter(|w| w.len() < argv0.len());
+        let missing = |e| matches!(e, nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR);
         let named = match openat2(&root, argv0, how) {
             Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => return Some(true),
+            Err(e) if missing(e) => match first_word.map(|w| openat2(&root, w, how)) {
+                Some(Ok(fd)) => fd,
+                Some(Err(e)) if !missing(e) => return None,
+                _ => return Some(true),
+            },
             Err(_) => return None,
         };
         let named = nix::sys::stat::fstat(&named).ok()?;

@@ -39,7 +39,7 @@ fn hidden_by_an_ancestor_names_the_rule_its_origin_and_the_ancestor() {
     );
     assert!(
         out.contains(&format!(
-            "hidden   by rule \"cron-jobs\" (hide-tree, <built-in etc/psdiff.toml>:{}:1) on exe, user, parent: its ancestor 4001 (/usr/sbin/CRON -f) matches",
+            "hidden   by rule \"cron-jobs\" (hide-tree, <built-in etc/psdiff.toml>:{}:1) on exe, cmdline_prefix, user: its ancestor 4001 (/usr/sbin/CRON -f) matches",
             header_line_of("cron-jobs")
         )),
         "{out}"
@@ -56,7 +56,7 @@ fn identity_from_the_cgroup() {
         "pid 5004 (ppid 5003, user alice, comm screen)\n  cmdline  SCREEN -S work\n  exe      /usr/bin/screen\n  cgroup   /user.slice/user-1000.slice/session-4.scope\n  unit     session-4.scope (slice user-1000.slice)\n  session  4 (active)\n",
         "hidden   by rule \"open-logins\" (hide-tree, <built-in etc/psdiff.toml>:",
         "pid 700 (ppid 1, user mallory, comm bash)\n  cmdline  CRON\n  exe      /usr/bin/bash\n  cgroup   /user.slice/user-1001.slice/session-7.scope\n  unit     session-7.scope (slice user-1001.slice)\n  session  7 (closing)\n  shown    no visibility rule applies\n",
-        "  unit     user@1002.service (slice user-1002.slice)\n  user unit run-r42.service\n  login    user manager of uid 1002 (not logged in)\n  shown    no visibility rule applies\n",
+        "  unit     user@1002.service (slice user-1002.slice)\n  user unit run-r42.service\n  login    user manager of uid 1002 (user lingering)\n  shown    no visibility rule applies\n",
         "  container docker web 3f1d2c4b5a6978800112233445566778899aabbccddeeff00112233445566778\n",
         "  unit     logrotate.service (slice system.slice, started by a timer)\n",
         "hidden   by rule \"timer-jobs\" (hide-tree, <built-in etc/psdiff.toml>:",
@@ -112,7 +112,7 @@ fn once_names_the_sibling_that_is_shown() {
 fn shown_without_a_rule_and_kernel_threads() {
     let (_, out, _) = explain(&["540", "3"]);
     assert!(out.contains("pid 540 (ppid 1, user root, comm rsyslogd)\n  cmdline  /usr/sbin/rsyslogd -n -iNONE\n  exe      /usr/sbin/rsyslogd\n  cgroup   /system.slice/rsyslog.service\n  unit     rsyslog.service (slice system.slice)\n  shown    no visibility rule applies\n"), "{out}");
-    assert!(out.contains("pid 3 (ppid 2, user root, comm rcu_gp)\n  cmdline  [rcu_gp]\n  cgroup   /\n  hidden   by rule \"kernel-threads\" (hide-tree, <built-in etc/psdiff.toml>:21:1) on kernel_thread: the process matches\n"), "{out}");
+    assert!(out.contains("pid 3 (ppid 2, user root, comm rcu_gp)\n  cmdline  [rcu_gp]\n  hidden   by rule \"kernel-threads\" (hide-tree, <built-in etc/psdiff.toml>:21:1) on kernel_thread: the process matches\n"), "{out}");
 }
 
 #[test]

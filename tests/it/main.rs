@@ -7,6 +7,7 @@ mod agents;
 mod baseline;
 mod check;
 mod crash;
+mod debian;
 mod dump;
 mod errors;
 mod explain;

@@ -18,8 +18,19 @@ impl Agent {
             return None;
         }
         let dir = TempDir::new("zabbix");
-        let params =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/zabbix/userparameter_psdiff.conf");
+        // The shipped file, with psdiff run directly (the agent runs as
+        // root here; the live Debian suite runs it through sudo) so that
+        // the test's tree and baseline reach it.
+        let shipped = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/zabbix/userparameter_psdiff.conf"),
+        )
+        .unwrap();
+        let params = dir.path().join("userparameter_psdiff.conf");
+        std::fs::write(
+            &params,
+            shipped.replace("sudo -n /usr/bin/psdiff", env!("CARGO_BIN_EXE_psdiff")),
+        )
+        .unwrap();
         std::fs::write(
             dir.path().join("agent.conf"),
             format!(

@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# The live suite: psdiff with its stock rules on a real Debian 12 server
+# booted with systemd, its daemons started by their own units, every
+# check asked the way monitoring asks it (the real Zabbix agents, NRPE,
+# cron, a systemd timer, sudo, a shell pipeline). An unchanged server
+# must report nothing through any of them, whatever its daemons do
+# (reloads, load, logins, jobs); a daemon that stops, and whatever an
+# unprivileged user leaves running to hide, must be reported.
+#
+# Usage (root; Debian's debootstrap, systemd-container, openssh-client,
+# curl and nagios-nrpe-plugin): tests/debian/suite.sh [--full]
+# Without --full, a reduced set that CI runs; --full adds stopping each
+# daemon in turn, restarts, logrotate and more load. The image is built
+# once and cached (image.sh). Ends with `N passed, N failed`.
+set -uo pipefail
+# shellcheck source=tests/debian/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+FULL=0
+[ "${1:-}" = --full ] && FULL=1
+passed=0
+failed=0
+BG=()
+cleanup() {
+    for p in "${BG[@]}"; do kill "$p" 2>/dev/null; done
+    shutdown_vm
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+pass() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() {
+    failed=$((failed + 1))
+    echo "FAIL $1"
+    shift
+    for line in "$@"; do echo "       $line"; done
+}
+
+# The two items the Zabbix template asks, through the agent.
+items() {
+    MISSING=$(zbx psdiff.missing)
+    EXTRA=$(zbx psdiff.extra)
+}
+
+# Nothing to report, through the agent.
+quiet() {
+    items
+    if [ -z "$MISSING$EXTRA" ]; then
+        pass "$1"
+    else
+        fail "$1" "missing: ${MISSING:-(none)}" "extra: ${EXTRA:-(none)}"
+    fi
+}
+
+# Exactly these lines, and nothing else, through the agent. WHAT is
+# `missing` or `extra`; the other item must be empty.
+exactly() {
+    local name=$1 what=$2
+    shift 2
+    local want
+    want=$(printf '%s\n' "$@")
+    items
+    local got other
+    if [ "$what" = missing ]; then got=$MISSING other=$EXTRA; else got=$EXTRA other=$MISSING; fi
+    if [ "$got" = "$want" ] && [ -z "$other" ]; then
+        pass "$name"
+    else
+        fail "$name" "wanted $what:" "$(printf '%s\n' "$@" | sed 's/^/  /')" \
+            "got missing: ${MISSING:-(none)}" "got extra: ${EXTRA:-(none)}"
+    fi
+}
+
+background() {
+    "$@" >/dev/null 2>&1 &
+    BG+=($!)
+}
+
+stop_background() {
+    for p in "${BG[@]}"; do kill "$p" 2>/dev/null; done
+    [ ${#BG[@]} = 0 ] || wait "${BG[@]}" 2>/dev/null
+    BG=()
+}
+
+boot || { echo "0 passed, 1 failed"; exit 1; }
+# A cron job runs all the time (one a minute, for 55 s), as on a server.
+in_vm sh -c 'echo "* * * * * alice sleep 55" > /etc/cron.d/psdiff-suite'
+# Let the daemons finish starting (php-fpm and apache make their pools).
+sleep 3
+in_vm psdiff write >/dev/null
+echo "baseline:"
+in_vm psdiff dump | sed 's/^/  /'
+
+quiet "steady state"
+
+# --- changing titles, worker turnover, pools -----------------------------
+background curl -s -m 60 --limit-rate 500k -o /dev/null http://127.0.0.1:8081/big.bin
+sleep 1
+in_vm systemctl reload nginx
+sleep 1
+quiet "nginx reloaded during a long download (a worker is shutting down)"
+stop_background
+
+for _ in $(seq 1 60); do background curl -s -m 20 http://127.0.0.1:8080/slow.php; done
+for _ in $(seq 1 40); do background curl -s -m 20 http://127.0.0.1:8081/slow.php; done
+sleep 0.5
+quiet "HTTP load on prefork apache and php-fpm"
+stop_background
+sleep 1
+quiet "after the load: pools shrink, zombies are reaped"
+
+in_vm redis-cli config set rdb-key-save-delay 20000 >/dev/null
+in_vm redis-cli eval "for i = 1, 300 do redis.call('set', 'key' .. i, i) end" 0 >/dev/null
+in_vm redis-cli bgsave >/dev/null
+sleep 0.3
+if in_vm pgrep -f redis-rdb-bgsave >/dev/null; then
+    quiet "redis saving in the background"
+else
+    fail "redis saving in the background" "no redis-rdb-bgsave child to look at"
+fi
+
+# --- sessions, logins, jobs ------------------------------------------------
+background python3 -c '
+import socket, time
+held = [socket.create_connection(("127.0.0.1", p)) for p in (5432,) * 5 + (25,) * 3]
+time.sleep(30)'
+sleep 1
+quiet "database sessions and a mail session"
+stop_background
+
+background ssh_as alice 'sleep 20'
+sleep 2
+for _ in $(seq 1 20); do background nc 127.0.0.1 2222; done
+sleep 1
+quiet "an ssh login and a connection flood"
+stop_background
+
+in_vm systemctl start --no-block backup.service
+sleep 1
+quiet "a job started by its timer"
+in_vm systemctl stop backup.service
+
+if [ "$FULL" = 1 ]; then
+    in_vm systemctl start logrotate.service
+    quiet "logrotate"
+    for unit in nginx apache2 php8.2-fpm redis-server postfix@- ssh cron; do
+        in_vm systemctl restart "$unit"
+    done
+    sleep 2
+    quiet "every daemon restarted"
+fi
+
+# --- daemons that stop are missing -----------------------------------------
+in_vm systemctl stop rsyslog.service rsyslog.socket syslog.socket 2>/dev/null
+exactly "rsyslog stopped" missing "-     /usr/sbin/rsyslogd -n -iNONE  {user=root}"
+in_vm systemctl start rsyslog.service
+sleep 0.5
+quiet "rsyslog started again"
+
+if [ "$FULL" = 1 ]; then
+    for unit in nginx apache2 php8.2-fpm redis-server postgresql@15-main cron zabbix-agent2; do
+        before=$(in_vm psdiff dump)
+        in_vm systemctl stop "$unit"
+        items
+        after=$(in_vm psdiff dump)
+        want=$(diff <(echo "$before") <(echo "$after") | sed -n 's/^< /- /p')
+        if [ -n "$want" ] && [ "$MISSING" = "$want" ] && [ -z "$EXTRA" ]; then
+            pass "$unit stopped: its lines are missing"
+        else
+            fail "$unit stopped" "wanted missing: $want" "got missing: $MISSING" "got extra: $EXTRA"
+        fi
+        in_vm systemctl start "$unit"
+        sleep 2
+        quiet "$unit started again"
+    done
+fi
+
+# --- what an unprivileged user leaves running ------------------------------
+in_vm loginctl enable-linger mallory
+ssh_as mallory '
+setsid -f bash -c "exec -a CRON bash -c \"sleep 700; true\"" </dev/null >/dev/null 2>&1
+setsid -f bash -c "exec -a SCREEN sleep 701" </dev/null >/dev/null 2>&1
+setsid -f bash -c "exec -a -tmux: sleep 702" </dev/null >/dev/null 2>&1
+setsid -f bash -c "exec -a /usr/sbin/nginx sleep 703" </dev/null >/dev/null 2>&1
+nohup sleep 704 </dev/null >/dev/null 2>&1 &
+systemd-run --user --unit=miner sleep 705 >/dev/null 2>&1
+'
+# logind closes the session once sshd has gone.
+for _ in $(seq 1 50); do
+    in_vm loginctl list-sessions --no-legend | grep -q mallory || break
+    in_vm sh -c 'grep -q "STATE=closing" /run/systemd/users/1001' && break
+    sleep 0.2
+done
+exactly "what mallory left running after she logged out" extra \
+    "+     -tmux: 702  {user=mallory}" \
+    "+     /lib/systemd/systemd --user  {user=mallory}" \
+    "+       (sd-pam)  {user=mallory}" \
+    "+       /usr/bin/sleep 705  {user=mallory}" \
+    "+     /usr/sbin/nginx 703 (running /usr/bin/sleep)  {user=mallory}" \
+    "+     CRON -c sleep 700; true  {user=mallory}" \
+    "+       sleep 700  {user=mallory}" \
+    "+     SCREEN 701  {user=mallory}" \
+    "+     sleep 704  {user=mallory}"
+in_vm loginctl disable-linger mallory
+in_vm loginctl terminate-user mallory 2>/dev/null
+in_vm pkill -9 -u mallory
+sleep 1
+quiet "mallory's processes gone"
+
+in_vm setsid -f sleep 710
+exactly "a root process started outside any unit" extra "+     sleep 710  {user=root}"
+in_vm pkill -f "sleep 710"
+
+# --- every way monitoring runs psdiff is quiet -----------------------------
+out=$(AGENT=2 zbx psdiff.extra; AGENT=2 zbx psdiff.missing)
+[ -z "$out" ] && pass "zabbix_agent2 UserParameter" || fail "zabbix_agent2 UserParameter" "$out"
+for agent in 1 2; do
+    out=$(AGENT=$agent zbx 'system.run[sudo -n /usr/bin/psdiff show-extra --retry]')
+    [ -z "$out" ] && pass "system.run (agent $agent)" || fail "system.run (agent $agent)" "$out"
+done
+nrpe() { /usr/lib/nagios/plugins/check_nrpe -H 127.0.0.1 -t 60 -c "$1"; }
+if [ -x /usr/lib/nagios/plugins/check_nrpe ]; then
+    nrpe check_psdiff_extra >"/tmp/nrpe-extra.$$" &
+    nrpe check_psdiff_missing >"/tmp/nrpe-missing.$$"
+    wait $!
+    got="$(cat "/tmp/nrpe-extra.$$" "/tmp/nrpe-missing.$$")"
+    rm -f "/tmp/nrpe-extra.$$" "/tmp/nrpe-missing.$$"
+    want="PSDIFF OK - 0 extra | extra=0;1;;0;
+PSDIFF OK - 0 missing | missing=0;;1;0;"
+    [ "$got" = "$want" ] && pass "NRPE, two checks at once" || fail "NRPE, two checks at once" "$got"
+else
+    fail "NRPE" "check_nrpe is not installed (nagios-nrpe-plugin)"
+fi
+in_vm sh -c 'echo "* * * * * root /usr/bin/psdiff show-extra --retry > /var/tmp/psdiff-cron.out 2>&1; echo \$? >> /var/tmp/psdiff-cron.out" > /etc/cron.d/psdiff-check'
+for _ in $(seq 1 70); do
+    in_vm test -s /var/tmp/psdiff-cron.out && break
+    sleep 1
+done
+out=$(in_vm cat /var/tmp/psdiff-cron.out 2>&1)
+[ "$out" = 0 ] && pass "cron" || fail "cron" "$out"
+# As its timer does: systemctl's own process must be gone before psdiff
+# looks, or it is a process of the checker's, not of the server.
+in_vm rm -f /var/lib/prometheus/node-exporter/psdiff.prom
+in_vm systemctl start --no-block psdiff-textfile.service
+for _ in $(seq 1 100); do
+    in_vm test -s /var/lib/prometheus/node-exporter/psdiff.prom && break
+    sleep 0.1
+done
+prom=$(in_vm cat /var/lib/prometheus/node-exporter/psdiff.prom)
+if grep -qx "psdiff_missing_lines 0" <<<"$prom" && grep -qx "psdiff_extra_lines 0" <<<"$prom"; then
+    pass "systemd timer (psdiff-textfile)"
+else
+    fail "systemd timer (psdiff-textfile)" "$prom"
+fi
+out=$(in_vm runuser -u alice -- sudo /usr/bin/psdiff show-extra --retry 2>&1)
+[ -z "$out" ] && pass "sudo" || fail "sudo" "$out"
+out=$(in_vm sh -c '/usr/bin/psdiff show-extra --retry | cut -c1-150')
+[ -z "$out" ] && pass "a shell pipeline" || fail "a shell pipeline" "$out"
+
+quiet "at the end, as at the start"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,47 @@
+//! The live Debian suite (tests/debian/suite.sh): a Debian 12 server
+//! booted with systemd-nspawn, its daemons started by their units, every
+//! check asked through the real agents. This runs the reduced set; the
+//! full one is `tests/debian/suite.sh --full`.
+
+use crate::common::*;
+use std::process::Command;
+
+#[test]
+fn a_booted_debian_server_is_quiet_and_nothing_hides() {
+    let missing: Vec<&str> = [
+        "debootstrap",
+        "systemd-nspawn",
+        "nsenter",
+        "ssh",
+        "curl",
+        "nc",
+        "python3",
+    ]
+    .into_iter()
+    .filter(|tool| {
+        !Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+    .collect();
+    let root = nix::unistd::geteuid().is_root();
+    if !root || !missing.is_empty() {
+        prerequisite_missing(
+            "the live Debian suite",
+            &format!(
+                "root and debootstrap, systemd-container, util-linux, openssh-client, curl, netcat-openbsd, python3 (missing: {}{})",
+                missing.join(", "),
+                if root { "" } else { "; not root" }
+            ),
+        );
+        return;
+    }
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/debian/suite.sh"))
+        .env("PSDIFF_BIN", env!("CARGO_BIN_EXE_psdiff"))
+        .output()
+        .unwrap();
+    let log = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains(" passed, 0 failed\n"), "{log}");
+}
