@@ -211,6 +211,7 @@ impl WriteLock {
             })?;
         let started = Instant::now();
         let mut file = file;
+        let mut said = false;
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => {
@@ -220,6 +221,15 @@ impl WriteLock {
                     });
                 }
                 Err((f, _)) if started.elapsed() < LOCK_WAIT => {
+                    if !said && started.elapsed() >= Duration::from_millis(500) {
+                        eprintln!(
+                            "psdiff: another psdiff is writing {} (it holds {}); waiting up to {} s",
+                            path.display(),
+                            lock_file.display(),
+                            LOCK_WAIT.as_secs()
+                        );
+                        said = true;
+                    }
                     file = f;
                     std::thread::sleep(Duration::from_millis(20));
                 }

@@ -38,22 +38,42 @@ pub struct GlobalArgs {
         global = true,
         value_name = "DIR",
         default_value = "/proc",
-        env = "PSDIFF_PROC_ROOT"
+        env = "PSDIFF_PROC_ROOT",
+        help_heading = "Global options"
     )]
     pub proc_root: PathBuf,
 
     /// Rules file [default: /usr/local/etc/psdiff.toml, else /etc/psdiff.toml].
     /// Its psdiff.d/*.toml drop-ins are read after it.
-    #[arg(long, global = true, value_name = "FILE", env = "PSDIFF_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "PSDIFF_CONFIG",
+        help_heading = "Global options"
+    )]
     pub config: Option<PathBuf>,
 
     /// Name users from this passwd file instead of NSS (the host's
     /// /etc/passwd when reading its /proc from a container).
-    #[arg(long, global = true, value_name = "FILE", env = "PSDIFF_PASSWD")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "PSDIFF_PASSWD",
+        help_heading = "Global options"
+    )]
     pub passwd: Option<PathBuf>,
 
     /// The baseline file; the previous one is kept beside it as .old.
-    #[arg(long, global = true, value_name = "PATH", env = "PSDIFF_DB", default_value = crate::baseline::DEFAULT_PATH)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "PSDIFF_DB",
+        default_value = crate::baseline::DEFAULT_PATH,
+        help_heading = "Global options"
+    )]
     pub db: PathBuf,
 }
 
@@ -66,7 +86,8 @@ pub enum Command {
     },
     /// Tell, for each process, whether it is shown and which rule decided.
     Explain {
-        /// Only these processes [default: all].
+        /// The processes to explain, by pid [default: every process].
+        #[arg(value_name = "PID")]
         pids: Vec<u32>,
     },
     /// Store the current tree as the baseline (atomically; the previous one
@@ -96,7 +117,9 @@ pub enum Command {
     Manual(ManualCommand),
     /// Compare two dump or baseline files.
     Diff {
+        /// The earlier dump or baseline, e.g. /var/lib/psdiff.old.
         old: PathBuf,
+        /// The later one, e.g. /var/lib/psdiff.db.
         new: PathBuf,
         #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
         format: DiffFormat,
@@ -120,6 +143,7 @@ pub enum Command {
     Man,
     /// Print shell completions.
     Completions {
+        /// The shell to complete for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -237,6 +261,7 @@ pub enum TokenCommand {
     },
     /// Remove a token; a running server refuses it from its next request.
     Revoke {
+        /// The token's name, as `token list` shows it.
         name: String,
         #[command(flatten)]
         tokens: TokensFile,
@@ -287,9 +312,19 @@ pub enum DiffFormat {
 #[derive(Debug, Subcommand)]
 pub enum ManualCommand {
     /// Add `CMDLINE  {user=USER}` under INIT, in sorted place.
-    Add { user: String, cmdline: String },
+    Add {
+        /// The user it runs as (a user of this host).
+        user: String,
+        /// The cmdline as `dump` prints it, quoted as one argument.
+        cmdline: String,
+    },
     /// Remove every such line under INIT (and the lines under it).
-    Remove { user: String, cmdline: String },
+    Remove {
+        /// The user of the line.
+        user: String,
+        /// The cmdline of the line, as one argument.
+        cmdline: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

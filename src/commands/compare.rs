@@ -15,7 +15,16 @@ pub fn run(old: &Path, new: &Path, format: DiffFormat) -> Result<Exit, Error> {
             path: path.to_path_buf(),
             source,
         })?;
-        Ok(baseline::parse(path, bytes)?.text)
+        // A file given here is no baseline to replace: say only what it is.
+        baseline::parse(path, bytes)
+            .map(|b| b.text)
+            .map_err(|e| match e {
+                BaselineError::Malformed { path, line, why } => Error::Usage(format!(
+                    "{}:{line}: {why}; give two psdiff dumps or baselines",
+                    path.display()
+                )),
+                other => other.into(),
+            })
     };
     let (old, new) = (read(old)?, read(new)?);
     let both = Wanted {

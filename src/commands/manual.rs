@@ -15,6 +15,15 @@ pub fn run(context: &Context, command: ManualCommand) -> Result<Exit, Error> {
     let (ManualCommand::Add { user, cmdline } | ManualCommand::Remove { user, cmdline }) = &command;
     check_field("USER", user)?;
     check_field("CMDLINE", cmdline)?;
+    // A line no process could ever match would be missing forever.
+    if matches!(command, ManualCommand::Add { .. })
+        && user.parse::<u32>().is_err()
+        && !context.users()?.exists(user)
+    {
+        return Err(Error::Usage(format!(
+            "there is no user {user:?} on this host, so no process could ever match the line; give a user that exists (or a uid)"
+        )));
+    }
     let path = &context.db;
     let lock = WriteLock::acquire(path)?;
     let Some(bytes) = baseline::read_bytes(path)? else {
@@ -40,6 +49,13 @@ pub fn run(context: &Context, command: ManualCommand) -> Result<Exit, Error> {
     let end = subtree_end(&lines, init);
     let (edited, message) = match command {
         ManualCommand::Add { .. } => {
+            if lines[init + 1..end].contains(&target.as_str()) {
+                eprintln!(
+                    "psdiff: {} has the line {target:?} under INIT already; nothing added",
+                    path.display()
+                );
+                return Ok(Exit::Report);
+            }
             let at = insert_position(&lines, init, end, cmdline, user);
             let mut edited = lines.clone();
             edited.insert(at, &target);

@@ -18,11 +18,9 @@ pub struct Followed {
     pub depth: u32,
     pub comm: String,
     exited: Option<Instant>,
-    /// Named from the program it opened to run since its last fork or
-    /// exec: the files an exec opens after its program (the ELF
-    /// interpreter, `ld-linux-x86-64.so.2`; a script's interpreter) must
-    /// not rename it.
-    named_by_exec: bool,
+    /// It just ran a script: the next program it opens to run is that
+    /// script's interpreter, which does not rename it.
+    interpreter_next: bool,
 }
 
 pub struct Follow {
@@ -134,9 +132,6 @@ impl Follow {
 
     /// An exec: a new program name, which may be a target by name.
     pub fn exec(&mut self, pid: u32) {
-        if let Some(f) = self.followed.get_mut(&pid) {
-            f.named_by_exec = false;
-        }
         let Some((ppid, comm, exe)) = self.read_process(pid) else {
             return;
         };
@@ -155,17 +150,26 @@ impl Follow {
         let Some(name) = program.file_name().and_then(|n| n.to_str()) else {
             return;
         };
+        // The dynamic loader an ELF program asks for is opened to run
+        // too; it names nothing.
+        if name.starts_with("ld-") && name.contains(".so") {
+            return;
+        }
         let running = self.read_process(pid);
+        let script = is_script(program);
         if let Some(f) = self.followed.get_mut(&pid).filter(|f| f.exited.is_none()) {
-            if f.named_by_exec {
-                // The interpreter or loader of the program it was named
-                // after, not a new program.
+            if std::mem::replace(&mut f.interpreter_next, script) {
+                // The interpreter of the script it was named after.
+                f.interpreter_next = false;
                 return;
             }
-            // The kernel's comm, when it can still be read: it differs
-            // from the file's name when the program was run by a link.
-            f.comm = running.map_or_else(|| name.chars().take(15).collect(), |p| p.1);
-            f.named_by_exec = true;
+            // The kernel's comm once the exec is done (it runs the file):
+            // it differs from the file's name for a program run by a link.
+            // Before that, and once the process is gone, the file's name.
+            f.comm = match running {
+                Some((_, comm, Some(exe))) if Path::new(&exe) == program => comm,
+                _ => name.chars().take(15).collect(),
+            };
             return;
         }
         if self.names.iter().any(|n| n == name) {
@@ -178,7 +182,7 @@ impl Follow {
             let comm: String = name.chars().take(15).collect();
             self.insert(pid, ppid, 0, comm);
             if let Some(f) = self.followed.get_mut(&pid) {
-                f.named_by_exec = true;
+                f.interpreter_next = script;
             }
         }
     }
@@ -269,7 +273,7 @@ impl Follow {
             depth,
             comm,
             exited: None,
-            named_by_exec: false,
+            interpreter_next: false,
         };
         if self.followed.insert(pid, fresh).is_none() {
             self.count += 1;
@@ -286,6 +290,16 @@ impl Follow {
             .iter()
             .any(|n| n.as_bytes() == comm || Some(n.as_str()) == base)
     }
+}
+
+/// Whether `path` is a script (`#!`), which the kernel runs through the
+/// interpreter it names.
+fn is_script(path: &Path) -> bool {
+    use std::io::Read;
+    let mut start = [0u8; 2];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut start))
+        .is_ok_and(|()| &start == b"#!")
 }
 
 fn comm_of(comm: &[u8]) -> String {

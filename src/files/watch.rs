@@ -115,6 +115,7 @@ impl Watch {
         };
         let mut marked = Vec::new();
         let mut mounts = 0;
+        let mut refused = false;
         for mount in real_mounts() {
             match group.mark(flags, everywhere, AT_FDCWD, Some(&mount)) {
                 Ok(()) => {
@@ -128,8 +129,9 @@ impl Watch {
                     });
                 }
                 // Anyone may start a group that names files by handle;
-                // only CAP_SYS_ADMIN may watch a mount.
-                Err(Errno::EPERM) => return Err(WatchError::NotPermitted),
+                // only CAP_SYS_ADMIN may watch a mount (said below when
+                // no mount at all could be watched).
+                Err(Errno::EPERM) => refused = true,
                 // A mount that cannot be marked (gone, or one fanotify
                 // refuses) is not worth stopping for; say so.
                 Err(e) => eprintln!(
@@ -138,6 +140,9 @@ impl Watch {
                     e.desc()
                 ),
             }
+        }
+        if refused && marked.is_empty() {
+            return Err(WatchError::NotPermitted);
         }
         for path in paths {
             group

@@ -1,29 +1,8 @@
 //! The match language: which processes a `[[rule]]`, a `[[check]]` (and
-//! anything later that picks processes) applies to. One table of keys,
-//! each with one meaning, compiled once and tested against a process in
-//! the company of its parent and of what the machine says about it.
-//!
-//! | key | matches |
-//! | --- | --- |
-//! | `pid` | the process id |
-//! | `comm` | the kernel's 15-byte process name |
-//! | `exe` | /proc/PID/exe (globs), ` (deleted)` dropped; a user cannot fake it |
-//! | `argv0` | argv[0] exactly |
-//! | `command` | ps.monitor's NAME (see `names`); with a `/`, as `exe` |
-//! | `cmdline` | a regex searched in the cmdline as printed |
-//! | `cmdline_prefix` | the cmdline starts with one of these |
-//! | `user` / `uid` | the effective user, by name (or number) / by number |
-//! | `group` / `gid` | the effective group, likewise |
-//! | `kernel_thread` | whether it is a kernel thread |
-//! | `state` | any of these state letters (`Z` zombie, `D`, ...) |
-//! | `selinux` / `selinux_domain` | a regex on the context / its type |
-//! | `unit`, `user_unit`, `slice`, `cgroup` | globs on what its cgroup says |
-//! | `container` | a glob on its container's name (or id) |
-//! | `login` | whether it is in a login that is still open |
-//! | `timer_job` | whether a systemd timer started its unit |
-//! | `disguised` | whether argv[0] names another program than runs |
-//! | `invocation` | whether it runs only to run psdiff (`crate::invocation`) |
-//! | `parent` | a table of these keys that the parent must match |
+//! anything later that picks processes) applies to. One table of keys
+//! (`KEYS`, which the man page prints), each with one meaning, compiled
+//! once and tested against a process in the company of its parent and of
+//! what the machine says about it.
 //!
 //! Globs: `*` and `?` match within one `/`-separated part, `**` across
 //! parts, `[...]` a set.
@@ -44,6 +23,78 @@ use crate::host::Host;
 use crate::render;
 use crate::snapshot::{Cgroup, ContainerId, Fields, Process, UserNames};
 pub use names::{basename, names};
+
+/// Every key of a `match` table and what it matches: the documentation,
+/// in one place.
+pub const KEYS: &[(&str, &str)] = &[
+    ("pid", "the process id"),
+    ("comm", "the kernel's 15-character process name"),
+    (
+        "exe",
+        "/proc/PID/exe: a path or glob, or a list of them (a \" (deleted)\" suffix after an upgrade is ignored); a user cannot fake it",
+    ),
+    ("argv0", "argv[0] exactly"),
+    (
+        "command",
+        "ps.monitor's NAME: comm, argv[0] or its basename, or an interpreter's script; with a /, as exe; \"*\" (counting checks only): every command no other check names",
+    ),
+    (
+        "cmdline",
+        "a regex searched in the cmdline as printed (in [[rule]]s, after the rewrites before the rule)",
+    ),
+    (
+        "cmdline_prefix",
+        "a list; the cmdline starts with one of them",
+    ),
+    (
+        "user, uid",
+        "the effective user, by name (from --passwd, else NSS) or number",
+    ),
+    ("group, gid", "the effective group, likewise"),
+    ("kernel_thread", "true for kernel threads"),
+    (
+        "state",
+        "any of these state letters: R, S, D, Z (zombie), T, ...",
+    ),
+    (
+        "selinux, selinux_domain",
+        "a regex on the SELinux context, or its type",
+    ),
+    (
+        "unit",
+        "a glob on the systemd unit of the system manager (nginx.service, session-4.scope, user@1000.service)",
+    ),
+    (
+        "user_unit",
+        "a glob on the unit inside a user's manager (a systemd-run --user service)",
+    ),
+    (
+        "slice",
+        "a glob on the slice of the unit (system.slice, user-1000.slice)",
+    ),
+    ("cgroup", "a glob on the whole cgroup path"),
+    (
+        "container",
+        "a glob on the container's name (docker, podman) or id; \"*\": in any container",
+    ),
+    (
+        "login",
+        "true when it belongs to a login still open: a session logind calls active or online, or the systemd --user of a user logged in",
+    ),
+    ("timer_job", "true when a systemd timer starts its unit"),
+    (
+        "disguised",
+        "true when argv[0] names a program file other than the one running",
+    ),
+    (
+        "invocation",
+        "true when it runs only to run psdiff (the invoker's shells, pipeline partners)",
+    ),
+    (
+        "parent",
+        "a table of these keys that the parent process must match",
+    ),
+];
 
 /// ps.monitor's NAME.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -561,4 +612,37 @@ fn timer_job(host: &Host, cgroup: &Cgroup) -> bool {
 /// The type (domain) of an SELinux context `user:role:type:level`.
 fn selinux_type(context: &str) -> Option<&str> {
     context.split(':').nth(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `KEYS` documents every key of a `match` table, and nothing else.
+    #[test]
+    fn every_key_is_documented() {
+        let error = toml::from_str::<MatchDef>("nosuchkey = 1").unwrap_err();
+        let message = error.message();
+        let mut schema: Vec<&str> = message.split('`').skip(3).step_by(2).collect();
+        let mut documented: Vec<&str> = KEYS.iter().flat_map(|(k, _)| k.split(", ")).collect();
+        schema.sort();
+        documented.sort();
+        assert_eq!(documented, schema, "{message}");
+    }
+
+    #[test]
+    fn globs() {
+        let p = Patterns::compile(&Globs(vec![
+            "/usr/lib/postgresql/*/bin/postgres".into(),
+            "getty@*.service".into(),
+            "/a/**/z".into(),
+            "x[0-9]".into(),
+            "plain".into(),
+        ]));
+        assert!(p.matches("/usr/lib/postgresql/15/bin/postgres"));
+        assert!(!p.matches("/usr/lib/postgresql/15/x/bin/postgres"));
+        assert!(p.matches("getty@tty1.service") && !p.matches("getty@.servicex"));
+        assert!(p.matches("/a/b/c/z") && p.matches("x7") && !p.matches("xa"));
+        assert!(p.matches("plain") && !p.matches("plainer"));
+    }
 }

@@ -14,16 +14,6 @@ const NRPE: &str = "/usr/sbin/nrpe";
 const CHECK_NRPE: &str = "/usr/lib/nagios/plugins/check_nrpe";
 const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
 
-fn installed(test: &str, tools: &[&str]) -> bool {
-    for tool in tools {
-        if !Path::new(tool).exists() {
-            eprintln!("skipping {test}: {tool} is not installed (.ci/run installs it)");
-            return false;
-        }
-    }
-    true
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -92,11 +82,9 @@ fn world_readable_setup(tag: &str) -> (TempDir, std::path::PathBuf, std::path::P
     (dir, db, proc)
 }
 
-#[test]
 fn nrpe_runs_the_shipped_commands_for_check_nrpe() {
-    if !installed("nrpe", &[NRPE, CHECK_NRPE]) {
-        return;
-    }
+    need_file(NRPE, "nagios-nrpe-server");
+    need_file(CHECK_NRPE, "nagios-nrpe-plugin");
     let (dir, db, proc) = world_readable_setup("nrpe");
     let shipped = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -175,11 +163,8 @@ fn http_get(port: u16, path: &str) -> String {
     response
 }
 
-#[test]
 fn node_exporter_serves_the_textfile_output() {
-    if !installed("node_exporter", &[NODE_EXPORTER]) {
-        return;
-    }
+    need_file(NODE_EXPORTER, "prometheus-node-exporter");
     let (dir, db, proc) = world_readable_setup("textfile");
     let textfiles = dir.path().join("textfile");
     std::fs::create_dir(&textfiles).unwrap();
@@ -253,7 +238,6 @@ fn node_exporter_serves_the_textfile_output() {
     );
 }
 
-#[test]
 fn icinga_command_runs_the_same_psdiff() {
     let conf = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -291,12 +275,8 @@ chmod 600 "$WORK/psdiff.db"
 echo ==unreadable==; setpriv --reuid=65534 --regid=65534 --groups=4242 "$PSDIFF" --db "$WORK/psdiff.db" show-missing 2>&1; echo "exit $?"
 "#;
 
-#[test]
 fn a_non_root_agent_is_told_how_to_fix_hidepid_and_permissions() {
-    if let Some(why) = live_unavailable() {
-        eprintln!("skipping hidepid: {why}");
-        return;
-    }
+    need_live();
     let work = TempDir::new("hidepid");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -336,3 +316,10 @@ fn a_non_root_agent_is_told_how_to_fix_hidepid_and_permissions() {
     );
     assert!(unreadable.ends_with("exit 3\n"), "{unreadable}");
 }
+
+crate::tests![
+    nrpe_runs_the_shipped_commands_for_check_nrpe,
+    node_exporter_serves_the_textfile_output,
+    icinga_command_runs_the_same_psdiff,
+    a_non_root_agent_is_told_how_to_fix_hidepid_and_permissions,
+];

@@ -32,7 +32,6 @@ fn changed_tree(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     (db, proc)
 }
 
-#[test]
 fn write_then_quiet_show_then_no_changes() {
     let dir = TempDir::new("write");
     let db = dir.path().join("psdiff.db");
@@ -58,7 +57,6 @@ fn write_then_quiet_show_then_no_changes() {
     );
 }
 
-#[test]
 fn show_missing_and_extra_lines_and_exit_codes() {
     let dir = TempDir::new("show");
     let (db, proc) = changed_tree(dir.path());
@@ -76,7 +74,6 @@ fn show_missing_and_extra_lines_and_exit_codes() {
     assert_eq!(out.lines().count(), 2);
 }
 
-#[test]
 fn json_and_nagios_formats() {
     let dir = TempDir::new("formats");
     let (db, proc) = changed_tree(dir.path());
@@ -125,7 +122,6 @@ fn json_and_nagios_formats() {
 /// keeps the Python psdiff's behaviour (what Zabbix triggers rely on) and
 /// says why on stderr; Nagios is UNKNOWN; JSON says so and exits 3;
 /// Prometheus keeps `psdiff_baseline_present 0`.
-#[test]
 fn no_baseline() {
     let dir = TempDir::new("nobase");
     let db = dir.path().join("psdiff.db");
@@ -174,7 +170,6 @@ fn no_baseline() {
     }
 }
 
-#[test]
 fn write_keeps_the_previous_baseline_as_old_and_verbose_shows_the_diff() {
     let dir = TempDir::new("old");
     let (db, proc) = changed_tree(dir.path());
@@ -202,7 +197,6 @@ fn write_keeps_the_previous_baseline_as_old_and_verbose_shows_the_diff() {
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
-#[test]
 fn a_baseline_from_the_python_psdiff_is_read_as_it_is() {
     let dir = TempDir::new("python");
     let db = dir.path().join("psdiff.db");
@@ -220,7 +214,6 @@ fn a_baseline_from_the_python_psdiff_is_read_as_it_is() {
     );
 }
 
-#[test]
 fn a_damaged_baseline_is_an_error_with_its_line_and_write_keeps_it_as_old() {
     let proc = fixtures().join("defaults/proc");
     for (content, why) in [
@@ -265,7 +258,6 @@ fn a_damaged_baseline_is_an_error_with_its_line_and_write_keeps_it_as_old() {
     }
 }
 
-#[test]
 fn manual_add_inserts_in_sorted_place_and_remove_takes_every_copy() {
     let dir = TempDir::new("manual");
     let db = dir.path().join("psdiff.db");
@@ -298,13 +290,13 @@ fn manual_add_inserts_in_sorted_place_and_remove_takes_every_copy() {
     let (code, out, _) = run(on_tree(&proc, &db).arg("show-missing"));
     assert_eq!((code, out), (1, format!("- {line}\n")));
 
-    // A second copy, then remove both.
-    run(on_tree(&proc, &db).args([
-        "manual",
-        "add",
-        "www-data",
-        "/usr/sbin/nginx -g daemon off;",
-    ]));
+    // Two identical workers are two lines (a baseline may hold copies;
+    // `manual add` adds none): remove takes both.
+    std::fs::write(
+        &db,
+        after.replace(&format!("{line}\n"), &format!("{line}\n{line}\n")),
+    )
+    .unwrap();
     let (code, out, _) = run(on_tree(&proc, &db).args([
         "manual",
         "remove",
@@ -343,7 +335,6 @@ fn manual_add_inserts_in_sorted_place_and_remove_takes_every_copy() {
     assert!(!std::fs::read_to_string(&db).unwrap().contains("php-fpm"));
 }
 
-#[test]
 fn manual_without_baseline_or_with_bad_fields() {
     let dir = TempDir::new("manual-none");
     let db = dir.path().join("psdiff.db");
@@ -358,7 +349,6 @@ fn manual_without_baseline_or_with_bad_fields() {
     assert!(err.contains("control characters"), "{err}");
 }
 
-#[test]
 fn diff_of_two_files() {
     let dir = TempDir::new("diff");
     let (db, proc) = changed_tree(dir.path());
@@ -379,7 +369,6 @@ fn diff_of_two_files() {
 /// only what really changed is reported, and one line says the rules
 /// changed and what to do. `write -v` shows what they change and takes
 /// them.
-#[test]
 fn changed_rules_are_one_note_not_a_flood() {
     let dir = TempDir::new("rules-changed");
     let db = dir.path().join("psdiff.db");
@@ -452,3 +441,84 @@ fn changed_rules_are_one_note_not_a_flood() {
         "{err}"
     );
 }
+
+fn manual_add_refuses_unknown_users_and_duplicates() {
+    let dir = TempDir::new("manual-refuse");
+    let db = dir.path().join("psdiff.db");
+    let proc = fixtures().join("defaults/proc");
+    assert_eq!(run(on_tree(&proc, &db).arg("write")).0, 0);
+    let before = std::fs::read(&db).unwrap();
+    let (code, _, err) =
+        run(on_tree(&proc, &db).args(["manual", "add", "nosuchuser", "/usr/sbin/x"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("there is no user \"nosuchuser\" on this host"),
+        "{err}"
+    );
+    let (code, _, _) = run(on_tree(&proc, &db).args(["manual", "add", "alice", "/usr/sbin/x"]));
+    assert_eq!(code, 0);
+    let once = std::fs::read(&db).unwrap();
+    let (code, _, err) = run(on_tree(&proc, &db).args(["manual", "add", "alice", "/usr/sbin/x"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("under INIT already; nothing added"), "{err}");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        once,
+        "the baseline is unchanged"
+    );
+    assert_ne!(once, before);
+}
+
+/// `psdiff diff` says what is wrong with a file that is not a dump, and
+/// nothing about writing or keeping a baseline.
+fn diff_of_a_file_that_is_not_a_dump() {
+    let dir = TempDir::new("diff-not-dump");
+    let dump = dir.path().join("dump");
+    std::fs::write(&dump, "root  {user=root}\n").unwrap();
+    let (code, _, err) = run(psdiff().arg("diff").arg(&dump).arg("/etc/passwd"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.starts_with("psdiff: /etc/passwd:1: "), "{err}");
+    assert!(err.contains("give two psdiff dumps or baselines"), "{err}");
+    assert!(
+        !err.contains("psdiff write") && !err.contains(".old"),
+        "{err}"
+    );
+}
+
+/// A write that waits for another writer says so.
+fn a_write_waiting_for_the_lock_says_so() {
+    let dir = TempDir::new("lock-wait");
+    let db = dir.path().join("psdiff.db");
+    let lock = dir.path().join("psdiff.db.lock");
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "1.5"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, out, err) = run(on_tree(&fixtures().join("defaults/proc"), &db).arg("write"));
+    holder.wait().unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("Wrote to "), "{out}");
+    assert!(
+        err.contains("another psdiff is writing") && err.contains("waiting up to 10 s"),
+        "{err}"
+    );
+}
+
+crate::tests![
+    write_then_quiet_show_then_no_changes,
+    show_missing_and_extra_lines_and_exit_codes,
+    json_and_nagios_formats,
+    no_baseline,
+    write_keeps_the_previous_baseline_as_old_and_verbose_shows_the_diff,
+    a_baseline_from_the_python_psdiff_is_read_as_it_is,
+    a_damaged_baseline_is_an_error_with_its_line_and_write_keeps_it_as_old,
+    manual_add_inserts_in_sorted_place_and_remove_takes_every_copy,
+    manual_without_baseline_or_with_bad_fields,
+    diff_of_two_files,
+    changed_rules_are_one_note_not_a_flood,
+    manual_add_refuses_unknown_users_and_duplicates,
+    diff_of_a_file_that_is_not_a_dump,
+    a_write_waiting_for_the_lock_says_so,
+];

@@ -36,20 +36,16 @@ for i in 1 2 3; do "$WORK/bin/master" -w & done
 started 3 master; started 2 cron; started 1 tor; started 1 crack; started 1 python3
 "#;
 
-fn skip_unless_live(test: &str, also: &[&str]) -> Option<(TempDir, std::path::PathBuf)> {
-    if let Some(why) = live_unavailable() {
-        eprintln!("skipping {test}: {why}");
-        return None;
-    }
-    for tool in also {
-        if !Path::new(tool).exists() {
-            eprintln!("skipping {test}: {tool} is not installed (.ci/run installs it)");
-            return None;
-        }
+/// A work folder with the sleeper, for a live test that also needs the
+/// tools `also` (path and Debian package).
+fn live_work(test: &str, also: &[(&str, &str)]) -> (TempDir, std::path::PathBuf) {
+    need_live();
+    for (tool, package) in also {
+        need_file(tool, package);
     }
     let work = TempDir::new(test);
     let sleeper = build_sleeper(work.path());
-    Some((work, sleeper))
+    (work, sleeper)
 }
 
 /// The `name:count` tokens of a ps.monitor-style summary line, sorted.
@@ -65,11 +61,8 @@ fn summary(output: &str) -> Vec<String> {
     tokens
 }
 
-#[test]
 fn same_verdicts_as_ps_monitor() {
-    let Some((work, sleeper)) = skip_unless_live("ps-monitor", &[PS_MONITOR]) else {
-        return;
-    };
+    let (work, sleeper) = live_work("ps-monitor", &[(PS_MONITOR, "mon")]);
     let specs = "tor:1-1 master:1-2 sshd:1- cron:1-5 myscript.py:1-1";
     let body = format!(
         "{TREE}
@@ -110,11 +103,8 @@ echo ==ps.monitor-crack==; {PS_MONITOR} crack:0-0 tor:1-1; echo \"exit $?\"
     assert_eq!(section(&text, "ps.monitor-crack"), "exit 0\n");
 }
 
-#[test]
 fn same_states_as_check_procs() {
-    let Some((work, sleeper)) = skip_unless_live("check-procs", &[CHECK_PROCS]) else {
-        return;
-    };
+    let (work, sleeper) = live_work("check-procs", &[(CHECK_PROCS, "monitoring-plugins-basic")]);
     let rules = work.path().join("checks.toml");
     std::fs::write(
         &rules,
@@ -180,11 +170,8 @@ echo ==nagios==; \"$PSDIFF\" check --rules \"$WORK/checks.toml\" --format nagios
     assert!(nagios.ends_with("exit 2\n"), "{nagios}");
 }
 
-#[test]
 fn actions_log_exec_kill_and_dry_run() {
-    let Some((work, sleeper)) = skip_unless_live("check-actions", &[]) else {
-        return;
-    };
+    let (work, sleeper) = live_work("check-actions", &[]);
     let log = work.path().join("check.log");
     let env_file = work.path().join("exec.env");
     std::fs::write(
@@ -270,11 +257,8 @@ echo ==after==; pgrep -c -x worker; echo "init alive: $$"
     );
 }
 
-#[test]
 fn credentials_cpu_selinux_and_wildcards() {
-    let Some((work, sleeper)) = skip_unless_live("check-kinds", &[]) else {
-        return;
-    };
+    let (work, sleeper) = live_work("check-kinds", &[]);
     std::fs::write(
         work.path().join("checks.toml"),
         r#"
@@ -388,11 +372,8 @@ echo ==err==; cat "$WORK/err"
     assert!(section(&text, "json").ends_with("exit 1\n"));
 }
 
-#[test]
 fn retry_spares_a_restart_but_not_a_dead_daemon() {
-    let Some((work, sleeper)) = skip_unless_live("check-retry", &[]) else {
-        return;
-    };
+    let (work, sleeper) = live_work("check-retry", &[]);
     let body = r#"
 "$WORK/bin/tor" & T=$!; started 1 tor
 kill -9 $T; wait $T 2>/dev/null
@@ -411,7 +392,6 @@ echo ==dead==; "$PSDIFF" check --retry cron:1-; echo "exit $?"
     assert_eq!(section(&text, "dead"), "cron:0\ncron:0 < 1 (1-)\nexit 1\n");
 }
 
-#[test]
 fn bad_rules_are_errors() {
     let dir = TempDir::new("check-bad");
     let cases = [
@@ -464,3 +444,12 @@ fn bad_rules_are_errors() {
         assert_eq!((code, out.as_str()), (0, ""), "{literal}: {err}");
     }
 }
+
+crate::tests![
+    same_verdicts_as_ps_monitor,
+    same_states_as_check_procs,
+    actions_log_exec_kill_and_dry_run,
+    credentials_cpu_selinux_and_wildcards,
+    retry_spares_a_restart_but_not_a_dead_daemon,
+    bad_rules_are_errors,
+];

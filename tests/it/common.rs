@@ -168,12 +168,37 @@ pub fn section<'a>(out: &'a str, name: &str) -> &'a str {
     &out[start..end]
 }
 
-/// A test's prerequisite is missing. In CI (`CI` set) that fails the test,
-/// naming what is missing; elsewhere the test says why it does not run,
-/// and returns.
-pub fn prerequisite_missing(test: &str, what: &str) {
+/// The payload of a test that cannot run here (see `skip`).
+pub struct Skip(pub String);
+
+/// This test cannot run here: it needs `what`. In CI (`CI` set) that is a
+/// failure naming what is missing; elsewhere the test is skipped, and the
+/// run ends with the count of skipped tests and why (tests/it/main.rs).
+pub fn skip(what: impl Into<String>) -> ! {
+    let what = what.into();
     if std::env::var_os("CI").is_some() {
-        panic!("{test} cannot run here: it needs {what} (CI must provide it)");
+        panic!("cannot run in CI: it needs {what}; .ci/run must provide it");
     }
-    eprintln!("skipping {test}: it needs {what}");
+    std::panic::panic_any(Skip(what))
+}
+
+/// A tool's path, or a skip naming the Debian package that has it.
+pub fn need_file(path: &str, package: &str) {
+    if !Path::new(path).exists() {
+        skip(format!("{path} (Debian package {package})"));
+    }
+}
+
+/// A live test's prerequisites, or a skip naming what is missing.
+pub fn need_live() {
+    if let Some(why) = live_unavailable() {
+        skip(why);
+    }
+}
+
+/// Root, or a skip.
+pub fn need_root() {
+    if !nix::unistd::geteuid().is_root() {
+        skip("root");
+    }
 }

@@ -37,7 +37,6 @@ impl Rng {
     }
 }
 
-#[test]
 fn sigkill_at_random_moments_leaves_a_whole_baseline() {
     let dir = TempDir::new("sigkill");
     let db = dir.path().join("psdiff.db");
@@ -112,7 +111,6 @@ fn sigkill_at_random_moments_leaves_a_whole_baseline() {
     assert!(temps.is_empty(), "stale temporary files: {temps:?}");
 }
 
-#[test]
 fn sigkill_during_manual_edits_leaves_a_whole_baseline() {
     let dir = TempDir::new("sigkill-manual");
     let db = dir.path().join("psdiff.db");
@@ -175,7 +173,6 @@ fn sigkill_during_manual_edits_leaves_a_whole_baseline() {
     );
 }
 
-#[test]
 fn concurrent_writers_leave_one_whole_baseline() {
     let dir = TempDir::new("concurrent");
     let db = dir.path().join("psdiff.db");
@@ -231,12 +228,10 @@ cmp -s "$D/psdiff.db" "$WORK/a" && echo "read-only: baseline intact"
 PSDIFF_PROC_ROOT="$TREE_A" "$PSDIFF" show; echo "show on read-only: $?"
 "#;
 
-#[test]
 fn full_disk_read_only_and_no_permission_leave_the_baseline_untouched() {
     let probe = Command::new("unshare").args(["--mount", "true"]).output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipping the disk error test: unshare --mount needs root");
-        return;
+        skip("unshare --mount (root, util-linux)");
     }
     let work = TempDir::new("disk");
     let out = Command::new("unshare")
@@ -283,3 +278,10 @@ fn full_disk_read_only_and_no_permission_leave_the_baseline_untouched() {
         );
     }
 }
+
+crate::tests![
+    sigkill_at_random_moments_leaves_a_whole_baseline,
+    sigkill_during_manual_edits_leaves_a_whole_baseline,
+    concurrent_writers_leave_one_whole_baseline,
+    full_disk_read_only_and_no_permission_leave_the_baseline_untouched,
+];

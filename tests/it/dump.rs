@@ -17,32 +17,26 @@ fn golden(tree: &str, config: Option<&str>, expected: &str) {
     );
 }
 
-#[test]
 fn every_default_rule() {
     golden("defaults", None, "defaults.expected");
 }
 
-#[test]
 fn a_host_without_systemd() {
     golden("sysv", None, "sysv.expected");
 }
 
-#[test]
 fn edge_cases_with_defaults() {
     golden("edge", None, "edge.expected");
 }
 
-#[test]
 fn user_rules_of_every_kind_come_before_the_defaults() {
     golden("edge", Some("rules.toml"), "rules.expected");
 }
 
-#[test]
 fn defaults_false_starts_empty() {
     golden("edge", Some("no-defaults.toml"), "no-defaults.expected");
 }
 
-#[test]
 fn json_dump_matches_the_text_dump() {
     let text = stdout(&on_fixture("defaults").arg("dump").output().unwrap());
     let out = on_fixture("defaults")
@@ -65,7 +59,6 @@ fn json_dump_matches_the_text_dump() {
     assert_eq!(entries[0]["cmdline"], "root");
 }
 
-#[test]
 fn drop_ins_are_read_in_name_order_after_the_main_file() {
     let dir = TempDir::new("dropins");
     let main = dir.path().join("psdiff.toml");
@@ -101,7 +94,6 @@ fn drop_ins_are_read_in_name_order_after_the_main_file() {
     );
 }
 
-#[test]
 fn psdiff_config_env_is_used() {
     let out = on_fixture("edge")
         .env("PSDIFF_CONFIG", fixtures().join("no-defaults.toml"))
@@ -110,3 +102,14 @@ fn psdiff_config_env_is_used() {
         .unwrap();
     assert!(stdout(&out).contains("[kthreadd]"));
 }
+
+crate::tests![
+    every_default_rule,
+    a_host_without_systemd,
+    edge_cases_with_defaults,
+    user_rules_of_every_kind_come_before_the_defaults,
+    defaults_false_starts_empty,
+    json_dump_matches_the_text_dump,
+    drop_ins_are_read_in_name_order_after_the_main_file,
+    psdiff_config_env_is_used,
+];

@@ -26,7 +26,6 @@ fn with_config(text: &str) -> (TempDir, std::path::PathBuf) {
     (dir, path)
 }
 
-#[test]
 fn unknown_key_names_file_line_column_rule_and_suggestion() {
     let (_dir, path) =
         with_config("[[rule]]\nname = \"cron\"\nmatch = { comm = \"cron\" }\nacton = \"hide\"\n");
@@ -40,14 +39,12 @@ fn unknown_key_names_file_line_column_rule_and_suggestion() {
     }
 }
 
-#[test]
 fn malformed_toml() {
     let (_dir, path) = with_config("[[rule]\nname = 1\n");
     let err = fails_with(on_fixture("edge").arg("--config").arg(&path).arg("dump"), 2);
     assert!(err.contains(&format!("{}:1:", path.display())), "{err}");
 }
 
-#[test]
 fn bad_regex_and_missing_match() {
     let (_dir, path) = with_config(
         "[[rule]]\nname = \"re\"\nmatch = { cmdline = \"(unclosed\" }\naction = \"hide\"\n",
@@ -66,7 +63,6 @@ fn bad_regex_and_missing_match() {
     );
 }
 
-#[test]
 fn bad_drop_in_is_named() {
     let (dir, path) = with_config("");
     std::fs::create_dir(dir.path().join("psdiff.d")).unwrap();
@@ -86,7 +82,6 @@ fn bad_drop_in_is_named() {
     );
 }
 
-#[test]
 fn missing_config_file() {
     let err = fails_with(
         on_fixture("edge").args(["--config", "/nonexistent/psdiff.toml", "dump"]),
@@ -98,7 +93,6 @@ fn missing_config_file() {
     );
 }
 
-#[test]
 fn proc_root_that_is_not_a_proc_tree() {
     let dir = TempDir::new("notproc");
     std::fs::write(dir.path().join("hello"), "x").unwrap();
@@ -109,7 +103,6 @@ fn proc_root_that_is_not_a_proc_tree() {
     assert!(err.contains("cannot read /nonexistent"), "{err}");
 }
 
-#[test]
 fn an_unreadable_entry_does_not_fail_the_snapshot() {
     let dir = TempDir::new("partial");
     let src = fixtures().join("edge/proc");
@@ -141,7 +134,6 @@ fn an_unreadable_entry_does_not_fail_the_snapshot() {
     assert!(text.contains("/usr/bin/young"), "{text}");
 }
 
-#[test]
 fn config_check_and_defaults() {
     let out = on_fixture("edge")
         .args(["config", "check"])
@@ -156,7 +148,6 @@ fn config_check_and_defaults() {
     );
 }
 
-#[test]
 fn usage_error_is_exit_2() {
     let out = psdiff()
         .arg("dump")
@@ -166,3 +157,15 @@ fn usage_error_is_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+crate::tests![
+    unknown_key_names_file_line_column_rule_and_suggestion,
+    malformed_toml,
+    bad_regex_and_missing_match,
+    bad_drop_in_is_named,
+    missing_config_file,
+    proc_root_that_is_not_a_proc_tree,
+    an_unreadable_entry_does_not_fail_the_snapshot,
+    config_check_and_defaults,
+    usage_error_is_exit_2,
+];

@@ -23,7 +23,6 @@ fn header_line_of(name: &str) -> usize {
     lines[..at].iter().rposition(|l| *l == "[[rule]]").unwrap() + 1
 }
 
-#[test]
 fn hidden_by_an_ancestor_names_the_rule_its_origin_and_the_ancestor() {
     let (code, out, _) = explain(&["4002"]);
     assert_eq!(code, 0);
@@ -49,7 +48,6 @@ fn hidden_by_an_ancestor_names_the_rule_its_origin_and_the_ancestor() {
 /// explain says what the cgroup says: the unit, the session and whether
 /// it is open, the user manager, the container; and which identity key
 /// decided.
-#[test]
 fn identity_from_the_cgroup() {
     let (_, out, _) = explain(&["5004", "700", "602", "431", "580"]);
     for expected in [
@@ -66,7 +64,6 @@ fn identity_from_the_cgroup() {
     }
 }
 
-#[test]
 fn rewrites_show_before_and_after_and_the_line() {
     let (_, out, _) = explain(&["420", "1"]);
     assert!(
@@ -93,7 +90,6 @@ fn rewrites_show_before_and_after_and_the_line() {
     assert!(out.contains("line     \"  INIT  {user=root}\""), "{out}");
 }
 
-#[test]
 fn once_names_the_sibling_that_is_shown() {
     let (_, out, _) = explain(&["361", "362", "363"]);
     assert!(
@@ -108,14 +104,12 @@ fn once_names_the_sibling_that_is_shown() {
     );
 }
 
-#[test]
 fn shown_without_a_rule_and_kernel_threads() {
     let (_, out, _) = explain(&["540", "3"]);
     assert!(out.contains("pid 540 (ppid 1, user root, comm rsyslogd)\n  cmdline  /usr/sbin/rsyslogd -n -iNONE\n  exe      /usr/sbin/rsyslogd\n  cgroup   /system.slice/rsyslog.service\n  unit     rsyslog.service (slice system.slice)\n  shown    no visibility rule applies\n"), "{out}");
     assert!(out.contains("pid 3 (ppid 2, user root, comm rcu_gp)\n  cmdline  [rcu_gp]\n  hidden   by rule \"kernel-threads\" (hide-tree, <built-in etc/psdiff.toml>:21:1) on kernel_thread: the process matches\n"), "{out}");
 }
 
-#[test]
 fn every_process_without_arguments_and_unknown_pid_is_reported() {
     let (code, out, _) = explain(&[]);
     assert_eq!(code, 0);
@@ -131,7 +125,6 @@ fn every_process_without_arguments_and_unknown_pid_is_reported() {
     assert!(err.contains("no process with pid 77777"), "{err}");
 }
 
-#[test]
 fn exe_is_shown_for_writing_exe_rules() {
     let out = on_fixture("edge").args(["explain", "10"]).output().unwrap();
     let text = stdout(&out);
@@ -142,3 +135,13 @@ fn exe_is_shown_for_writing_exe_rules() {
         "{text}"
     );
 }
+
+crate::tests![
+    hidden_by_an_ancestor_names_the_rule_its_origin_and_the_ancestor,
+    identity_from_the_cgroup,
+    rewrites_show_before_and_after_and_the_line,
+    once_names_the_sibling_that_is_shown,
+    shown_without_a_rule_and_kernel_threads,
+    every_process_without_arguments_and_unknown_pid_is_reported,
+    exe_is_shown_for_writing_exe_rules,
+];

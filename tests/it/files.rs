@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{TempDir, psdiff};
+use crate::common::{TempDir, need_root, psdiff, skip};
 use serde_json::Value;
 
 /// Why fanotify cannot be tested here, if it cannot.
@@ -28,13 +28,10 @@ fn unavailable() -> Option<String> {
     None
 }
 
-macro_rules! need_fanotify {
-    () => {
-        if let Some(why) = unavailable() {
-            eprintln!("skipping: {why}");
-            return;
-        }
-    };
+fn need_fanotify() {
+    if let Some(why) = unavailable() {
+        skip(why);
+    }
 }
 
 fn events(stdout: &[u8]) -> Vec<Value> {
@@ -52,9 +49,8 @@ fn pid_in(dir: &Path, name: &str) -> u64 {
         .unwrap()
 }
 
-#[test]
 fn a_scripted_tree_shows_each_open_and_close_under_the_filter() {
-    need_fanotify!();
+    need_fanotify();
     let tmp = TempDir::new("files-tree");
     let watched = tmp.path().join("watched");
     std::fs::create_dir(&watched).unwrap();
@@ -144,12 +140,19 @@ fn start_watch(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Ready once it says what it watches (a mount it could not watch may
+    // be said before).
     let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).unwrap();
-    assert!(first.contains("watching"), "{first}");
+    let mut said = String::new();
+    while !said
+        .lines()
+        .any(|l| l.starts_with("psdiff files: watching "))
+    {
+        let read = err.read_line(&mut said).unwrap();
+        assert!(read > 0, "psdiff files ended before watching: {said}");
+    }
     let rest = std::thread::spawn(move || {
-        let mut text = first;
+        let mut text = said;
         let _ = std::io::Read::read_to_string(&mut err, &mut text);
         text
     });
@@ -180,9 +183,8 @@ fn wait_for(file: &Path) {
     }
 }
 
-#[test]
 fn a_pid_is_followed_into_children_started_later_and_depth_limits_it() {
-    need_fanotify!();
+    need_fanotify();
     let tmp = TempDir::new("files-pid");
     let dir = tmp.path();
     std::fs::write(dir.join("data"), "d").unwrap();
@@ -229,9 +231,8 @@ fn a_pid_is_followed_into_children_started_later_and_depth_limits_it() {
     }
 }
 
-#[test]
 fn a_name_follows_processes_that_start_later() {
-    need_fanotify!();
+    need_fanotify();
     let tmp = TempDir::new("files-name");
     let dir = tmp.path();
     std::fs::write(dir.join("data"), "d").unwrap();
@@ -283,12 +284,10 @@ fn opener_and_files(tmp: &TempDir, count: u32) -> (PathBuf, PathBuf) {
 /// opens and closes of the same files by the same processes. Each file is
 /// opened once: the kernel merges a process's events on one file while they
 /// wait to be read, differently for each reader.
-#[test]
 fn agrees_with_fatrace() {
-    need_fanotify!();
+    need_fanotify();
     if Command::new("fatrace").arg("--help").output().is_err() {
-        eprintln!("skipping: fatrace is not installed (Debian package fatrace)");
-        return;
+        skip("fatrace (Debian package fatrace)");
     }
     let tmp = TempDir::new("files-fatrace");
     let (opener, dir) = opener_and_files(&tmp, 500);
@@ -364,9 +363,8 @@ fn agrees_with_fatrace() {
     );
 }
 
-#[test]
 fn an_overflow_is_reported() {
-    need_fanotify!();
+    need_fanotify();
     let tmp = TempDir::new("files-overflow");
     let (opener, dir) = opener_and_files(&tmp, 40_000);
     let script = r#"while [ ! -e "$D/../go" ]; do sleep 0.02; done; "$OPENER" "$D" 40000 40000"#;
@@ -391,13 +389,13 @@ fn an_overflow_is_reported() {
     nix::sys::signal::kill(watcher, nix::sys::signal::Signal::SIGCONT).unwrap();
     // Every watched process has ended, so psdiff ends by itself.
     let out = watch.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    let stderr = stderr.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
     let events = events(&out.stdout);
     assert!(
         events.iter().any(|e| e["event"] == "overflow"),
         "no overflow event"
     );
-    let stderr = stderr.join().unwrap();
     assert!(
         stderr.contains("queue overflowed: events were lost"),
         "{stderr}"
@@ -410,9 +408,8 @@ fn an_overflow_is_reported() {
 /// the process exits) come without a duration, and its memory stays
 /// bounded. (The default is 65,536; this sandbox allows a process 20,000
 /// descriptors.)
-#[test]
 fn open_file_bookkeeping_is_bounded() {
-    need_fanotify!();
+    need_fanotify();
     let tmp = TempDir::new("files-bounded");
     let (opener, dir) = opener_and_files(&tmp, 5000);
     let script = r#"ulimit -n 6000 && exec "$OPENER" "$D" 5000 5000 hold"#;
@@ -445,23 +442,28 @@ fn open_file_bookkeeping_is_bounded() {
     assert!(err.contains("; 0 files still open"), "{err}");
 }
 
-#[test]
 fn without_cap_sys_admin_it_says_so_and_exits_2() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: needs root to drop to another user with setpriv");
-        return;
-    }
+    need_root();
     let out = Command::new("setpriv")
         .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
         .arg(env!("CARGO_BIN_EXE_psdiff"))
         .args(["files", "--", "true"])
         .output();
     let Ok(out) = out else {
-        eprintln!("skipping: setpriv (util-linux) is not installed");
-        return;
+        skip("setpriv (util-linux)");
     };
     assert_eq!(out.status.code(), Some(2));
     let err = crate::common::stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("CAP_SYS_ADMIN"), "{err}");
 }
+
+crate::tests![
+    a_scripted_tree_shows_each_open_and_close_under_the_filter,
+    a_pid_is_followed_into_children_started_later_and_depth_limits_it,
+    a_name_follows_processes_that_start_later,
+    agrees_with_fatrace,
+    an_overflow_is_reported,
+    open_file_bookkeeping_is_bounded,
+    without_cap_sys_admin_it_says_so_and_exits_2,
+];

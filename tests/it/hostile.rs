@@ -22,10 +22,7 @@ fn head(text: &str, n: usize) -> String {
 }
 
 fn setup(test: &str) -> Option<(TempDir, std::path::PathBuf)> {
-    if let Some(why) = live_unavailable() {
-        eprintln!("skipping {test}: {why}");
-        return None;
-    }
+    need_live();
     let work = TempDir::new(test);
     let sleeper = build_sleeper(work.path());
     build_helper(work.path(), "hostile");
@@ -45,7 +42,6 @@ fn assert_well_formed(dump: &str) {
     }
 }
 
-#[test]
 fn odd_names_and_arguments_stay_one_line_each() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some((work, sleeper)) = setup("hostile-names") else {
@@ -119,7 +115,6 @@ fn chain_tree(dir: &std::path::Path, depth: u32) -> std::path::PathBuf {
     root
 }
 
-#[test]
 fn a_ten_thousand_deep_chain_does_not_overflow() {
     // Synthetic, so that the chain can be cut in the middle below; the
     // live chain is the next test.
@@ -149,7 +144,6 @@ fn a_ten_thousand_deep_chain_does_not_overflow() {
 
 /// The same depth, live: 10,000 real processes, each the parent of the
 /// next, in a PID namespace.
-#[test]
 fn a_live_ten_thousand_deep_chain_is_dumped_whole() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some((work, sleeper)) = setup("hostile-live-chain") else {
@@ -194,7 +188,6 @@ echo ==show==
     assert_eq!(section(&stdout, "show").trim(), "exit=0");
 }
 
-#[test]
 fn a_fork_storm_causes_no_error_and_no_false_missing() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some((work, sleeper)) = setup("hostile-storm") else {
@@ -224,3 +217,10 @@ echo "errors=$errors missing=$missing malformed=$bad"
         stderr(&out)
     );
 }
+
+crate::tests![
+    odd_names_and_arguments_stay_one_line_each,
+    a_ten_thousand_deep_chain_does_not_overflow,
+    a_live_ten_thousand_deep_chain_is_dumped_whole,
+    a_fork_storm_causes_no_error_and_no_false_missing,
+];

@@ -40,12 +40,8 @@ const EXPECTED: &str = "root  {user=root}
     zombie-parent  {user=root}
 ";
 
-#[test]
 fn live_tree_in_a_pid_namespace() {
-    if let Some(why) = live_unavailable() {
-        eprintln!("skipping live_tree_in_a_pid_namespace: {why}");
-        return;
-    }
+    need_live();
     let work = TempDir::new("live");
     let sleeper = build_sleeper(work.path());
     let expected = EXPECTED.replace("SLEEPER", sleeper.to_str().unwrap());
@@ -60,12 +56,8 @@ fn live_tree_in_a_pid_namespace() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
 }
 
-#[test]
 fn explain_on_live_processes() {
-    if let Some(why) = live_unavailable() {
-        eprintln!("skipping explain_on_live_processes: {why}");
-        return;
-    }
+    need_live();
     let work = TempDir::new("live-explain");
     let sleeper = build_sleeper(work.path());
     let script = r#"
@@ -100,12 +92,8 @@ done
 /// argv[0] is checked against the program that runs by file, in the
 /// process's own root: a link to the program, or the program's own path,
 /// is no disguise; another program's path, or a path to nothing, is.
-#[test]
 fn disguises_are_told_from_links_and_real_paths() {
-    if let Some(why) = live_unavailable() {
-        eprintln!("skipping disguises_are_told_from_links_and_real_paths: {why}");
-        return;
-    }
+    need_live();
     let work = TempDir::new("live-disguise");
     let sleeper = build_sleeper(work.path());
     std::os::unix::fs::symlink(&sleeper, work.path().join("link")).unwrap();
@@ -168,12 +156,8 @@ started $C daemon-c
 "$PSDIFF" show-missing --retry; echo "all back: $?"
 "#;
 
-#[test]
 fn show_retry_with_real_daemons() {
-    if let Some(why) = live_unavailable() {
-        eprintln!("skipping show_retry_with_real_daemons: {why}");
-        return;
-    }
+    need_live();
     let work = TempDir::new("live-retry");
     let sleeper = build_sleeper(work.path());
     let out = run_in_pid_namespace(RETRY_SCRIPT, work.path(), &sleeper);
@@ -192,3 +176,10 @@ fn show_retry_with_real_daemons() {
         stderr(&out)
     );
 }
+
+crate::tests![
+    live_tree_in_a_pid_namespace,
+    explain_on_live_processes,
+    disguises_are_told_from_links_and_real_paths,
+    show_retry_with_real_daemons,
+];

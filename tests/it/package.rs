@@ -17,13 +17,9 @@ fn package() -> Option<PathBuf> {
     debs.pop()
 }
 
-#[test]
 fn the_package_installs_what_operators_need() {
     let Some(deb) = package() else {
-        eprintln!(
-            "skipping the package test: no target/debian/*.deb; packaging/build-deb.sh builds it (.ci/run does)"
-        );
-        return;
+        skip("target/debian/*.deb, which packaging/build-deb.sh builds (.ci/run does)");
     };
     let listing = run(Command::new("dpkg-deb").arg("-c").arg(&deb)).1;
     for path in [
@@ -100,3 +96,5 @@ fn the_package_installs_what_operators_need() {
     .1;
     assert!(man.contains(".TH psdiff 1"), "{man}");
 }
+
+crate::tests![the_package_installs_what_operators_need,];

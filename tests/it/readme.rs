@@ -33,7 +33,6 @@ fn blocks(lang: &str) -> Vec<(usize, String)> {
     found
 }
 
-#[test]
 fn every_toml_block_is_a_valid_config() {
     let blocks = blocks("toml");
     assert!(
@@ -78,12 +77,8 @@ for block in "$WORK"/blocks/*.sh; do
 done
 "#;
 
-#[test]
 fn every_sh_block_runs() {
-    if let Some(why) = live_unavailable() {
-        eprintln!("skipping the README commands: {why}");
-        return;
-    }
+    need_live();
     let blocks = blocks("sh");
     assert!(
         blocks.len() >= 8,
@@ -116,3 +111,5 @@ fn every_sh_block_runs() {
     // The commands ran against the sandbox, not this machine.
     assert!(!Path::new("/etc/psdiff.d/50-local.toml").exists());
 }
+
+crate::tests![every_toml_block_is_a_valid_config, every_sh_block_runs,];

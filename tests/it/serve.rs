@@ -172,7 +172,6 @@ fn sleeper() -> Child {
     Command::new("sleep").arg(seconds).spawn().unwrap()
 }
 
-#[test]
 fn health_is_open_and_everything_else_needs_a_token() {
     let server = live_server(&[]);
     let (status, body) = server.call("GET", "/", None, None);
@@ -220,7 +219,6 @@ fn health_is_open_and_everything_else_needs_a_token() {
     assert_eq!(server.stop(), 0);
 }
 
-#[test]
 fn tokens_are_stored_hashed_0600_and_revoked_live() {
     use std::os::unix::fs::PermissionsExt;
     let server = live_server(&[]);
@@ -328,7 +326,6 @@ fn tokens_are_stored_hashed_0600_and_revoked_live() {
     );
 }
 
-#[test]
 fn process_routes_show_psutil_fields() {
     let server = live_server(&[]);
     let mut child = sleeper();
@@ -435,7 +432,6 @@ fn process_routes_show_psutil_fields() {
 
 /// On a synthetic tree: /api/diff says what `show --format json` says,
 /// /api/check what `check --format json` says, and /metrics counts both.
-#[test]
 fn diff_check_and_metrics_agree_with_the_commands() {
     let dir = Arc::new(TempDir::new("serve-diff"));
     let proc = crate::common::copy_fixture("defaults", dir.path());
@@ -546,7 +542,6 @@ fn diff_check_and_metrics_agree_with_the_commands() {
     assert!(metrics.contains("\npsdiff_up 0\n"), "{metrics}");
 }
 
-#[test]
 fn control_routes_need_the_flag_and_a_control_token() {
     let off = live_server(&[]);
     let mut child = sleeper();
@@ -655,7 +650,6 @@ fn control_routes_need_the_flag_and_a_control_token() {
     );
 }
 
-#[test]
 fn run_starts_only_allowed_commands_and_keeps_their_output() {
     let dir = Arc::new(TempDir::new("serve-run"));
     let config = dir.path().join("psdiff.toml");
@@ -755,7 +749,6 @@ fn wait_for_end(server: &Server, id: &str) -> Value {
     }
 }
 
-#[test]
 fn a_bad_run_allow_is_refused_at_start() {
     let dir = TempDir::new("serve-config");
     let config = dir.path().join("psdiff.toml");
@@ -785,7 +778,6 @@ fn a_bad_run_allow_is_refused_at_start() {
 
 /// Slow, idle, oversized and too many clients: each is cut off, and the
 /// server goes on answering the others.
-#[test]
 fn misbehaving_clients_are_bounded() {
     let server = live_server(&["--client-timeout", "1", "--max-connections", "3"]);
     let connect = || {
@@ -853,7 +845,6 @@ fn misbehaving_clients_are_bounded() {
 }
 
 /// SIGTERM lets a request in progress finish, then the server exits 0.
-#[test]
 fn sigterm_finishes_open_requests() {
     let dir = Arc::new(TempDir::new("serve-term"));
     let config = dir.path().join("psdiff.toml");
@@ -884,3 +875,15 @@ fn sigterm_finishes_open_requests() {
     assert!(body.contains("\"busy\""), "{body}");
     assert!(TcpStream::connect(addr).is_err());
 }
+
+crate::tests![
+    health_is_open_and_everything_else_needs_a_token,
+    tokens_are_stored_hashed_0600_and_revoked_live,
+    process_routes_show_psutil_fields,
+    diff_check_and_metrics_agree_with_the_commands,
+    control_routes_need_the_flag_and_a_control_token,
+    run_starts_only_allowed_commands_and_keeps_their_output,
+    a_bad_run_allow_is_refused_at_start,
+    misbehaving_clients_are_bounded,
+    sigterm_finishes_open_requests,
+];
