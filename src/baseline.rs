@@ -7,7 +7,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -88,9 +88,34 @@ pub fn read(path: &Path) -> Result<Option<Baseline>, BaselineError> {
         .transpose()
 }
 
-/// The baseline's bytes, unchecked; `Ok(None)` when there is none.
+/// A baseline larger than this is no dump (the largest hosts' are a few
+/// megabytes): a mistaken --db never makes psdiff read without end.
+const MAX_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The baseline's bytes, unchecked; `Ok(None)` when there is none. Only a
+/// regular file is read (a FIFO would hang every check, a device never
+/// end), and opening it never waits.
 pub fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, BaselineError> {
-    match fs::read(path) {
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .and_then(|file| {
+            let meta = file.metadata()?;
+            if !meta.is_file() {
+                return Err(std::io::Error::other("not a regular file"));
+            }
+            if meta.len() > MAX_BYTES {
+                return Err(std::io::Error::other(format!(
+                    "{} bytes, more than any baseline ({MAX_BYTES})",
+                    meta.len()
+                )));
+            }
+            let mut bytes = Vec::with_capacity(meta.len() as usize);
+            std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_BYTES + 1), &mut bytes)?;
+            Ok(bytes)
+        });
+    match opened {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) if e.kind() == ErrorKind::PermissionDenied => {
@@ -198,11 +223,13 @@ impl WriteLock {
     /// Takes the writer's lock beside `path`, waiting up to `LOCK_WAIT`.
     pub fn acquire(path: &Path) -> Result<WriteLock, BaselineError> {
         let lock_file = lock_path(path);
+        // Never through a link planted where the lock goes.
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&lock_file)
             .map_err(|source| BaselineError::Write {
                 path: path.to_path_buf(),
@@ -265,24 +292,20 @@ impl WriteLock {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let mode = fs::metadata(path)
-            .map(|m| m.permissions().mode() & 0o7777)
-            .unwrap_or(0o644);
-        let new_tmp = temp_name(path, "new");
+        // The mode of the file replaced (a monitoring agent may read it),
+        // else 0644; set on the file, whatever the umask.
+        let mode = crate::atomic::mode_of(path).unwrap_or(0o644);
+        let (mut file, new_tmp) = crate::atomic::temp_file(path, "new", mode)
+            .map_err(fail("creating a temporary file beside it"))?;
         let result = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(mode)
-                .open(&new_tmp)
-                .map_err(fail("creating a temporary file beside it"))?;
             file.write_all(text.as_bytes())
                 .map_err(fail("writing the temporary file"))?;
             file.sync_all()
                 .map_err(fail("flushing the temporary file to disk"))?;
             drop(file);
             if current.is_some() {
-                let old_tmp = temp_name(path, "old");
+                let old_tmp = crate::atomic::temp_name(path, "old")
+                    .map_err(fail("linking the current baseline for .old"))?;
                 fs::hard_link(path, &old_tmp)
                     .map_err(fail("linking the current baseline for .old"))?;
                 let kept = fs::rename(&old_tmp, old_path(path))
@@ -304,12 +327,6 @@ impl WriteLock {
     }
 }
 
-/// `.psdiff.db.new.PID`: hidden, beside the baseline, one per writer.
-fn temp_name(path: &Path, kind: &str) -> PathBuf {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!(".{name}.{kind}.{}", std::process::id()))
-}
-
 /// Temp files of writers that were killed; under the lock no other writer
 /// can own them.
 fn remove_stale_temps(path: &Path) {
@@ -321,21 +338,17 @@ fn remove_stale_temps(path: &Path) {
     } else {
         dir
     };
-    let prefix = format!(".{}.", name.to_string_lossy());
+    let name = name.to_string_lossy();
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let file_name = entry.file_name();
         let file_name = file_name.to_string_lossy();
-        let Some(rest) = file_name.strip_prefix(&prefix) else {
-            continue;
-        };
-        let is_temp = ["new.", "old."].iter().any(|k| {
-            rest.strip_prefix(k)
-                .is_some_and(|pid| pid.parse::<u32>().is_ok())
-        });
-        if is_temp && entry.metadata().is_ok_and(|m| m.is_file()) {
+        let is_temp = ["new", "old"]
+            .iter()
+            .any(|kind| crate::atomic::is_temp_of(&file_name, &name, kind));
+        if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
             let _ = fs::remove_file(entry.path());
         }
     }

@@ -95,8 +95,13 @@ fn sigkill_at_random_moments_leaves_a_whole_baseline() {
     // The next write cleans up what killed writers left behind, also when
     // it has nothing to change.
     assert!(writer("edge", &db).status().unwrap().success());
-    std::fs::write(dir.path().join(".psdiff.db.new.4194301"), "half a baseline").unwrap();
-    std::fs::write(dir.path().join(".psdiff.db.old.4194302"), "").unwrap();
+    std::fs::write(
+        dir.path().join(".psdiff.db.new.00c0ffee4194301a"),
+        "half a baseline",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join(".psdiff.db.old.00c0ffee4194302b"), "").unwrap();
+    std::fs::write(dir.path().join(".psdiff.db.new.4194303"), "from psdiff 0.1").unwrap();
     let out = writer("edge", &db).output().unwrap();
     assert!(
         stdout(&out).starts_with("No changes to "),
