@@ -10,6 +10,7 @@
 
 mod error;
 pub mod schema;
+pub mod trust;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -110,16 +111,42 @@ pub fn defaults() -> Result<Config, ConfigError> {
     Ok(config)
 }
 
+/// Reads one file, refusing one that someone else could change
+/// (`trust`): its rules run as root.
 fn parse_path(path: &Path) -> Result<ParsedFile, ConfigError> {
+    use std::io::Read;
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::file(&name, format!("cannot read: {e}")))?;
+    let unreadable = |e: std::io::Error| ConfigError::file(&name, format!("cannot read: {e}"));
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    if is_null_device(&meta) {
+        // `--config /dev/null`: the documented way to say "no file".
+        return parse(&name, "");
+    }
+    if !meta.is_file() {
+        return Err(ConfigError::file(&name, "is not a regular file"));
+    }
+    trust::file(path, &meta).map_err(|u| ConfigError::file(&name, format!("refused: {u}")))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(unreadable)?;
     parse(&name, &text)
+}
+
+/// The kernel's null device (char 1:3), whatever its name or mode.
+fn is_null_device(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    meta.file_type().is_char_device()
+        && nix::sys::stat::major(meta.rdev()) == 1
+        && nix::sys::stat::minor(meta.rdev()) == 3
 }
 
 fn drop_ins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
+        Ok(entries) => {
+            trust::drop_in_folder(dir)
+                .map_err(|u| ConfigError::file(dir.display(), format!("refused: {u}")))?;
+            entries
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => {
             return Err(ConfigError::file(
@@ -176,8 +203,13 @@ pub fn parse(name: &str, text: &str) -> Result<ParsedFile, ConfigError> {
     for entry in file.serve.map(|s| s.run_allow).unwrap_or_default() {
         let (line, column) = line_column(text, entry.span().start);
         let argv = entry.into_inner();
+        let dots = argv.iter().position(|a| a == "...");
         let wrong = match argv.first() {
             None => Some("an empty entry would allow every command".to_string()),
+            Some(_) if dots.is_some_and(|at| at + 1 != argv.len() || at == 0) => Some(
+                "\"...\" (any further arguments) may only end an entry, after the program"
+                    .to_string(),
+            ),
             Some(program) if !program.starts_with('/') => Some(format!(
                 "`{program}` is not an absolute path; name the program as /usr/bin/{program} (or wherever it is), so PATH cannot change what runs"
             )),

@@ -54,6 +54,8 @@ pub enum TokenError {
         .path.display(), .path.display()
     )]
     Insecure { path: PathBuf, mode: u32 },
+    #[error("refused the token file {}: {why}", .path.display())]
+    Untrusted { path: PathBuf, why: String },
     #[error("{}:{line}: {message}", .path.display())]
     Malformed {
         path: PathBuf,
@@ -83,13 +85,18 @@ impl Tokens {
             source,
         };
         let file = std::fs::File::open(path).map_err(unreadable)?;
-        let mode = file.metadata().map_err(unreadable)?.mode() & 0o7777;
+        let meta = file.metadata().map_err(unreadable)?;
+        let mode = meta.mode() & 0o7777;
         if mode & 0o077 != 0 {
             return Err(TokenError::Insecure {
                 path: path.to_path_buf(),
                 mode,
             });
         }
+        crate::config::trust::file(path, &meta).map_err(|u| TokenError::Untrusted {
+            path: path.to_path_buf(),
+            why: u.why,
+        })?;
         let text = std::io::read_to_string(file).map_err(unreadable)?;
         Tokens::parse(path, &text)
     }
@@ -217,7 +224,8 @@ fn store(path: &Path, tokens: &Tokens) -> Result<(), TokenError> {
         source,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(unwritable)?;
+        // Only root (its owner) may list or change what is in it.
+        crate::atomic::create_dirs(dir, 0o700).map_err(unwritable)?;
     }
     crate::atomic::write(path, tokens.render().as_bytes(), 0o600).map_err(unwritable)
 }
