@@ -41,6 +41,7 @@ pub mod fuzz;
 pub mod host;
 pub mod invocation;
 pub mod mounts;
+pub mod pidfd;
 pub mod record;
 pub mod render;
 pub mod report;

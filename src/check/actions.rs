@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use super::DEFAULT_GRACE;
 use super::{Group, Level};
 use crate::config::schema::ActionsDef;
+use crate::pidfd::PidFd;
 use crate::snapshot::ProcRoot;
 
 /// How long an `exec` command may run.
@@ -205,7 +205,10 @@ pub fn run(
     done
 }
 
-/// SIGTERM to each pid, then SIGKILL to those alive after `grace`.
+/// SIGTERM to each pid, then SIGKILL to those alive after `grace`, each
+/// through a pidfd opened and checked (same start time, a process and
+/// not a kernel thread) before the first signal: a pid freed and taken
+/// again meanwhile is never signalled.
 fn kill_all(
     pids: &[u32],
     start_times: &dyn Fn(u32) -> Option<u64>,
@@ -215,13 +218,6 @@ fn kill_all(
     dry_run: bool,
 ) -> Vec<String> {
     let mut done = Vec::new();
-    let root = ProcRoot::open(&guard.proc_root).ok();
-    // Still the process that was counted: same start time, not a kernel thread.
-    let same = |pid: u32| {
-        root.as_ref()
-            .and_then(|r| r.stat(pid))
-            .is_some_and(|s| Some(s.start_time) == start_times(pid) && !s.is_kernel_thread())
-    };
     if !guard.local() {
         done.push(format!(
             "will not kill: the processes were read from {}, not this machine's /proc",
@@ -229,23 +225,32 @@ fn kill_all(
         ));
         return done;
     }
+    let root = ProcRoot::open(&guard.proc_root).ok();
     let mut targets = Vec::new();
     for &pid in pids {
         if guard.protects(pid) {
             done.push(format!(
                 "will not signal pid {pid}: it is pid 1, psdiff or an ancestor of psdiff"
             ));
-        } else if !same(pid) {
-            done.push(format!("pid {pid} has exited; nothing to signal"));
-        } else {
-            targets.push(pid);
+            continue;
+        }
+        let held = PidFd::open(pid).ok().filter(|_| {
+            // Checked once the pidfd holds it: still the one counted.
+            root.as_ref()
+                .and_then(|r| r.stat(pid))
+                .is_some_and(|s| Some(s.start_time) == start_times(pid) && !s.is_kernel_thread())
+        });
+        match held {
+            Some(process) => targets.push(process),
+            None => done.push(format!("pid {pid} has exited; nothing to signal")),
         }
     }
-    for &pid in &targets {
+    for process in &targets {
+        let pid = process.pid();
         if dry_run {
             done.push(format!("{prefix}send SIGTERM to pid {pid}"));
         } else {
-            done.push(match kill(Pid::from_raw(pid as i32), Signal::SIGTERM) {
+            done.push(match process.signal(Signal::SIGTERM) {
                 Ok(()) => format!("sent SIGTERM to pid {pid}"),
                 Err(e) => format!("could not signal pid {pid}: {e}"),
             });
@@ -261,19 +266,19 @@ fn kill_all(
         return done;
     }
     let deadline = Instant::now() + grace;
-    while Instant::now() < deadline && targets.iter().any(|&p| same(p)) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    for &pid in &targets {
-        if same(pid) {
-            done.push(match kill(Pid::from_raw(pid as i32), Signal::SIGKILL) {
-                Ok(()) => format!(
-                    "sent SIGKILL to pid {pid} (still running after {}s)",
-                    grace.as_secs()
-                ),
-                Err(e) => format!("could not SIGKILL pid {pid}: {e}"),
-            });
+    for process in &targets {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if process.wait_end(left) {
+            continue;
         }
+        let pid = process.pid();
+        done.push(match process.signal(Signal::SIGKILL) {
+            Ok(()) => format!(
+                "sent SIGKILL to pid {pid} (still running after {}s)",
+                grace.as_secs()
+            ),
+            Err(e) => format!("could not SIGKILL pid {pid}: {e}"),
+        });
     }
     done
 }

@@ -44,13 +44,33 @@ fn compile(located: &Located<CheckDef>, users: &UserNames) -> Result<Check, Conf
             .transpose()
             .map_err(|e| fail(None, e))
     };
+    let (on_warn, on_crit) = (actions(&def.on_warn)?, actions(&def.on_crit)?);
+    let kills = [&on_warn, &on_crit]
+        .iter()
+        .any(|a| a.as_ref().is_some_and(|a| a.kill));
+    // A count over processes found by name kills whoever took the name; a
+    // count per user kills only that user's own, and CPU or credential
+    // checks pick their target by what the kernel measures.
+    let named_count = matches!(
+        kind,
+        Kind::Count {
+            per_user: false,
+            ..
+        }
+    );
+    if kills && named_count && !selector.attested() {
+        return Err(fail(
+            None,
+            "`kill = true` would reach whatever process any user names so: the match names it only by names a user chooses (command, comm, argv0, cmdline). Add what the kernel attests: `exe = \"/usr/sbin/...\"` or `user = \"...\"` (or `unit =`)".into(),
+        ));
+    }
     Ok(Check {
         name: def.name.clone(),
         origin: Some(located.origin.clone()),
         selector,
         kind,
-        on_warn: actions(&def.on_warn)?,
-        on_crit: actions(&def.on_crit)?,
+        on_warn,
+        on_crit,
     })
 }
 

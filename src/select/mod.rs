@@ -446,6 +446,22 @@ impl Selector {
         .collect()
     }
 
+    /// Whether it names its processes by something the kernel attests and
+    /// a user cannot choose: the executable, the user or group, the
+    /// cgroup (unit, slice, container), or such a parent.
+    pub fn attested(&self) -> bool {
+        self.exe.is_some()
+            || matches!(self.command, Some(Command::Exe(_)))
+            || self.user.is_some()
+            || self.group.is_some()
+            || self.unit.is_some()
+            || self.user_unit.is_some()
+            || self.slice.is_some()
+            || self.cgroup.is_some()
+            || self.container.is_some()
+            || self.parent.as_ref().is_some_and(|p| p.attested())
+    }
+
     /// Users and groups named here that this host does not have, as
     /// `user "NAME"`: such a condition matches nothing.
     pub fn unknown_names(&self) -> Vec<String> {
@@ -481,7 +497,7 @@ impl Selector {
                 || self.invocation.is_some(),
             selinux: self.selinux.is_some() || self.selinux_domain.is_some(),
             cgroup,
-            disguise: self.disguised.is_some(),
+            disguise: self.disguised.is_some() || matches!(self.command, Some(Command::Name(_))),
         }
         .union(parent)
     }
@@ -522,7 +538,11 @@ impl Selector {
                     == a
             })
             && self.command.as_ref().is_none_or(|c| match c {
-                Command::Name(name) => population.names(i).iter().any(|n| n == name),
+                // A process whose argv[0] names another program than it
+                // runs is not counted under that name.
+                Command::Name(name) => {
+                    process.disguised != Some(true) && population.names(i).iter().any(|n| n == name)
+                }
                 Command::Exe(path) => process.exe_path() == Some(path.as_str()),
                 Command::Any => true,
             })

@@ -181,7 +181,9 @@ impl Snapshot {
         fields: Fields,
     ) -> Result<Snapshot, SnapshotError> {
         let root = open_root(root)?;
-        if fields.exe || fields.disguise {
+        // Rules that rest on the executable cannot work without it; the
+        // disguise check alone only narrows names, and goes without.
+        if fields.exe {
             access::check_identity(&root)?;
         }
         let unreadable = |source| SnapshotError::Unreadable {

@@ -118,6 +118,19 @@ impl ProcDir {
         (stat.pid == self.pid).then_some(stat)
     }
 
+    /// The process a task belongs to (its thread-group id): itself for a
+    /// process, another for one of its threads (/proc/TID is there too,
+    /// though not listed).
+    pub fn tgid(&self) -> Option<u32> {
+        let status = self.read_vec("status")?;
+        let text = std::str::from_utf8(&status).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("Tgid:"))?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// The executable, ` (deleted)` dropped.
     pub fn exe(&self) -> Option<String> {
         let exe = self.read_link("exe")?;

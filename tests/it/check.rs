@@ -193,7 +193,7 @@ on_crit = {{ log = "{log}", exec = ["/bin/sh", "{record}"], kill = true, grace =
 
 [[check]]
 name = "never-init"
-match = {{ comm = "bash" }}
+match = {{ comm = "bash", user = "root" }}
 count = "-0"
 on_crit = {{ kill = true, grace = 1 }}
 "#,
