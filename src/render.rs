@@ -73,12 +73,29 @@ pub fn cmdline(process: &Process) -> String {
 
 /// Bytes as printable text: invalid UTF-8 becomes U+FFFD and every control
 /// character (C0, DEL, C1) becomes `?`, so that one process is always one
-/// line and no terminal escape reaches the operator's screen.
+/// line and no terminal escape reaches the operator's screen; so do the
+/// invisible characters that change how text reads (bidi overrides,
+/// zero-width), so that no title can pass for another.
 pub fn printable(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes)
         .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(visible)
         .collect()
+}
+
+/// `c`, or `?` for a control or invisible formatting character.
+pub fn visible(c: char) -> char {
+    let invisible = matches!(
+        c,
+        '\u{200b}'..='\u{200f}'   // zero-width space, joiners, LRM, RLM
+            | '\u{202a}'..='\u{202e}' // bidi embeddings and overrides
+            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+            | '\u{2066}'..='\u{2069}' // bidi isolates
+            | '\u{061c}'               // Arabic letter mark
+            | '\u{feff}'               // zero-width no-break space
+            | '\u{00ad}'               // soft hyphen
+    );
+    if c.is_control() || invisible { '?' } else { c }
 }
 
 #[cfg(test)]
@@ -117,5 +134,9 @@ mod tests {
         assert_eq!(printable(b"a\tb\nc\x1b[31m\x7f"), "a?b?c?[31m?");
         assert_eq!(printable(b"caf\xc3\xa9 \xff"), "café \u{fffd}");
         assert_eq!(printable("x\u{85}y".as_bytes()), "x?y");
+        assert_eq!(
+            printable("/usr/sbin/\u{202e}dhss\u{200b}x".as_bytes()),
+            "/usr/sbin/?dhss?x"
+        );
     }
 }

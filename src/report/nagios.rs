@@ -66,12 +66,13 @@ pub fn changes(changes: &[Change], wanted: Wanted, note: Option<&str>) -> (Strin
         plugin_text(&summary.join(", ")),
         perfdata.join(" ")
     );
-    out.push_str(&text(changes));
+    // In the long output too, a `|` would start performance data.
+    out.push_str(&plugin_text(&text(changes)));
     (out, state)
 }
 
-/// Text for the status line: a `|` would start the performance data, so
-/// it becomes `/` (a process titled `x | evil=1` must not add a metric).
+/// Text for a plugin's output: a `|` would start performance data, so it
+/// becomes `/` (a process titled `x | evil=1` must not add a metric).
 pub fn plugin_text(text: &str) -> String {
     text.replace('|', "/")
 }
@@ -132,9 +133,14 @@ pub fn checks(checks: &[Check], outcomes: &[Outcome]) -> (String, NagiosState) {
             _ => {}
         }
     }
-    let mut out = format!("PROCS {} - {text} | {}\n", state.label(), perf.join(" "));
+    let mut out = format!(
+        "PROCS {} - {} | {}\n",
+        state.label(),
+        plugin_text(&text),
+        perf.join(" ")
+    );
     for line in failing {
-        out.push_str(line);
+        out.push_str(&plugin_text(line));
         out.push('\n');
     }
     (out, state)

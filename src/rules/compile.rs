@@ -63,6 +63,23 @@ fn compile(located: &Located<RuleDef>, users: &UserNames) -> Result<Rule, Config
         }
     }
     let action = action(def, &fail)?;
+    for (key, text) in [
+        ("replacement", &def.replacement),
+        ("placeholder", &def.placeholder),
+        ("to", &def.to),
+    ] {
+        if let Some(c) = text
+            .as_deref()
+            .and_then(|t| t.chars().find(|&c| crate::render::visible(c) != c))
+        {
+            return Err(fail(
+                None,
+                format!(
+                    "`{key}` holds {c:?}: a line of a dump is one line of printable text; remove it"
+                ),
+            ));
+        }
+    }
     Ok(Rule {
         name: def.name.clone(),
         origin: located.origin.clone(),
@@ -198,5 +215,9 @@ mod tests {
         );
         let e = error("[[rule]]\nname = \"m\"\nmatch = { pid = 1 }\naction = \"replace-arg\"\n");
         assert!(e.contains("needs exactly one of `option`"), "{e}");
+        let e = error(
+            "[[rule]]\nname = \"nl\"\nmatch = { pid = 1 }\naction = \"rewrite\"\npattern = 'x'\nreplacement = \"a\\nb\"\n",
+        );
+        assert!(e.contains("rule \"nl\": `replacement` holds '\\n'"), "{e}");
     }
 }

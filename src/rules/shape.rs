@@ -281,6 +281,11 @@ fn transform_all(
                 }
             }
         }
+        // A transform's text, or an executable's path it filled in, must
+        // not break the one-line-per-process format.
+        if cmdline.chars().any(|c| render::visible(c) != c) {
+            cmdline = cmdline.chars().map(render::visible).collect();
+        }
         cmdlines[i] = cmdline;
     }
     (cmdlines, rewrites)
