@@ -16,7 +16,8 @@ use super::reply::ApiError;
 use super::tokens::random_id;
 use crate::check::actions::Guard;
 use crate::context::Context;
-use crate::snapshot::{Fields, Snapshot};
+use crate::pidfd::PidFd;
+use crate::snapshot::{Fields, ProcRoot, Snapshot};
 
 /// How long a command may run before it is killed.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,10 +35,12 @@ pub struct Control {
     runs: Arc<Mutex<HashMap<String, Run>>>,
 }
 
-/// The process a control action is aimed at.
+/// The process a control action is aimed at, held by a pidfd: actions
+/// reach it or nothing, never a process that took its pid since.
 pub struct Target {
     pub pid: u32,
     pub comm: String,
+    process: PidFd,
 }
 
 impl std::fmt::Display for Target {
@@ -95,34 +98,67 @@ impl Control {
                 "pid {pid} is protected: it is pid 1, psdiff serve or one of its ancestors"
             )));
         }
+        // A thread's id reaches its whole process with kill(); only
+        // processes are targets.
+        let root = ProcRoot::open(&context.proc_root)
+            .map_err(|_| ApiError::internal("cannot read the processes"))?;
+        match root.process(pid).and_then(|d| d.tgid()) {
+            Some(tgid) if tgid != pid => {
+                return Err(ApiError::forbidden(format!(
+                    "{pid} is a thread of process {tgid}, not a process; act on the process"
+                )));
+            }
+            Some(_) => {}
+            None => return Err(ApiError::not_found(format!("no process with pid {pid}"))),
+        }
         let process = Snapshot::take_one(
             &context.proc_root,
             &mut context.users()?,
             Fields::default(),
             pid,
         )
-        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| {
+            eprintln!("psdiff serve: control: reading pid {pid}: {e}");
+            ApiError::internal("cannot read the process")
+        })?
         .ok_or_else(|| ApiError::not_found(format!("no process with pid {pid}")))?;
         if process.kernel_thread {
             return Err(ApiError::forbidden(format!(
                 "pid {pid} is a kernel thread; those are never controlled"
             )));
         }
+        // Held from here; still the process read above (same start), or
+        // it ended and its pid was taken meanwhile.
+        let held = PidFd::open(pid)
+            .map_err(|_| ApiError::not_found(format!("no process with pid {pid}")))?;
+        if root.stat(pid).map(|s| s.start_time) != Some(process.start_time) {
+            return Err(ApiError::not_found(format!("no process with pid {pid}")));
+        }
         Ok(Target {
             pid,
             comm: String::from_utf8_lossy(&process.comm).into_owned(),
+            process: held,
         })
     }
 
     pub fn signal(&self, target: &Target, signal: Signal) -> Result<Value, ApiError> {
-        let pid = nix::unistd::Pid::from_raw(target.pid as i32);
-        nix::sys::signal::kill(pid, signal).map_err(|e| {
-            ApiError::internal(format!("cannot send {signal} to {target}: {}", e.desc()))
+        target.process.signal(signal).map_err(|e| {
+            eprintln!("psdiff serve: control: cannot send {signal} to {target}: {e}");
+            ApiError::internal(format!("cannot send {signal} to {target}"))
         })?;
         Ok(json!({"pid": target.pid, "signal": signal.as_str(), "result": "sent"}))
     }
 
     pub fn renice(&self, target: &Target, priority: i32) -> Result<Value, ApiError> {
+        // setpriority takes a pid, not a pidfd: the held pidfd keeps the pid
+        // from being taken while the process lives; one that ended is no
+        // target.
+        if target.process.ended() {
+            return Err(ApiError::not_found(format!(
+                "no process with pid {}",
+                target.pid
+            )));
+        }
         // SAFETY: setpriority reads no memory of ours; it only takes numbers.
         let done =
             unsafe { libc::setpriority(libc::PRIO_PROCESS, target.pid as libc::id_t, priority) };
@@ -144,12 +180,9 @@ impl Control {
         log: impl FnOnce(String) + Send + 'static,
     ) -> Result<Value, ApiError> {
         // Every run_allow entry has a program, so an empty cmd matches none.
-        let allowed = run_allow
-            .iter()
-            .any(|prefix| cmd.len() >= prefix.len() && cmd[..prefix.len()] == prefix[..]);
-        if !allowed {
+        if !run_allow.iter().any(|entry| allows(entry, &cmd)) {
             return Err(ApiError::forbidden(format!(
-                "{cmd:?} does not start with an entry of [serve] run_allow in psdiff.toml"
+                "{cmd:?} is not an entry of [serve] run_allow in psdiff.toml"
             )));
         }
         let mut runs = self.runs.lock().expect("no panic holds this lock");
@@ -291,6 +324,17 @@ impl Control {
     }
 }
 
+/// Whether `entry` of `run_allow` allows `cmd`: exactly that argv, or,
+/// when the entry ends with `"..."`, anything after its other arguments.
+fn allows(entry: &[String], cmd: &[String]) -> bool {
+    match entry.split_last() {
+        Some((last, fixed)) if last == "..." => {
+            cmd.len() > fixed.len() && cmd[..fixed.len()] == *fixed
+        }
+        _ => cmd == entry,
+    }
+}
+
 /// Keeps the first `OUTPUT_CAP` bytes of `stream` and reads the rest
 /// away, so the command never blocks on a full pipe.
 async fn capture(stream: Option<impl AsyncRead + Unpin>, into: Arc<Mutex<Captured>>) {
@@ -334,6 +378,27 @@ pub fn parse_signal(value: Option<&Value>) -> Result<Signal, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_allow_is_exact_unless_it_ends_with_dots() {
+        let entry = |e: &[&str]| e.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let restart = entry(&["/usr/bin/systemctl", "restart", "nginx"]);
+        let status = entry(&["/usr/bin/systemctl", "status", "..."]);
+        assert!(allows(&restart, &restart));
+        assert!(!allows(
+            &restart,
+            &entry(&["/usr/bin/systemctl", "restart", "nginx", "sshd"])
+        ));
+        assert!(allows(
+            &status,
+            &entry(&["/usr/bin/systemctl", "status", "nginx"])
+        ));
+        assert!(!allows(&status, &entry(&["/usr/bin/systemctl", "status"])));
+        assert!(!allows(
+            &status,
+            &entry(&["/usr/bin/systemctl", "stop", "x"])
+        ));
+    }
 
     #[test]
     fn signals_by_name_or_number() {
