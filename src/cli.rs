@@ -141,6 +141,17 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print the man page (roff), e.g. `psdiff man | man -l -`.
     Man,
+    /// Run a command and kill everything it started at the limit, even
+    /// what left its process group (how `serve` runs `POST /api/ps`).
+    #[command(hide = true)]
+    Contain {
+        /// The limit in seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+        argv: Vec<String>,
+    },
     /// Print shell completions.
     Completions {
         /// The shell to complete for.

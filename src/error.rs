@@ -15,7 +15,7 @@ pub enum Exit {
     /// Runtime failure: /proc, the baseline or output unreadable/unwritable.
     Runtime,
     Nagios(NagiosState),
-    /// `psdiff files -- CMD`: the command's own exit status.
+    /// `psdiff files -- CMD`, `psdiff contain`: the command's own exit status.
     Command(u8),
 }
 

@@ -33,6 +33,7 @@ pub mod clock;
 pub mod commands;
 pub mod comparison;
 pub mod config;
+pub mod contain;
 pub mod context;
 pub mod diff;
 pub mod error;

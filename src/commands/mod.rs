@@ -63,6 +63,11 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Files(args) => files::run(&context, &args),
         Command::Token(command) => serve::token(command),
         Command::Man => docs::man(),
+        Command::Contain { seconds, argv } => {
+            let outcome = crate::contain::run(&argv, std::time::Duration::from_secs(seconds))
+                .map_err(|e| Error::Usage(format!("cannot run {:?}: {e}", argv[0])))?;
+            Ok(Exit::Command(crate::contain::exit_with(outcome)))
+        }
         Command::Completions { shell } => docs::completions(shell),
     }
 }

@@ -21,7 +21,9 @@ use crate::snapshot::{Fields, ProcRoot, Snapshot};
 
 /// How long a command may run before it is killed.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(10);
-/// How much of each of stdout and stderr is kept.
+/// How long `psdiff contain` may take past the limit to kill and reap.
+const CONTAIN_GRACE: Duration = Duration::from_secs(5);
+/// The first bytes of stdout and of stderr kept per command.
 pub const OUTPUT_CAP: usize = 64 * 1024;
 /// How long a finished command's output can be fetched.
 pub const OUTPUT_TTL: Duration = Duration::from_secs(600);
@@ -201,13 +203,18 @@ impl Control {
             let Some((_, id)) = oldest else { break };
             runs.remove(&id);
         }
-        let mut child = tokio::process::Command::new(&cmd[0])
-            .args(&cmd[1..])
+        // Under `psdiff contain`, so what it starts cannot outlive the
+        // limit by leaving the process group (`setsid`, a double fork).
+        let mut child = tokio::process::Command::new("/proc/self/exe")
+            .arg0("psdiff")
+            .arg("contain")
+            .arg("--seconds")
+            .arg(RUN_TIMEOUT.as_secs().to_string())
+            .arg("--")
+            .args(&cmd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            // Its own process group, so a timeout kills what it started too.
             .process_group(0)
             .spawn()
             .map_err(|e| ApiError::internal(format!("cannot run {:?}: {e}", cmd[0])))?;
@@ -233,14 +240,23 @@ impl Control {
         let store = self.runs.clone();
         let run_id = id.clone();
         tokio::spawn(async move {
-            let (status, timed_out) = match tokio::time::timeout(RUN_TIMEOUT, child.wait()).await {
-                Ok(status) => (status, false),
-                Err(_) => {
-                    let group = nix::unistd::Pid::from_raw(pid as i32);
-                    let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
-                    (child.wait().await, true)
-                }
-            };
+            let started = Instant::now();
+            // contain keeps the limit itself; this only guards against it
+            // hanging.
+            let (status, hung) =
+                match tokio::time::timeout(RUN_TIMEOUT + CONTAIN_GRACE, child.wait()).await {
+                    Ok(status) => (status, false),
+                    Err(_) => {
+                        let group = nix::unistd::Pid::from_raw(pid as i32);
+                        let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
+                        (child.wait().await, true)
+                    }
+                };
+            let timed_out = hung
+                || (started.elapsed() >= RUN_TIMEOUT
+                    && status
+                        .as_ref()
+                        .is_ok_and(|s| s.code() == Some(i32::from(crate::contain::TIMED_OUT))));
             // A child left running may hold the pipes open; what came in a
             // moment after the end is all that is kept.
             let aborts = readers.each_ref().map(|r| r.abort_handle());
@@ -258,8 +274,17 @@ impl Control {
             use std::os::unix::process::ExitStatusExt;
             let end = End {
                 at: Instant::now(),
-                code: status.as_ref().ok().and_then(|s| s.code()),
-                signal: status.as_ref().ok().and_then(|s| s.signal()),
+                // Timed out: what was run died of SIGKILL, as the API says.
+                code: status
+                    .as_ref()
+                    .ok()
+                    .and_then(|s| s.code())
+                    .filter(|_| !timed_out),
+                signal: if timed_out {
+                    Some(Signal::SIGKILL as i32)
+                } else {
+                    status.as_ref().ok().and_then(|s| s.signal())
+                },
                 timed_out,
             };
             log(match (&end, timed_out) {

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{TempDir, fixtures, psdiff};
+use crate::common::{TempDir, fixtures, psdiff, stdout};
 use serde_json::{Value, json};
 
 /// A running server with a read token and a control token.
@@ -715,11 +715,13 @@ fn run_starts_only_allowed_commands_and_keeps_their_output() {
         400
     );
 
-    // Output is capped, and a command that overstays is killed with what
-    // it started.
+    // Output is capped, and a command that overstays is killed with all
+    // it started, also what left its process group or lost its parent.
+    let marker = 3000 + std::process::id() % 1000;
+    let escapes = format!("setsid sleep {marker}.1 & (sleep {marker}.2 &);");
     let (_, started) = server.control(
         "POST",
-        &json!({"cmd": ["/bin/sh", "-c", "head -c 200000 /dev/zero | tr '\\0' x; sleep 60"]}),
+        &json!({"cmd": ["/bin/sh", "-c", format!("{escapes} head -c 200000 /dev/zero | tr '\\0' x; sleep 60")]}),
     );
     let begun = Instant::now();
     let output = wait_for_end(&server, started["id"].as_str().unwrap());
@@ -732,6 +734,11 @@ fn run_starts_only_allowed_commands_and_keeps_their_output() {
     assert_eq!(output["signal"], 9);
     assert_eq!(output["out"].as_str().unwrap().len(), 64 * 1024);
     assert_eq!(output["out_truncated"], true);
+    let left = std::process::Command::new("pgrep")
+        .args(["-af", &format!("sleep {marker}\\.")])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&left), "", "escaped the limit");
 
     let (status, body) = server.call(
         "GET",
