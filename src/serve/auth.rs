@@ -9,6 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::connections::Connection;
 use super::reply::ApiError;
 use super::state::AppState;
 use super::token_source::Identity;
@@ -45,6 +46,9 @@ pub async fn authenticate(
     };
     match verified {
         Some(identity) => {
+            if let Some(connection) = request.extensions().get::<Arc<Connection>>() {
+                connection.trust();
+            }
             request.extensions_mut().insert(identity);
             next.run(request).await
         }

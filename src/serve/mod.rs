@@ -4,6 +4,7 @@
 
 mod auth;
 pub(crate) mod body;
+mod connections;
 mod control;
 pub(crate) mod process;
 mod reply;
@@ -21,7 +22,6 @@ use std::time::Duration;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::context::Context;
 pub use tokens::{Scope, TokenError};
@@ -74,6 +74,7 @@ pub fn run(context: Context, settings: Settings) -> Result<(), ServeError> {
     if tokens.count() == 0 {
         return Err(ServeError::NoTokens(settings.tokens.clone()));
     }
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -115,7 +116,7 @@ pub fn run(context: Context, settings: Settings) -> Result<(), ServeError> {
 }
 
 async fn accept_loop(listener: TcpListener, router: axum::Router, settings: &Settings) {
-    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let connections = connections::Connections::new(settings.max_connections);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -125,12 +126,8 @@ async fn accept_loop(listener: TcpListener, router: axum::Router, settings: &Set
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
-        // A connection is accepted only when it can be served; the others
-        // wait in the kernel's queue.
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-        };
+        // Always accept: at the cap a stranger makes room (`connections`),
+        // rather than everyone waiting in the kernel's queue behind them.
         let stream = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -143,13 +140,36 @@ async fn accept_loop(listener: TcpListener, router: axum::Router, settings: &Set
                 }
             },
         };
+        let Some(admitted) = connections.admit() else {
+            continue; // every place is held by a token holder
+        };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let connection = http.serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let connection = admitted.connection.clone();
+        let tagged = tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(connection.clone());
+                request
+            },
+        );
+        let served = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(tagged));
+        let served = graceful.watch(served);
+        let stranger_limit = settings.client_timeout;
         tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
+            let connection = admitted.connection.clone();
+            // A connection that has shown no token by then is closed.
+            let strangers_leave = async {
+                tokio::time::sleep(stranger_limit).await;
+                if connection.is_trusted() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                _ = served => {}
+                () = connection.evicted() => {}
+                () = strangers_leave => {}
+            }
+            drop(admitted);
         });
     }
     drop(listener);
@@ -162,6 +182,23 @@ async fn accept_loop(listener: TcpListener, router: axum::Router, settings: &Set
             "psdiff serve: connections still open after {}s; closing them",
             SHUTDOWN_GRACE.as_secs()
         );
+    }
+}
+
+/// The soft limit on open files up to the hard one: at 1024 a crowd of
+/// strangers leaves no descriptor to accept a token holder with.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write only `limit`.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
     }
 }
 
