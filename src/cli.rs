@@ -198,11 +198,13 @@ pub struct ServeArgs {
     /// for tokens made with `--control`.
     #[arg(long)]
     pub allow_control: bool,
-    /// Connections served at once; more wait until one closes.
+    /// Connections kept open at once; at the cap the oldest one that has
+    /// not shown a valid token is closed to make room for a new one.
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_connections: u32,
     /// Seconds a client has to send a request's headers (also how long an
-    /// idle connection is kept), and to send its body.
+    /// idle connection is kept), and to send its body; a connection that
+    /// has shown no valid token by then is closed.
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub client_timeout: u64,
 }
@@ -259,7 +261,13 @@ pub enum TokenCommand {
     Add {
         /// What the token is for (`zabbix`, `prometheus`, `ops-alice`).
         name: String,
-        /// Let it use the control routes (with `serve --allow-control`).
+        /// Let it see every process field, also those of other users'
+        /// processes that need ptrace access (exe, cwd, open_files,
+        /// connections).
+        #[arg(long, conflicts_with = "control")]
+        inspect: bool,
+        /// Let it use the control routes (with `serve --allow-control`);
+        /// implies --inspect.
         #[arg(long)]
         control: bool,
         #[command(flatten)]

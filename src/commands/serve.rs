@@ -29,10 +29,15 @@ pub fn token(command: TokenCommand) -> Result<Exit, Error> {
     match command {
         TokenCommand::Add {
             name,
+            inspect,
             control,
             tokens,
         } => {
-            let scope = if control { Scope::Control } else { Scope::Read };
+            let scope = match (inspect, control) {
+                (_, true) => Scope::Control,
+                (true, false) => Scope::Inspect,
+                (false, false) => Scope::Read,
+            };
             let token = tokens::add(&tokens.path, &name, scope).map_err(failed)?;
             eprintln!(
                 "psdiff: token `{name}` ({}) added to {}; it is shown only now:",

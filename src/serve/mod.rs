@@ -30,6 +30,8 @@ pub use tokens::{Scope, TokenError};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Request line and headers above this are refused with 431.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Threads reading /proc (or checking a token) at once.
+const MAX_BLOCKING_THREADS: usize = 16;
 /// How long open connections get to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -76,6 +78,9 @@ pub fn run(context: Context, settings: Settings) -> Result<(), ServeError> {
     }
     raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        // /proc is read on blocking threads; a burst of requests queues
+        // for these rather than growing hundreds of threads.
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
@@ -104,7 +109,8 @@ pub fn run(context: Context, settings: Settings) -> Result<(), ServeError> {
                     reply::ApiError::internal("the server failed on this request; see its log")
                         .into_response()
                 },
-            ));
+            ))
+            .layer(axum::middleware::map_response(reply::json_errors));
         eprintln!(
             "psdiff serve: listening on http://{addr} (control routes {})",
             if settings.allow_control { "on" } else { "off" }

@@ -43,6 +43,9 @@ pub const FIELDS: [&str; 25] = [
     "connections",
 ];
 const COSTLY: usize = 2;
+/// Fields an unprivileged user cannot read of another user's process
+/// (they need ptrace access): given only to tokens made with `--inspect`.
+pub const SENSITIVE: [&str; 4] = ["exe", "cwd", "open_files", "connections"];
 
 /// A set of fields, one bit per entry of `FIELDS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,6 +79,51 @@ impl FieldSet {
         Ok(FieldSet(bits))
     }
 
+    fn of(names: &[&str]) -> FieldSet {
+        FieldSet(names.iter().fold(0, |bits, name| {
+            bits | 1
+                << FIELDS
+                    .iter()
+                    .position(|f| f == name)
+                    .expect("a known field")
+        }))
+    }
+
+    /// No field.
+    pub fn none() -> FieldSet {
+        FieldSet(0)
+    }
+
+    pub fn sensitive() -> FieldSet {
+        FieldSet::of(&SENSITIVE)
+    }
+
+    pub fn and(self, other: FieldSet) -> FieldSet {
+        FieldSet(self.0 & other.0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The names in the set, in the order of `FIELDS`.
+    pub fn names(self) -> Vec<&'static str> {
+        FIELDS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.0 & (1 << i) != 0)
+            .map(|(_, f)| *f)
+            .collect()
+    }
+
+    /// The listing this set is cut from: every cheap field, and the costly
+    /// ones asked for. However many distinct `?fields=` sets clients send,
+    /// the server reads and keeps at most four listings.
+    pub fn shared_superset(self) -> FieldSet {
+        let costly = !FieldSet::default_fields().0 & ((1 << FIELDS.len()) - 1);
+        FieldSet(FieldSet::default_fields().0 | (self.0 & costly))
+    }
+
     fn has(self, name: &str) -> bool {
         let i = FIELDS
             .iter()
@@ -95,6 +143,35 @@ impl FieldSet {
             cgroup: self.any(&["unit", "cgroup", "container"]),
             ..Fields::default()
         }
+    }
+}
+
+/// A record as a client sees it: only the fields it asked for, and those
+/// it may not see as null. Serialized in place, so a request costs no copy
+/// of the shared listing.
+pub struct Shown<'a> {
+    pub record: &'a Value,
+    pub asked: FieldSet,
+    pub hidden: FieldSet,
+}
+
+impl serde::Serialize for Shown<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let empty = Map::new();
+        let fields = self.record.as_object().unwrap_or(&empty);
+        let mut map = serializer.serialize_map(None)?;
+        for (name, value) in fields {
+            if !FIELDS.contains(&name.as_str()) || !self.asked.has(name) {
+                continue;
+            }
+            if self.hidden.has(name) {
+                map.serialize_entry(name, &Value::Null)?;
+            } else {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        map.end()
     }
 }
 

@@ -59,3 +59,37 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Any error answer not yet JSON (the rejections of axum's extractors and
+/// of tower-http's timeouts) becomes `{"error": "..."}` with its status,
+/// so clients parse one shape, whatever refused them.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.as_u16() < 400 || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| {
+            status
+                .canonical_reason()
+                .unwrap_or("request refused")
+                .to_lowercase()
+        });
+    let mut reply = ApiError::new(status, text).into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            reply.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    reply
+}

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{Extension, FromRequest, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::auth::{ControlAccess, authenticate, log_control};
 use super::body;
 use super::control::Target;
-use super::process::FieldSet;
+use super::process::{FieldSet, Shown};
 use super::reply::ApiError;
 use super::state::AppState;
 use super::token_source::Identity;
@@ -87,12 +87,44 @@ struct FieldsQuery {
     fields: Option<String>,
 }
 
-impl FieldsQuery {
-    fn parse(&self) -> Result<FieldSet, ApiError> {
-        match &self.fields {
-            None => Ok(FieldSet::default_fields()),
-            Some(list) => FieldSet::parse(list).map_err(ApiError::bad_request),
+/// What one request is shown: the fields it asked for, and of those the
+/// ones its token may not see (null in the answer).
+#[derive(Clone, Copy)]
+struct View {
+    asked: FieldSet,
+    hidden: FieldSet,
+}
+
+impl View {
+    fn show<'a>(&self, record: &'a Value) -> Shown<'a> {
+        Shown {
+            record,
+            asked: self.asked,
+            hidden: self.hidden,
         }
+    }
+}
+
+impl FieldsQuery {
+    /// The view for `who`: a field it may not see is null in the default
+    /// set, and refused when asked for by name.
+    fn view(&self, who: &Identity) -> Result<View, ApiError> {
+        let asked = match &self.fields {
+            None => FieldSet::default_fields(),
+            Some(list) => FieldSet::parse(list).map_err(ApiError::bad_request)?,
+        };
+        let hidden = if who.scope.inspects() {
+            FieldSet::none()
+        } else {
+            asked.and(FieldSet::sensitive())
+        };
+        if self.fields.is_some() && !hidden.is_empty() {
+            return Err(ApiError::forbidden(format!(
+                "{} of other users' processes are shown only to tokens made with `psdiff token add NAME --inspect` (or --control); this token may ask for the other fields",
+                hidden.names().join(", ")
+            )));
+        }
+        Ok(View { asked, hidden })
     }
 }
 
@@ -102,18 +134,27 @@ async fn status() -> Json<Value> {
 
 async fn list_processes(
     State(state): State<Arc<AppState>>,
+    Extension(who): Extension<Identity>,
     Query(query): Query<FieldsQuery>,
 ) -> Result<Response, ApiError> {
-    let listing = state.listing(query.parse()?).await?;
-    Ok(Json(listing.records(|_| true)).into_response())
+    let view = query.view(&who)?;
+    let listing = state.listing(view.asked.shared_superset()).await?;
+    let shown: Vec<Shown> = listing
+        .records(|_| true)
+        .into_iter()
+        .map(|r| view.show(r))
+        .collect();
+    Ok(Json(shown).into_response())
 }
 
 async fn one_process(
     State(state): State<Arc<AppState>>,
+    Extension(who): Extension<Identity>,
     Path(pid): Path<String>,
     Query(query): Query<FieldsQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let fields = query.parse()?;
+) -> Result<Response, ApiError> {
+    let view = query.view(&who)?;
+    let fields = view.asked;
     let pid: u32 = pid
         .parse()
         .map_err(|_| ApiError::bad_request(format!("`{pid}` is not a process id")))?;
@@ -129,15 +170,12 @@ async fn one_process(
         Ok(process.and_then(|p| state.records(vec![p], fields).entries.pop()?.1))
     })
     .await?;
-    found
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no process with pid {pid}")))
+    let record = found.ok_or_else(|| ApiError::not_found(format!("no process with pid {pid}")))?;
+    Ok(Json(view.show(&record)).into_response())
 }
 
 async fn list_users(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    let listing = state
-        .listing(FieldSet::parse("pid").expect("a field"))
-        .await?;
+    let listing = state.listing(FieldSet::default_fields()).await?;
     let users: Vec<Value> = listing
         .per_user()
         .into_iter()
@@ -148,11 +186,17 @@ async fn list_users(State(state): State<Arc<AppState>>) -> Result<Json<Value>, A
 
 async fn user_processes(
     State(state): State<Arc<AppState>>,
+    Extension(who): Extension<Identity>,
     Path(name): Path<String>,
     Query(query): Query<FieldsQuery>,
 ) -> Result<Response, ApiError> {
-    let listing = state.listing(query.parse()?).await?;
-    let records = listing.records(|p| *p.user == *name);
+    let view = query.view(&who)?;
+    let listing = state.listing(view.asked.shared_superset()).await?;
+    let records: Vec<Shown> = listing
+        .records(|p| *p.user == *name)
+        .into_iter()
+        .map(|r| view.show(r))
+        .collect();
     if records.is_empty() {
         let context_state = state.clone();
         let lookup = name.clone();
@@ -179,7 +223,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let (diff, check, listing) = tokio::join!(
         state.diff(),
         state.check(),
-        state.listing(FieldSet::parse("pid").expect("a field"))
+        state.listing(FieldSet::default_fields())
     );
     let mut out = String::new();
     match diff {

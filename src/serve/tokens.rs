@@ -20,9 +20,12 @@ const TOKEN_LENGTH: usize = 43;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// The read routes.
+    /// The read routes, without what only ptrace access would show of
+    /// another user's process (`exe`, `cwd`, `open_files`, `connections`).
     Read,
-    /// The read routes and, with `--allow-control`, the control routes.
+    /// The read routes with every field.
+    Inspect,
+    /// Every field and, with `--allow-control`, the control routes.
     Control,
 }
 
@@ -30,8 +33,14 @@ impl Scope {
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Read => "read",
+            Scope::Inspect => "inspect",
             Scope::Control => "control",
         }
+    }
+
+    /// Whether it sees the fields of `process::SENSITIVE`.
+    pub fn inspects(self) -> bool {
+        matches!(self, Scope::Inspect | Scope::Control)
     }
 }
 
@@ -122,10 +131,11 @@ impl Tokens {
             check_name(name).map_err(malformed)?;
             let scope = match scope {
                 "read" => Scope::Read,
+                "inspect" => Scope::Inspect,
                 "control" => Scope::Control,
                 other => {
                     return Err(malformed(format!(
-                        "unknown scope `{other}` (valid: read, control)"
+                        "unknown scope `{other}` (valid: read, inspect, control)"
                     )));
                 }
             };
@@ -296,13 +306,16 @@ mod tests {
     #[test]
     fn verify_finds_only_the_matching_token() {
         let text = format!(
-            "# comment\nmon read {}\nops control {}\n",
+            "# comment\nmon read {}\nops control {}\naudit inspect {}\n",
             hex(&sha256("secret-one")),
-            hex(&sha256("secret-two"))
+            hex(&sha256("secret-two")),
+            hex(&sha256("secret-four"))
         );
         let tokens = Tokens::parse(Path::new("t"), &text).unwrap();
         assert_eq!(tokens.verify("secret-one").unwrap().name, "mon");
         assert_eq!(tokens.verify("secret-two").unwrap().scope, Scope::Control);
+        assert_eq!(tokens.verify("secret-four").unwrap().scope, Scope::Inspect);
+        assert!(Scope::Inspect.inspects() && !Scope::Read.inspects());
         assert!(tokens.verify("secret-three").is_none());
         assert!(tokens.verify("").is_none());
     }

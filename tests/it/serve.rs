@@ -111,7 +111,11 @@ impl Server {
     }
 
     fn get(&self, path: &str) -> (u16, Value) {
-        let (status, body) = self.call("GET", path, Some(&self.read), None);
+        self.get_as(path, &self.read)
+    }
+
+    fn get_as(&self, path: &str, token: &str) -> (u16, Value) {
+        let (status, body) = self.call("GET", path, Some(token), None);
         (
             status,
             serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")),
@@ -180,13 +184,30 @@ fn live_server(args: &[&str]) -> Server {
 }
 
 /// A process to act on: `sleep` with a duration no other test uses.
+/// Returned once it sleeps, so its record is the same from any route.
 fn sleeper() -> Child {
     let seconds = format!("{}.{}", 600 + unique(), std::process::id());
-    Command::new("sleep").arg(seconds).spawn().unwrap()
+    let child = Command::new("sleep").arg(seconds).spawn().unwrap();
+    let stat = format!("/proc/{}/stat", child.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&stat).is_ok_and(|s| s.contains("(sleep) S ")) {
+        assert!(Instant::now() < deadline, "sleep never slept");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
 }
 
 fn health_is_open_and_everything_else_needs_a_token() {
     let server = live_server(&[]);
+    // Every refusal is JSON, also those of the HTTP layers below the
+    // routes (a query or path that is not UTF-8).
+    for path in ["/api/ps?fields=%ff", "/api/ps/%ff", "/api/users/%ff/ps"] {
+        let (status, body) = server.call("GET", path, Some(&server.read), None);
+        assert_eq!(status, 400, "{path}: {body}");
+        let body: Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+        assert!(body["error"].is_string(), "{body}");
+    }
     let (status, body) = server.call("GET", "/", None, None);
     assert_eq!(status, 200);
     assert_eq!(
@@ -344,7 +365,8 @@ fn process_routes_show_psutil_fields() {
     let server = live_server(&[]);
     let mut child = sleeper();
     let pid = child.id();
-    let (status, list) = server.get("/api/ps");
+    // The control token sees every field (as an --inspect one would).
+    let (status, list) = server.get_as("/api/ps", &server.control);
     assert_eq!(status, 200);
     let entry = list
         .as_array()
@@ -353,7 +375,7 @@ fn process_routes_show_psutil_fields() {
         .find(|p| p["pid"] == pid)
         .expect("the sleeper is listed")
         .clone();
-    let (status, one) = server.get(&format!("/api/ps/{pid}"));
+    let (status, one) = server.get_as(&format!("/api/ps/{pid}"), &server.control);
     assert_eq!(status, 200);
     for record in [&entry, &one] {
         assert_eq!(record["ppid"], std::process::id());
@@ -381,7 +403,10 @@ fn process_routes_show_psutil_fields() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let me = std::process::id();
-    let (status, mine) = server.get(&format!("/api/ps/{me}?fields=pid,open_files,connections"));
+    let (status, mine) = server.get_as(
+        &format!("/api/ps/{me}?fields=pid,open_files,connections"),
+        &server.control,
+    );
     assert_eq!(status, 200);
     assert_eq!(mine.as_object().unwrap().len(), 3, "{mine}");
     let files = mine["open_files"].as_array().unwrap();
@@ -399,6 +424,25 @@ fn process_routes_show_psutil_fields() {
     assert_eq!(socket["status"], "LISTEN");
     assert_eq!(socket["type"], "SOCK_STREAM");
     drop((file, listener));
+
+    // A read token: what needs ptrace access is null, and refused by name.
+    let (status, read) = server.get(&format!("/api/ps/{pid}"));
+    assert_eq!(status, 200);
+    assert!(read["exe"].is_null() && read["cwd"].is_null(), "{read}");
+    assert_eq!(read["name"], "sleep");
+    for fields in ["exe", "pid,cwd", "open_files", "connections,name"] {
+        for path in [
+            format!("/api/ps?fields={fields}"),
+            format!("/api/ps/{pid}?fields={fields}"),
+        ] {
+            let (status, body) = server.get(&path);
+            assert_eq!(status, 403, "{path}: {body}");
+            assert!(
+                body["error"].as_str().unwrap().contains("--inspect"),
+                "{body}"
+            );
+        }
+    }
 
     let (status, some) = server.get("/api/ps?fields=pid,name");
     assert_eq!(status, 200);
