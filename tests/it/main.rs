@@ -16,6 +16,7 @@ use libtest_mimic::{Arguments, Trial};
 mod common;
 
 mod agents;
+mod attacks;
 mod baseline;
 mod check;
 mod containers;
@@ -77,6 +78,7 @@ fn main() -> std::process::ExitCode {
     }));
     let tests: Vec<Trial> = [
         agents::tests(),
+        attacks::tests(),
         baseline::tests(),
         check::tests(),
         containers::tests(),

@@ -648,6 +648,24 @@ fn control_routes_need_the_flag_and_a_control_token() {
         let (status, _) = server.control("PATCH", &json!({"pid": protected, "priority": 19}));
         assert_eq!(status, 403);
     }
+    // Nor through a thread id: one of the server's threads (a tokio worker)
+    // or of pid 1 would stand for its whole process.
+    let threads: Vec<u32> = std::fs::read_dir(format!("/proc/{}/task", server.child.id()))
+        .unwrap()
+        .filter_map(|t| t.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&tid| tid != server.child.id())
+        .collect();
+    assert!(!threads.is_empty(), "the server runs threads");
+    for tid in threads {
+        let (status, body) = server.control("DELETE", &json!({"pid": tid, "signal": "KILL"}));
+        assert!(
+            [403, 404].contains(&status),
+            "thread {tid}: {status} {body}"
+        );
+        let (status, _) = server.control("PATCH", &json!({"pid": tid, "priority": 19}));
+        assert!([403, 404].contains(&status), "thread {tid}: {status}");
+    }
+    assert_eq!(server.get("/").0, 200, "the server lives");
     // A kernel thread (kthreadd is pid 2 where the kernel's threads show).
     if std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd") {
         assert_eq!(server.control("DELETE", &json!({"pid": 2})).0, 403);
