@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::actions::Actions;
 use super::range::{Bounds, NagiosRange};
-use super::{Allow, Check, Credential, Kind};
-use crate::config::schema::{ActionsDef, CheckDef, CredentialDef, Per};
+use super::{Allow, Check, Credential, Kind, Limit, Resource};
+use crate::config::schema::{ActionsDef, CheckDef, CredentialDef, LimitDef, Per};
 use crate::config::{Config, ConfigError, Located};
 use crate::select::{Command, Fail, Selector};
 use crate::snapshot::UserNames;
@@ -74,8 +74,50 @@ fn compile(located: &Located<CheckDef>, users: &UserNames) -> Result<Check, Conf
     })
 }
 
-/// What the check tests: a count, CPU use, or credentials.
+/// The resource keys given, compiled.
+fn limits(def: &CheckDef, fail: &Fail) -> Result<Vec<Limit>, ConfigError> {
+    let given = [
+        (Resource::Rss, &def.rss),
+        (Resource::Vsz, &def.vsz),
+        (Resource::Swap, &def.swap),
+        (Resource::Threads, &def.threads),
+        (Resource::Fds, &def.fds),
+        (Resource::FdRatio, &def.fd_ratio),
+        (Resource::Age, &def.age),
+        (Resource::CpuTime, &def.cpu_time),
+    ];
+    let mut limits = Vec::new();
+    for (resource, written) in given {
+        let Some(written) = written else { continue };
+        let key = resource.key();
+        let range = |text: &Option<String>| {
+            text.as_deref()
+                .map(|t| {
+                    resource
+                        .range(t)
+                        .map_err(|e| fail(None, format!("{key}: {e}")))
+                })
+                .transpose()
+        };
+        let (warn, crit) = match written {
+            LimitDef::Critical(text) => (None, range(&Some(text.clone()))?),
+            LimitDef::Levels { warn, crit } => (range(warn)?, range(crit)?),
+        };
+        if warn.is_none() && crit.is_none() {
+            return Err(fail(None, format!("{key}: give `warn`, `crit` or both")));
+        }
+        limits.push(Limit {
+            resource,
+            warn,
+            crit,
+        });
+    }
+    Ok(limits)
+}
+
+/// What the check tests: a count, resources, CPU use, or credentials.
 fn kind(def: &CheckDef, users: &UserNames, fail: &Fail) -> Result<Kind, ConfigError> {
+    let limits = limits(def, fail)?;
     let per_process = def.cpu_percent.is_some() || def.credential.is_some();
     let counted =
         def.count.is_some() || def.warn.is_some() || def.crit.is_some() || def.per.is_some();
@@ -99,6 +141,11 @@ fn kind(def: &CheckDef, users: &UserNames, fail: &Fail) -> Result<Kind, ConfigEr
             None,
             "`count`, `warn`, `crit` and `per` are for counting checks; a `cpu_percent` or `credential` check reports each process".into(),
         )),
+        _ if per_process && !limits.is_empty() => Err(fail(
+            None,
+            "resource keys (rss, fds, age, ...) go in a check of their own, not with `cpu_percent` or `credential`".into(),
+        )),
+        (None, None) if !counted && !limits.is_empty() => resources(def, limits, allow()?, fail),
         (Some(max_percent), None) => {
             if max_percent.is_nan() || max_percent <= 0.0 {
                 return Err(fail(
@@ -118,11 +165,51 @@ fn kind(def: &CheckDef, users: &UserNames, fail: &Fail) -> Result<Kind, ConfigEr
             },
             allow: allow()?,
         }),
-        (None, None) => count(def, counted, fail),
+        (None, None) => count(def, counted, limits, fail),
     }
 }
 
-fn count(def: &CheckDef, counted: bool, fail: &Fail) -> Result<Kind, ConfigError> {
+fn resources(
+    def: &CheckDef,
+    limits: Vec<Limit>,
+    allow: Allow,
+    fail: &Fail,
+) -> Result<Kind, ConfigError> {
+    let sum = def.sum.unwrap_or(false);
+    if let Some(l) = limits.iter().find(|l| sum && !l.resource.sums()) {
+        return Err(fail(
+            None,
+            format!(
+                "`{}` does not add up over processes; give it per process (without `sum = true`)",
+                l.resource.key()
+            ),
+        ));
+    }
+    Ok(Kind::Resources { limits, sum, allow })
+}
+
+fn count(
+    def: &CheckDef,
+    counted: bool,
+    only: Vec<Limit>,
+    fail: &Fail,
+) -> Result<Kind, ConfigError> {
+    if def.sum.is_some() {
+        return Err(fail(
+            None,
+            "`sum` is for resource checks; a counting check counts processes".into(),
+        ));
+    }
+    if let Some(l) = only.iter().find(|l| l.warn.is_some()) {
+        return Err(fail(
+            None,
+            format!(
+                "in a counting check `{}` says which processes are counted: give one range (`{} = \"1m:\"`), not warn/crit",
+                l.resource.key(),
+                l.resource.key()
+            ),
+        ));
+    }
     if def.allow_users.is_some() || def.allow_commands.is_some() {
         return Err(fail(
             None,
@@ -133,7 +220,7 @@ fn count(def: &CheckDef, counted: bool, fail: &Fail) -> Result<Kind, ConfigError
     if !counted {
         return Err(fail(
             None,
-            "say what to check: `count = \"MIN-MAX\"`, `warn`/`crit` (Nagios ranges), `cpu_percent` or `credential`".into(),
+            "say what to check: `count = \"MIN-MAX\"`, `warn`/`crit` (Nagios ranges), a resource (`rss = \"~:2G\"`, fds, threads, ...), `cpu_percent` or `credential`".into(),
         ));
     }
     if def.count.is_some() && def.crit.is_some() {
@@ -156,6 +243,7 @@ fn count(def: &CheckDef, counted: bool, fail: &Fail) -> Result<Kind, ConfigError
         warn: range(&def.warn, "warn")?,
         crit: range(&def.crit, "crit")?,
         per_user: def.per == Some(Per::User),
+        only,
     })
 }
 
@@ -185,6 +273,7 @@ pub fn parse_spec(spec: &str) -> Result<Check, String> {
             warn: None,
             crit: None,
             per_user: false,
+            only: Vec::new(),
         },
         on_warn: None,
         on_crit: None,

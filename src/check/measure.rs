@@ -102,6 +102,7 @@ pub fn evaluate_settled(
             &host,
             measured.cpu.as_deref(),
             selinux_enabled,
+            &context.proc_root,
         );
         for again in which.iter().map(|&i| evaluate(checks, i, &sample, &named)) {
             match outcomes.iter_mut().find(|o| o.check == again.check) {

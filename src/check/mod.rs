@@ -5,6 +5,7 @@ pub mod actions;
 mod compile;
 mod measure;
 pub mod range;
+pub mod usage;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use crate::snapshot::{Ids, Process};
 pub use compile::{DEFAULT_GRACE, compile_all, parse_spec};
 pub use measure::evaluate_settled;
 use range::{Bounds, NagiosRange};
+pub use usage::Resource;
+use usage::Usage;
 
 /// One compiled check.
 #[derive(Debug, Clone)]
@@ -38,11 +41,35 @@ pub enum Kind {
         warn: Option<NagiosRange>,
         crit: Option<NagiosRange>,
         per_user: bool,
+        /// Resource ranges a process must be in to be counted (`state =
+        /// "Z"` with `age = "1m:"`: zombies not reaped for a minute).
+        only: Vec<Limit>,
+    },
+    /// Resources of each matching process, or their sum over the check.
+    Resources {
+        limits: Vec<Limit>,
+        sum: bool,
+        allow: Allow,
     },
     /// Each matching process's CPU use over the sampling interval.
     Cpu { max_percent: f64, allow: Allow },
     /// Each matching process's ids.
     Credential { test: Credential, allow: Allow },
+}
+
+/// A resource's warning and critical ranges.
+#[derive(Debug, Clone)]
+pub struct Limit {
+    pub resource: Resource,
+    pub warn: Option<NagiosRange>,
+    pub crit: Option<NagiosRange>,
+}
+
+impl Kind {
+    /// Whether its groups carry values worth graphing (perfdata, series).
+    pub fn has_values(&self) -> bool {
+        matches!(self, Kind::Count { .. } | Kind::Resources { .. })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,8 +135,10 @@ pub struct Group {
     /// Processes the `kill` action may act on: for a count, only when it
     /// is above its maximum.
     pub killable: bool,
-    /// Nagios perfdata thresholds, for counts.
+    /// Nagios perfdata thresholds, for counts and resources.
     pub perf: Option<(String, String)>,
+    /// The resource measured, for a resource check's group.
+    pub resource: Option<Resource>,
 }
 
 /// A snapshot prepared for evaluating many checks: each process's parent,
@@ -120,6 +149,7 @@ pub struct Sample<'a> {
     /// Per process (same index), CPU % over the interval, when measured.
     pub cpu: Option<&'a [Option<f64>]>,
     pub selinux_enabled: bool,
+    usage: Usage,
     population: Population<'a>,
     cmdlines: Vec<std::cell::OnceCell<String>>,
 }
@@ -145,11 +175,13 @@ impl<'a> Sample<'a> {
         host: &'a Host,
         cpu: Option<&'a [Option<f64>]>,
         selinux_enabled: bool,
+        proc_root: &std::path::Path,
     ) -> Self {
         Sample {
             processes,
             cpu,
             selinux_enabled,
+            usage: Usage::new(proc_root),
             population: Population::new(processes, parents, host),
             cmdlines: processes
                 .iter()
@@ -197,7 +229,7 @@ pub fn evaluate(
         return outcome;
     }
     let wildcard = check.selector.command == Some(Command::Any);
-    let matching: Vec<usize> = (0..sample.processes.len())
+    let mut matching: Vec<usize> = (0..sample.processes.len())
         .filter(|&i| {
             check.selector.matches(sample, i)
                 && (!wildcard || !sample.names(i).iter().any(|n| named.contains(n)))
@@ -209,7 +241,16 @@ pub fn evaluate(
             warn,
             crit,
             per_user,
+            only,
         } => {
+            matching.retain(|&i| {
+                only.iter().all(|l| {
+                    sample
+                        .usage
+                        .of(&sample.processes[i], l.resource)
+                        .is_some_and(|v| l.crit.as_ref().is_none_or(|r| !r.alerts(v)))
+                })
+            });
             for ((command, _), (user, pids)) in count_groups(sample, &matching, wildcard, *per_user)
             {
                 let mut label = check.name.clone();
@@ -223,6 +264,10 @@ pub fn evaluate(
                     .groups
                     .push(judge_count(label, user, pids, *bounds, warn, crit));
             }
+        }
+        Kind::Resources { limits, sum, allow } => {
+            matching.retain(|&i| !sample.processes[i].kernel_thread && !allow.allows(sample, i));
+            outcome.groups = resource_groups(check, sample, &matching, limits, *sum);
         }
         Kind::Cpu { max_percent, allow } => {
             let Some(cpu) = sample.cpu else {
@@ -348,6 +393,85 @@ fn judge_count(
             warn.as_ref().map_or(String::new(), |r| r.to_string()),
             crit_text.unwrap_or_default(),
         )),
+        resource: None,
+    }
+}
+
+/// One group per matched process and limit, or per limit with `sum`.
+fn resource_groups(
+    check: &Check,
+    sample: &Sample,
+    matching: &[usize],
+    limits: &[Limit],
+    sum: bool,
+) -> Vec<Group> {
+    let mut groups = Vec::new();
+    for limit in limits {
+        let key = limit.resource.key();
+        if sum {
+            let value: f64 = matching
+                .iter()
+                .filter_map(|&i| sample.usage.of(&sample.processes[i], limit.resource))
+                .sum();
+            let pids = matching.iter().map(|&i| sample.processes[i].pid).collect();
+            let label = format!("{}:{key}", check.name);
+            groups.push(judge_limit(label, None, pids, value, limit, false));
+            continue;
+        }
+        for &i in matching {
+            let p = &sample.processes[i];
+            let Some(value) = sample.usage.of(p, limit.resource) else {
+                continue; // it ended, or is not ours to read
+            };
+            let label = format!("{}:{}:{key}", check.name, p.pid);
+            groups.push(judge_limit(
+                label,
+                Some(p.user.clone()),
+                vec![p.pid],
+                value,
+                limit,
+                true,
+            ));
+        }
+    }
+    groups
+}
+
+/// A resource's value against its critical, then its warning range.
+fn judge_limit(
+    label: String,
+    user: Option<Arc<str>>,
+    pids: Vec<u32>,
+    value: f64,
+    limit: &Limit,
+    killable: bool,
+) -> Group {
+    let shown = limit.resource.show(value);
+    let (level, detail) = if let Some(r) = limit.crit.as_ref().filter(|r| r.alerts(value)) {
+        (
+            Some(Level::Critical),
+            Some(format!("{label} {shown} outside the critical range {r}")),
+        )
+    } else if let Some(r) = limit.warn.as_ref().filter(|r| r.alerts(value)) {
+        (
+            Some(Level::Warning),
+            Some(format!("{label} {shown} outside the warning range {r}")),
+        )
+    } else {
+        (None, None)
+    };
+    let plain =
+        |r: &Option<NagiosRange>| r.as_ref().map_or(String::new(), |r| r.plain().to_string());
+    Group {
+        label,
+        user,
+        value,
+        killable: killable && level.is_some(),
+        level,
+        detail,
+        pids,
+        perf: Some((plain(&limit.warn), plain(&limit.crit))),
+        resource: Some(limit.resource),
     }
 }
 
@@ -373,5 +497,6 @@ fn offender(check: &Check, p: &Process, value: f64, detail: String) -> Group {
         pids: vec![p.pid],
         killable: true,
         perf: None,
+        resource: None,
     }
 }

@@ -76,7 +76,10 @@ pub struct NagiosRange {
     pub start: Option<f64>,
     pub end: Option<f64>,
     pub inside: bool,
+    /// As the operator wrote it (with units, for resources).
     text: String,
+    /// With plain numbers, as Nagios perfdata wants it.
+    plain: String,
 }
 
 impl NagiosRange {
@@ -117,7 +120,19 @@ impl NagiosRange {
             end,
             inside,
             text: text.to_string(),
+            plain: text.to_string(),
         })
+    }
+
+    /// The same range, shown as `text` (the operator's units).
+    pub fn shown_as(mut self, text: &str) -> NagiosRange {
+        self.text = text.to_string();
+        self
+    }
+
+    /// The range with plain numbers, for perfdata.
+    pub fn plain(&self) -> &str {
+        &self.plain
     }
 
     /// Whether `value` raises this alert.

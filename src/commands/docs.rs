@@ -177,7 +177,11 @@ Globs: * and ? within one /-separated part, ** across parts, [...] a set.
 Each \\fB[[check]]\\fR has a \\fBname\\fR, a \\fBmatch\\fR and one test: \\fBcount\\fR
 (ps.monitor's MIN-MAX, outside is critical) and/or \\fBwarn\\fR and \\fBcrit\\fR
 (Nagios ranges: 10, 10:, ~:10, 10:20, @10:20), with \\fBper = \"user\"\\fR to count
-each user apart; \\fBcpu_percent\\fR (each process, over \\fB\\-\\-interval\\fR);
+each user apart; resources (\\fBrss\\fR, \\fBvsz\\fR, \\fBswap\\fR with K, M, G, T;
+\\fBthreads\\fR, \\fBfds\\fR, \\fBfd_ratio\\fR; \\fBage\\fR, \\fBcpu_time\\fR with s, m, h, d),
+each a critical range or \\fB{ warn, crit }\\fR, per process or with \\fBsum = true\\fR
+(in a counting check, the range the counted processes are in);
+\\fBcpu_percent\\fR (each process, over \\fB\\-\\-interval\\fR);
 or \\fBcredential\\fR (gid0-not-uid0, ids-differ), with \\fBallow_users\\fR and
 \\fBallow_commands\\fR. \\fBon_warn\\fR and \\fBon_crit\\fR take \\fBlog\\fR (a file),
 \\fBexec\\fR (an argv, run without a shell) and \\fBkill = true\\fR with \\fBgrace\\fR

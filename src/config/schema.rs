@@ -105,8 +105,32 @@ pub struct CheckDef {
     pub credential: Option<CredentialDef>,
     pub allow_users: Option<Vec<String>>,
     pub allow_commands: Option<Vec<String>>,
+    /// Resources, each a critical Nagios range with units (`"~:2G"`) or
+    /// `{ warn = ..., crit = ... }`: per matched process, or summed with
+    /// `sum = true`; in a counting check, a range the counted are in.
+    pub rss: Option<LimitDef>,
+    pub vsz: Option<LimitDef>,
+    pub swap: Option<LimitDef>,
+    pub threads: Option<LimitDef>,
+    pub fds: Option<LimitDef>,
+    pub fd_ratio: Option<LimitDef>,
+    pub age: Option<LimitDef>,
+    pub cpu_time: Option<LimitDef>,
+    pub sum: Option<bool>,
     pub on_warn: Option<ActionsDef>,
     pub on_crit: Option<ActionsDef>,
+}
+
+/// A resource limit: `"~:2G"` (critical), or its warning and critical
+/// ranges.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum LimitDef {
+    Critical(String),
+    Levels {
+        warn: Option<String>,
+        crit: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -95,6 +95,14 @@ struct JsonGroup<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
     pids: &'a [u32],
+    /// For a resource check: which resource `value` is (bytes, seconds,
+    /// a count or a ratio), with its ranges.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crit: Option<&'a str>,
 }
 
 pub fn verdict(level: Option<Level>) -> &'static str {
@@ -124,6 +132,7 @@ pub fn checks(checks: &[Check], outcomes: &[Outcome]) -> String {
                     ("cpu", None, None, Some(format!("{max_percent}%")))
                 }
                 Kind::Credential { .. } => ("credential", None, None, None),
+                Kind::Resources { .. } => ("resources", None, None, None),
             };
             JsonCheck {
                 name: &check.name,
@@ -147,6 +156,19 @@ pub fn checks(checks: &[Check], outcomes: &[Outcome]) -> String {
                         verdict: verdict(g.level),
                         detail: g.detail.as_deref(),
                         pids: &g.pids,
+                        resource: g.resource.map(|r| r.key()),
+                        warn: g
+                            .perf
+                            .as_ref()
+                            .filter(|_| g.resource.is_some())
+                            .map(|(w, _)| w.as_str())
+                            .filter(|w| !w.is_empty()),
+                        crit: g
+                            .perf
+                            .as_ref()
+                            .filter(|_| g.resource.is_some())
+                            .map(|(_, c)| c.as_str())
+                            .filter(|c| !c.is_empty()),
                     })
                     .collect(),
             }

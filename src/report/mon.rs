@@ -21,6 +21,10 @@ pub fn checks(checks: &[Check], outcomes: &[Outcome]) -> String {
         .iter()
         .map(|(o, g)| match checks[o.check].kind {
             Kind::Count { .. } => format!("{}:{}", g.label, g.value),
+            Kind::Resources { .. } => match g.resource {
+                Some(r) => format!("{}={}", g.label, r.show(g.value)),
+                None => g.label.clone(),
+            },
             _ => g.label.clone(),
         })
         .collect();

@@ -4,7 +4,7 @@
 use super::Change;
 use super::Wanted;
 use super::text;
-use crate::check::{Check, Kind, Level, Outcome};
+use crate::check::{Check, Level, Outcome};
 use crate::diff::Kind as ChangeKind;
 
 /// The Nagios plugin states, in order of severity; each is its exit code.
@@ -113,11 +113,12 @@ pub fn checks(checks: &[Check], outcomes: &[Outcome]) -> (String, NagiosState) {
     for o in outcomes {
         let check = &checks[o.check];
         match &check.kind {
-            Kind::Count { .. } => {
+            kind if kind.has_values() => {
                 for g in &o.groups {
                     let (warn, crit) = g.perf.clone().unwrap_or_default();
+                    let unit = g.resource.map_or("", |r| r.perf_unit());
                     perf.push(format!(
-                        "{}={};{warn};{crit};0;",
+                        "{}={}{unit};{warn};{crit};0;",
                         perf_label(&g.label),
                         g.value
                     ));

@@ -53,6 +53,7 @@ pub fn checks(checks: &[Check], outcomes: &[Outcome]) -> String {
     let mut failed = Vec::new();
     let mut not_applicable = Vec::new();
     let mut values = Vec::new();
+    let mut resources = Vec::new();
     for o in outcomes {
         let name = &checks[o.check].name;
         failed.push((label(name), if o.level().is_some() { 1.0 } else { 0.0 }));
@@ -60,6 +61,18 @@ pub fn checks(checks: &[Check], outcomes: &[Outcome]) -> String {
             label(name),
             if o.not_applicable.is_some() { 1.0 } else { 0.0 },
         ));
+        if matches!(checks[o.check].kind, Kind::Resources { .. }) {
+            for g in &o.groups {
+                let Some(resource) = g.resource else { continue };
+                let labels = format!(
+                    "{{check=\"{}\",group=\"{}\",resource=\"{}\"}}",
+                    label_value(name),
+                    label_value(&g.label),
+                    resource.key()
+                );
+                resources.push((labels, g.value));
+            }
+        }
         if matches!(checks[o.check].kind, Kind::Count { .. }) {
             for g in &o.groups {
                 let labels = format!(
@@ -90,6 +103,14 @@ pub fn checks(checks: &[Check], outcomes: &[Outcome]) -> String {
         "Processes counted, per check and group.",
         &as_refs(&values),
     );
+    if !resources.is_empty() {
+        metric(
+            &mut out,
+            "psdiff_check_resource",
+            "A resource of a matched process (or summed over the check): bytes for rss, vsz and swap, seconds for age and cpu_time, a count or a ratio for the rest.",
+            &as_refs(&resources),
+        );
+    }
     out.push_str(&up("psdiff_check"));
     out
 }

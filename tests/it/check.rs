@@ -445,7 +445,161 @@ fn bad_rules_are_errors() {
     }
 }
 
+/// A process of nobody's holding 64 MiB and 200 descriptors, and one with
+/// a zombie child: resource limits per process and summed, in every
+/// format, and zombies counted once they are old enough (issue 17).
+fn resources_and_old_zombies() {
+    need_root();
+    need_file("/usr/bin/python3", "python3");
+    let hog = "import os,sys,time\nb=bytearray(64<<20)\nfor i in range(len(b)//4096): b[i*4096]=1\nfds=[open('/dev/null') for _ in range(200)]\nprint('ready',flush=True)\ntime.sleep(60)\n";
+    let zombie_parent = "import os,time\npid=os.fork()\nif pid==0: os._exit(0)\nprint('ready',flush=True)\ntime.sleep(60)\n";
+    let start = |code: &str| {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                code,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n");
+        child
+    };
+    let mut hog = start(hog);
+    let mut parent = start(zombie_parent);
+    let dir = TempDir::new("resources");
+    let rules = dir.path().join("checks.toml");
+    std::fs::write(
+        &rules,
+        format!(
+            r#"
+[[check]]
+name = "hog"
+match = {{ pid = {hog} }}
+rss = "~:32M"
+fds = {{ warn = "~:100", crit = "~:1000" }}
+threads = "~:4"
+age = "~:1h"
+
+[[check]]
+name = "both"
+match = {{ user = "nobody", comm = "python3" }}
+sum = true
+rss = {{ warn = "~:1G" }}
+
+[[check]]
+name = "zombies"
+match = {{ state = "Z", parent = {{ pid = {parent} }} }}
+count = "0-0"
+age = "3s:"
+"#,
+            hog = hog.id(),
+            parent = parent.id()
+        ),
+    )
+    .unwrap();
+    let check = |format: &str| {
+        run(psdiff()
+            .args(["check", "--format", format, "--rules"])
+            .arg(&rules))
+    };
+    let (code, out, err) = check("nagios");
+    assert_eq!(code, 2, "{out}{err}");
+    let hog_pid = hog.id();
+    assert!(out.starts_with("PROCS CRITICAL"), "{out}");
+    assert!(
+        out.contains(&format!("hog:{hog_pid}:rss "))
+            && out.contains("outside the critical range ~:32M"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("hog:{hog_pid}:fds 20"))
+            && out.contains("outside the warning range ~:100"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("zombies:"),
+        "a fresh zombie is not counted yet: {out}"
+    );
+    assert!(
+        out.contains(&format!("'hog:{hog_pid}:rss'="))
+            || out.contains(&format!("hog:{hog_pid}:rss=")),
+        "{out}"
+    );
+    assert!(
+        out.contains("B;;~:33554432;0;"),
+        "perfdata in bytes with the plain range: {out}"
+    );
+    assert!(out.contains("both:rss="), "{out}");
+
+    let (_, json, _) = check("json");
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let hog_check = &json["checks"][0];
+    assert_eq!(hog_check["kind"], "resources");
+    let rss = hog_check["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["resource"] == "rss")
+        .unwrap();
+    assert!(
+        rss["value"].as_f64().unwrap() > 60.0 * 1024.0 * 1024.0,
+        "{rss}"
+    );
+    assert_eq!(rss["crit"], "~:33554432");
+    let (_, prom, _) = check("prometheus");
+    assert!(
+        prom.contains(&format!(
+            "psdiff_check_resource{{check=\"hog\",group=\"hog:{hog_pid}:fds\",resource=\"fds\"}} 20"
+        )),
+        "{prom}"
+    );
+
+    std::thread::sleep(std::time::Duration::from_millis(3200));
+    let (code, out, _) = check("nagios");
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("zombies:1 > 0 (0-0)"),
+        "an old zombie is counted: {out}"
+    );
+    for child in [&mut hog, &mut parent] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    // Mistakes are told at load.
+    for (body, says) in [
+        ("rss = \"~:2X\"", "unknown unit `X`"),
+        ("threads = \"~:2G\"", "plain number"),
+        ("age = \"1h\"\nsum = true", "does not add up"),
+        (
+            "count = \"1-\"\nage = { warn = \"1m:\" }",
+            "says which processes are counted",
+        ),
+        ("rss = {}", "give `warn`, `crit` or both"),
+    ] {
+        std::fs::write(
+            &rules,
+            format!("[[check]]\nname = \"x\"\nmatch = {{ comm = \"x\" }}\n{body}\n"),
+        )
+        .unwrap();
+        let (code, _, err) = run(psdiff().arg("check").arg("--rules").arg(&rules));
+        assert_eq!(code, 2, "{body}: {err}");
+        assert!(err.contains(says), "{body}: {err}");
+    }
+}
+
 crate::tests![
+    resources_and_old_zombies,
     same_verdicts_as_ps_monitor,
     same_states_as_check_procs,
     actions_log_exec_kill_and_dry_run,

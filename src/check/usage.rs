@@ -1,0 +1,327 @@
+//! What a process uses, for the resource keys of `[[check]]`: memory,
+//! threads, descriptors, age and CPU time. Read from /proc only for the
+//! processes a resource check matched, and once per process and resource.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::range::NagiosRange;
+use crate::snapshot::{ProcRoot, Process};
+
+/// A resource a check can limit; its key in `[[check]]` is `key()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Rss,
+    Vsz,
+    Swap,
+    Threads,
+    Fds,
+    FdRatio,
+    Age,
+    CpuTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Bytes,
+    Count,
+    Ratio,
+    Seconds,
+}
+
+impl Resource {
+    pub const ALL: [Resource; 8] = [
+        Resource::Rss,
+        Resource::Vsz,
+        Resource::Swap,
+        Resource::Threads,
+        Resource::Fds,
+        Resource::FdRatio,
+        Resource::Age,
+        Resource::CpuTime,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Resource::Rss => "rss",
+            Resource::Vsz => "vsz",
+            Resource::Swap => "swap",
+            Resource::Threads => "threads",
+            Resource::Fds => "fds",
+            Resource::FdRatio => "fd_ratio",
+            Resource::Age => "age",
+            Resource::CpuTime => "cpu_time",
+        }
+    }
+
+    fn unit(self) -> Unit {
+        match self {
+            Resource::Rss | Resource::Vsz | Resource::Swap => Unit::Bytes,
+            Resource::Threads | Resource::Fds => Unit::Count,
+            Resource::FdRatio => Unit::Ratio,
+            Resource::Age | Resource::CpuTime => Unit::Seconds,
+        }
+    }
+
+    /// The unit of measure of Nagios perfdata: bytes and seconds.
+    pub fn perf_unit(self) -> &'static str {
+        match self.unit() {
+            Unit::Bytes => "B",
+            Unit::Seconds => "s",
+            Unit::Count | Unit::Ratio => "",
+        }
+    }
+
+    /// Whether summing it over processes means something (ages and the
+    /// fd ratio do not add up).
+    pub fn sums(self) -> bool {
+        !matches!(self, Resource::FdRatio | Resource::Age)
+    }
+
+    /// A Nagios range for this resource, with units: `~:2G`, `5m:`,
+    /// `@1.5M:2M`, `~:0.8`. Sizes are powers of 1024 (K, M, G, T, with an
+    /// optional B or iB); times take s, m, h and d.
+    pub fn range(self, text: &str) -> Result<NagiosRange, String> {
+        let expanded = expand_units(text, self.unit())?;
+        NagiosRange::parse(&expanded)
+            .map(|r| r.shown_as(text))
+            .map_err(|e| e.replace(&format!("{expanded:?}"), &format!("{text:?}")))
+    }
+
+    /// `value` as an operator writes it: `1.5G`, `3m20s`, `0.83`, `12`.
+    pub fn show(self, value: f64) -> String {
+        match self.unit() {
+            Unit::Bytes => {
+                let mut v = value;
+                for suffix in ["B", "K", "M", "G"] {
+                    if v < 1024.0 {
+                        return trim(v, suffix);
+                    }
+                    v /= 1024.0;
+                }
+                trim(v, "T")
+            }
+            Unit::Seconds => {
+                let s = value.round() as u64;
+                match s {
+                    0..60 => format!("{s}s"),
+                    60..3600 => format!("{}m{}s", s / 60, s % 60),
+                    3600..86400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+                    _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+                }
+            }
+            Unit::Ratio => format!("{value:.2}"),
+            Unit::Count => format!("{value}"),
+        }
+    }
+}
+
+fn trim(value: f64, suffix: &str) -> String {
+    let text = format!("{value:.1}");
+    format!("{}{suffix}", text.strip_suffix(".0").unwrap_or(&text))
+}
+
+/// The numbers of a range with their units multiplied out.
+fn expand_units(text: &str, unit: Unit) -> Result<String, String> {
+    let (prefix, body) = match text.strip_prefix('@') {
+        Some(rest) => ("@", rest),
+        None => ("", text),
+    };
+    let part = |s: &str| -> Result<String, String> {
+        if s.is_empty() || s == "~" {
+            return Ok(s.to_string());
+        }
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+            .unwrap_or(s.len());
+        let (number, suffix) = s.split_at(split);
+        let factor: f64 = match (unit, suffix) {
+            (_, "") => 1.0,
+            (Unit::Bytes, "K" | "KB" | "KiB" | "k") => 1024.0,
+            (Unit::Bytes, "M" | "MB" | "MiB") => 1024.0 * 1024.0,
+            (Unit::Bytes, "G" | "GB" | "GiB") => 1024.0 * 1024.0 * 1024.0,
+            (Unit::Bytes, "T" | "TB" | "TiB") => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+            (Unit::Bytes, "B") => 1.0,
+            (Unit::Seconds, "s") => 1.0,
+            (Unit::Seconds, "m") => 60.0,
+            (Unit::Seconds, "h") => 3600.0,
+            (Unit::Seconds, "d") => 86400.0,
+            _ => {
+                let valid = match unit {
+                    Unit::Bytes => "K, M, G or T (powers of 1024)",
+                    Unit::Seconds => "s, m, h or d",
+                    Unit::Count | Unit::Ratio => "none: a plain number",
+                };
+                return Err(format!(
+                    "{text:?}: unknown unit `{suffix}` (units here: {valid})"
+                ));
+            }
+        };
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("{text:?}: `{s}` is not a number"))?;
+        Ok(format!("{}", value * factor))
+    };
+    let body = match body.split_once(':') {
+        Some((lo, hi)) => format!("{}:{}", part(lo)?, part(hi)?),
+        None => part(body)?,
+    };
+    Ok(format!("{prefix}{body}"))
+}
+
+/// Reads resources of the processes of one snapshot, each at most once.
+pub struct Usage {
+    root: Option<ProcRoot>,
+    uptime: Option<f64>,
+    ticks: f64,
+    page_size: f64,
+    read: RefCell<HashMap<(u32, Resource), Option<f64>>>,
+}
+
+impl Usage {
+    pub fn new(proc_root: &Path) -> Usage {
+        let root = ProcRoot::open(proc_root).ok();
+        let uptime = root
+            .as_ref()
+            .and_then(|r| r.read_file("uptime"))
+            .and_then(|b| {
+                String::from_utf8_lossy(&b)
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            });
+        Usage {
+            root,
+            uptime,
+            ticks: procfs::ticks_per_second() as f64,
+            // SAFETY: sysconf takes a constant and reads no memory of ours.
+            page_size: unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as f64,
+            read: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// What `p` uses of `resource`; None when it ended or cannot be read.
+    pub fn of(&self, p: &Process, resource: Resource) -> Option<f64> {
+        if let Some(known) = self.read.borrow().get(&(p.pid, resource)) {
+            return *known;
+        }
+        let value = self.read_now(p, resource);
+        self.read.borrow_mut().insert((p.pid, resource), value);
+        value
+    }
+
+    fn read_now(&self, p: &Process, resource: Resource) -> Option<f64> {
+        match resource {
+            Resource::Threads => return Some(p.num_threads as f64),
+            Resource::CpuTime => return Some((p.utime + p.stime) as f64 / self.ticks),
+            Resource::Age => {
+                let age = (self.uptime? - p.start_time as f64 / self.ticks).max(0.0);
+                return Some((age * 100.0).round() / 100.0);
+            }
+            _ => {}
+        }
+        let dir = self.root.as_ref()?.process(p.pid)?;
+        match resource {
+            Resource::Rss | Resource::Vsz => {
+                let statm = dir.read_vec("statm")?;
+                let text = String::from_utf8_lossy(&statm);
+                let mut pages = text.split_whitespace();
+                let size: f64 = pages.next()?.parse().ok()?;
+                let resident: f64 = pages.next()?.parse().ok()?;
+                let pages = if resource == Resource::Rss {
+                    resident
+                } else {
+                    size
+                };
+                Some(pages * self.page_size)
+            }
+            Resource::Swap => {
+                let status = dir.read_vec("status")?;
+                let kb: f64 = String::from_utf8_lossy(&status)
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmSwap:"))
+                    // Kernel threads have no VmSwap line: nothing swapped.
+                    .map_or(Some(0.0), |v| {
+                        v.trim().trim_end_matches("kB").trim().parse().ok()
+                    })?;
+                Some(kb * 1024.0)
+            }
+            Resource::Fds => Some(dir.count_descriptors()? as f64),
+            Resource::FdRatio => {
+                let fds = self.of(p, Resource::Fds)?;
+                let limits = dir.read_vec("limits")?;
+                let soft: f64 = String::from_utf8_lossy(&limits)
+                    .lines()
+                    .find(|l| l.starts_with("Max open files"))?
+                    .split_whitespace()
+                    .nth(3)?
+                    .parse()
+                    .ok()?;
+                Some(fds / soft.max(1.0))
+            }
+            Resource::Threads | Resource::CpuTime | Resource::Age => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_take_units() {
+        let r = Resource::Rss.range("~:2G").unwrap();
+        assert!(r.alerts(2.5 * 1024.0 * 1024.0 * 1024.0) && !r.alerts(1e9));
+        assert_eq!(r.to_string(), "~:2G");
+        let age = Resource::Age.range("5m:").unwrap();
+        assert!(age.alerts(299.0) && !age.alerts(300.0));
+        let inside = Resource::Swap.range("@1.5M:2MiB").unwrap();
+        assert!(inside.alerts(1.8 * 1024.0 * 1024.0));
+        assert!(Resource::FdRatio.range("~:0.8").unwrap().alerts(0.9));
+        let e = Resource::Threads.range("~:2G").unwrap_err();
+        assert!(
+            e.contains("unknown unit `G`") && e.contains("plain number"),
+            "{e}"
+        );
+        let e = Resource::Age.range("5x:").unwrap_err();
+        assert!(e.contains("s, m, h or d"), "{e}");
+        assert!(
+            Resource::Rss
+                .range("2G:1G")
+                .unwrap_err()
+                .contains("\"2G:1G\"")
+        );
+    }
+
+    #[test]
+    fn values_are_shown_with_units() {
+        assert_eq!(Resource::Rss.show(1536.0 * 1024.0 * 1024.0), "1.5G");
+        assert_eq!(Resource::Rss.show(512.0), "512B");
+        assert_eq!(Resource::Age.show(200.0), "3m20s");
+        assert_eq!(Resource::CpuTime.show(90061.0), "1d1h");
+        assert_eq!(Resource::FdRatio.show(0.8333), "0.83");
+        assert_eq!(Resource::Fds.show(12.0), "12");
+    }
+
+    #[test]
+    fn this_process_is_read() {
+        let me = std::process::id();
+        let root = ProcRoot::open(Path::new("/proc")).unwrap();
+        let stat = root.stat(me).unwrap();
+        let mut p = crate::snapshot::test_process(me, 1);
+        p.start_time = stat.start_time;
+        p.num_threads = stat.num_threads;
+        let usage = Usage::new(Path::new("/proc"));
+        let rss = usage.of(&p, Resource::Rss).unwrap();
+        assert!(rss > 1024.0 * 1024.0 && rss < usage.of(&p, Resource::Vsz).unwrap());
+        assert!(usage.of(&p, Resource::Fds).unwrap() >= 3.0);
+        let ratio = usage.of(&p, Resource::FdRatio).unwrap();
+        assert!(ratio > 0.0 && ratio < 1.0, "{ratio}");
+        assert!(usage.of(&p, Resource::Age).unwrap() >= 0.0);
+        assert!(usage.of(&p, Resource::Swap).is_some());
+        p.pid = 4_000_000;
+        assert_eq!(usage.of(&p, Resource::Rss), None);
+    }
+}
