@@ -169,6 +169,11 @@ pub struct CheckArgs {
     /// Take the [[check]] tables from this file instead of psdiff.toml.
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
+    /// List every process still running an executable or library that was
+    /// deleted or replaced (by an upgrade) since it started, instead of the
+    /// checks (needrestart, checkrestart).
+    #[arg(long, conflicts_with_all = ["specs", "rules"])]
+    pub needs_restart: bool,
     #[arg(long, value_enum, default_value_t = CheckFormat::Mon)]
     pub format: CheckFormat,
     /// Check failing rules again after 0.1, 0.3, 0.6 and 1.0 s before

@@ -118,7 +118,8 @@ fn limits(def: &CheckDef, fail: &Fail) -> Result<Vec<Limit>, ConfigError> {
 /// What the check tests: a count, resources, CPU use, or credentials.
 fn kind(def: &CheckDef, users: &UserNames, fail: &Fail) -> Result<Kind, ConfigError> {
     let limits = limits(def, fail)?;
-    let per_process = def.cpu_percent.is_some() || def.credential.is_some();
+    let per_process =
+        def.cpu_percent.is_some() || def.credential.is_some() || def.deleted.is_some();
     let counted =
         def.count.is_some() || def.warn.is_some() || def.crit.is_some() || def.per.is_some();
     let allow = || -> Result<Allow, ConfigError> {
@@ -132,18 +133,41 @@ fn kind(def: &CheckDef, users: &UserNames, fail: &Fail) -> Result<Kind, ConfigEr
             commands: def.allow_commands.clone().unwrap_or_default(),
         })
     };
-    match (def.cpu_percent, def.credential) {
-        (Some(_), Some(_)) => Err(fail(
+    if def.allow_deleted.is_some() && def.deleted != Some(true) {
+        return Err(fail(
             None,
-            "give `cpu_percent` or `credential`, not both".into(),
-        )),
+            "`allow_deleted` is for `deleted = true` checks".into(),
+        ));
+    }
+    let tests = [
+        def.cpu_percent.is_some(),
+        def.credential.is_some(),
+        def.deleted.is_some(),
+    ];
+    if tests.iter().filter(|&&t| t).count() > 1 {
+        return Err(fail(
+            None,
+            "give one of `cpu_percent`, `credential` and `deleted`".into(),
+        ));
+    }
+    if def.deleted == Some(false) {
+        return Err(fail(
+            None,
+            "`deleted = false` tests nothing; leave it out".into(),
+        ));
+    }
+    match (def.cpu_percent, def.credential) {
+        _ if def.deleted == Some(true) && !counted && limits.is_empty() => Ok(Kind::Deleted {
+            allow: allow()?,
+            allow_files: def.allow_deleted.clone().unwrap_or_default(),
+        }),
         _ if per_process && counted => Err(fail(
             None,
-            "`count`, `warn`, `crit` and `per` are for counting checks; a `cpu_percent` or `credential` check reports each process".into(),
+            "`count`, `warn`, `crit` and `per` are for counting checks; a `cpu_percent`, `credential` or `deleted` check reports each process".into(),
         )),
         _ if per_process && !limits.is_empty() => Err(fail(
             None,
-            "resource keys (rss, fds, age, ...) go in a check of their own, not with `cpu_percent` or `credential`".into(),
+            "resource keys (rss, fds, age, ...) go in a check of their own, not with `cpu_percent`, `credential` or `deleted`".into(),
         )),
         (None, None) if !counted && !limits.is_empty() => resources(def, limits, allow()?, fail),
         (Some(max_percent), None) => {
@@ -165,7 +189,8 @@ fn kind(def: &CheckDef, users: &UserNames, fail: &Fail) -> Result<Kind, ConfigEr
             },
             allow: allow()?,
         }),
-        (None, None) => count(def, counted, limits, fail),
+        // Both at once was refused above.
+        _ => count(def, counted, limits, fail),
     }
 }
 
@@ -245,6 +270,22 @@ fn count(
         per_user: def.per == Some(Per::User),
         only,
     })
+}
+
+/// `check --needs-restart`: every process running a deleted or replaced
+/// executable or library.
+pub fn needs_restart() -> Check {
+    Check {
+        name: "needs-restart".into(),
+        origin: None,
+        selector: Selector::default(),
+        kind: Kind::Deleted {
+            allow: Allow::default(),
+            allow_files: Vec::new(),
+        },
+        on_warn: None,
+        on_crit: None,
+    }
 }
 
 /// `NAME:MIN-MAX`, as ps.monitor takes it.

@@ -24,6 +24,14 @@ fn measure(context: &Context, checks: &[&Check], interval: f64) -> Result<Measur
         .iter()
         .map(|c| c.selector.needs())
         .fold(Fields::default(), Fields::union);
+    // A process running deleted files is named with its unit.
+    let fields = Fields {
+        cgroup: fields.cgroup
+            || checks
+                .iter()
+                .any(|c| matches!(c.kind, Kind::Deleted { .. })),
+        ..fields
+    };
     let wants_cpu = checks.iter().any(|c| matches!(c.kind, Kind::Cpu { .. }));
     if !wants_cpu {
         let processes = context.snapshot(fields)?.processes;

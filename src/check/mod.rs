@@ -14,7 +14,7 @@ use crate::config::Origin;
 use crate::host::Host;
 use crate::select::{Command, Population, Selector, Subjects};
 use crate::snapshot::{Ids, Process};
-pub use compile::{DEFAULT_GRACE, compile_all, parse_spec};
+pub use compile::{DEFAULT_GRACE, compile_all, needs_restart, parse_spec};
 pub use measure::evaluate_settled;
 use range::{Bounds, NagiosRange};
 pub use usage::Resource;
@@ -50,6 +50,13 @@ pub enum Kind {
         limits: Vec<Limit>,
         sum: bool,
         allow: Allow,
+    },
+    /// Each matching process still running a deleted or replaced
+    /// executable or library (needrestart, checkrestart).
+    Deleted {
+        allow: Allow,
+        /// Files, or folders ending in `/`, left alone.
+        allow_files: Vec<String>,
     },
     /// Each matching process's CPU use over the sampling interval.
     Cpu { max_percent: f64, allow: Allow },
@@ -268,6 +275,47 @@ pub fn evaluate(
         Kind::Resources { limits, sum, allow } => {
             matching.retain(|&i| !sample.processes[i].kernel_thread && !allow.allows(sample, i));
             outcome.groups = resource_groups(check, sample, &matching, limits, *sum);
+        }
+        Kind::Deleted { allow, allow_files } => {
+            for &i in &matching {
+                let p = &sample.processes[i];
+                if p.kernel_thread || allow.allows(sample, i) {
+                    continue;
+                }
+                let files: Vec<String> = sample
+                    .usage
+                    .deleted_files(p)
+                    .into_iter()
+                    .filter(|f| {
+                        !allow_files
+                            .iter()
+                            .any(|a| f == a || (a.ends_with('/') && f.starts_with(a.as_str())))
+                    })
+                    .collect();
+                if files.is_empty() {
+                    continue;
+                }
+                let unit = p
+                    .cgroup
+                    .as_ref()
+                    .and_then(|c| c.unit.as_deref())
+                    .map_or(String::new(), |u| format!(", unit {u}"));
+                let more = match files.len() {
+                    1 => String::new(),
+                    n => format!(" and {} more", n - 1),
+                };
+                let why = format!(
+                    "{}:{} {} (user {}{unit}) runs deleted {}{more}: restart it",
+                    check.name,
+                    p.pid,
+                    sample.canonical_name(i),
+                    p.user,
+                    files[0],
+                );
+                outcome
+                    .groups
+                    .push(offender(check, p, files.len() as f64, why));
+            }
         }
         Kind::Cpu { max_percent, allow } => {
             let Some(cpu) = sample.cpu else {

@@ -266,6 +266,51 @@ impl Usage {
     }
 }
 
+impl Usage {
+    /// Files `p` runs or maps that were deleted or replaced since: its
+    /// executable and the libraries in /proc/PID/maps marked `(deleted)`,
+    /// each once. Shared memory that is made deleted (memfd, /dev/shm,
+    /// SysV) is no program file and is left out.
+    pub fn deleted_files(&self, p: &Process) -> Vec<String> {
+        const NOT_FILES: [&str; 5] = [
+            "/memfd:",
+            "/dev/shm/",
+            "/SYSV",
+            "/dev/zero",
+            "/anon_hugepage",
+        ];
+        let Some(dir) = self.root.as_ref().and_then(|r| r.process(p.pid)) else {
+            return Vec::new();
+        };
+        let mut found: Vec<String> = Vec::new();
+        let mut add = |path: &str| {
+            if let Some(file) = path.strip_suffix(" (deleted)")
+                && file.starts_with('/')
+                && !NOT_FILES.iter().any(|n| file.starts_with(n))
+                && !found.iter().any(|f| f == file)
+            {
+                found.push(file.to_string());
+            }
+        };
+        if let Some(exe) = dir.read_link("exe") {
+            add(&exe.to_string_lossy());
+        }
+        if let Some(maps) = dir.read_vec("maps") {
+            for line in String::from_utf8_lossy(&maps).lines() {
+                // address perms offset dev inode, then the path (which may
+                // hold spaces).
+                let mut rest = line;
+                for _ in 0..5 {
+                    rest = rest.trim_start();
+                    rest = rest.split_once(' ').map_or("", |(_, r)| r);
+                }
+                add(rest.trim_start());
+            }
+        }
+        found
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,7 +366,9 @@ mod tests {
         assert!(ratio > 0.0 && ratio < 1.0, "{ratio}");
         assert!(usage.of(&p, Resource::Age).unwrap() >= 0.0);
         assert!(usage.of(&p, Resource::Swap).is_some());
+        assert_eq!(usage.deleted_files(&p), Vec::<String>::new());
         p.pid = 4_000_000;
         assert_eq!(usage.of(&p, Resource::Rss), None);
+        assert!(usage.deleted_files(&p).is_empty());
     }
 }

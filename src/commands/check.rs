@@ -55,6 +55,9 @@ pub fn run(context: &Context, args: &CheckArgs) -> Result<Exit, Error> {
 
 /// The checks of the arguments, else of `--rules FILE`, else of the config.
 fn compile(context: &Context, args: &CheckArgs) -> Result<Vec<Check>, Error> {
+    if args.needs_restart {
+        return Ok(vec![check::needs_restart()]);
+    }
     if !args.specs.is_empty() {
         if args.rules.is_some() {
             return Err(Error::Usage(

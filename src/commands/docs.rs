@@ -181,6 +181,8 @@ each user apart; resources (\\fBrss\\fR, \\fBvsz\\fR, \\fBswap\\fR with K, M, G,
 \\fBthreads\\fR, \\fBfds\\fR, \\fBfd_ratio\\fR; \\fBage\\fR, \\fBcpu_time\\fR with s, m, h, d),
 each a critical range or \\fB{ warn, crit }\\fR, per process or with \\fBsum = true\\fR
 (in a counting check, the range the counted processes are in);
+\\fBdeleted = true\\fR (each process running a deleted or replaced executable or
+library, with \\fBallow_deleted\\fR; \\fBcheck \\-\\-needs\\-restart\\fR lists them host-wide);
 \\fBcpu_percent\\fR (each process, over \\fB\\-\\-interval\\fR);
 or \\fBcredential\\fR (gid0-not-uid0, ids-differ), with \\fBallow_users\\fR and
 \\fBallow_commands\\fR. \\fBon_warn\\fR and \\fBon_crit\\fR take \\fBlog\\fR (a file),

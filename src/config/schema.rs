@@ -117,6 +117,11 @@ pub struct CheckDef {
     pub age: Option<LimitDef>,
     pub cpu_time: Option<LimitDef>,
     pub sum: Option<bool>,
+    /// Per process: fails when its executable or a library it maps was
+    /// deleted or replaced (an upgrade it was not restarted after).
+    pub deleted: Option<bool>,
+    /// Files (or folders, ending in `/`) a `deleted` check leaves alone.
+    pub allow_deleted: Option<Vec<String>>,
     pub on_warn: Option<ActionsDef>,
     pub on_crit: Option<ActionsDef>,
 }

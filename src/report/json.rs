@@ -133,6 +133,7 @@ pub fn checks(checks: &[Check], outcomes: &[Outcome]) -> String {
                 }
                 Kind::Credential { .. } => ("credential", None, None, None),
                 Kind::Resources { .. } => ("resources", None, None, None),
+                Kind::Deleted { .. } => ("deleted", None, None, None),
             };
             JsonCheck {
                 name: &check.name,

@@ -598,7 +598,95 @@ age = "3s:"
     }
 }
 
+/// A program whose binary was deleted, and one that maps a deleted
+/// library: `--needs-restart` lists both host-wide, a `deleted = true`
+/// check names them unless allowed (issue 17, item 5).
+fn deleted_executables_and_libraries_need_a_restart() {
+    need_file("/usr/bin/python3", "python3");
+    let dir = TempDir::new("deleted");
+    let sleep = dir.path().join("old-sleep");
+    std::fs::copy("/bin/sleep", &sleep).unwrap();
+    let libz = [
+        "/lib/x86_64-linux-gnu/libz.so.1",
+        "/usr/lib/x86_64-linux-gnu/libz.so.1",
+        "/lib64/libz.so.1",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .unwrap_or_else(|| skip("libz.so.1 (Debian package zlib1g)"));
+    let lib = dir.path().join("libold.so");
+    std::fs::copy(libz, &lib).unwrap();
+    let mut old_binary = std::process::Command::new(&sleep)
+        .arg("600")
+        .spawn()
+        .unwrap();
+    let code = format!(
+        "import ctypes,time\nctypes.CDLL({:?})\nprint('ready',flush=True)\ntime.sleep(600)\n",
+        lib.display()
+    );
+    let mut old_library = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", &code])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(old_library.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    std::fs::remove_file(&sleep).unwrap();
+    std::fs::remove_file(&lib).unwrap();
+
+    let (code, out, err) = run(psdiff().args(["check", "--needs-restart"]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "needs-restart:{} old-sleep (user root",
+            old_binary.id()
+        )) && out.contains(&format!("runs deleted {}: restart it", sleep.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("needs-restart:{} python3", old_library.id()))
+            && out.contains(&format!("runs deleted {}", lib.display())),
+        "{out}"
+    );
+
+    let rules = dir.path().join("checks.toml");
+    std::fs::write(
+        &rules,
+        format!(
+            "[[check]]\nname = \"upgraded\"\nmatch = {{ user = \"root\" }}\ndeleted = true\nallow_deleted = [\"{}\", \"/nonexistent/\"]\n",
+            lib.display()
+        ),
+    )
+    .unwrap();
+    let (code, out, _) = run(psdiff()
+        .args(["check", "--format", "nagios", "--rules"])
+        .arg(&rules));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(&format!("upgraded:{}", old_binary.id())),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&format!("upgraded:{}", old_library.id())),
+        "allowed: {out}"
+    );
+    for child in [&mut old_binary, &mut old_library] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let (code, out, _) = run(psdiff().args(["check", "--needs-restart", "--format", "json"]));
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["checks"][0]["kind"], "deleted");
+    assert!(!out.contains("old-sleep"), "{out}");
+    assert!([0, 1].contains(&code));
+}
+
 crate::tests![
+    deleted_executables_and_libraries_need_a_restart,
     resources_and_old_zombies,
     same_verdicts_as_ps_monitor,
     same_states_as_check_procs,
