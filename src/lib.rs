@@ -15,13 +15,15 @@
 //!   `match` tables speak.
 //! - `snapshot`: reading /proc (or `--proc-root`), cgroups included;
 //!   `host`: what logind, timers and container runtimes say beyond it;
+//!   `sockets`: the sockets of each network namespace and who holds them;
 //!   `tree`: parents and
 //!   the sibling order; `rules`: shaping the tree into a `View`;
 //!   `render`: the line format.
 //! - `baseline`: the stored file; `record`: the rules it was written
 //!   with; `diff`: the line diff; `comparison`:
 //!   the baseline against a fresh dump; `settle`: the retry loop.
-//! - `check`: counts, CPU and credential checks and their actions.
+//! - `check`: counts, resources, ports, CPU, credential and deleted-file
+//!   checks, and their actions; `contain`: how serve runs a command.
 //! - `report`: every output format of show, diff and check.
 //! - `serve`, `files`: the API server and the file watcher.
 
@@ -51,4 +53,5 @@ pub mod select;
 pub mod serve;
 pub mod settle;
 pub mod snapshot;
+pub mod sockets;
 pub mod tree;

@@ -2,15 +2,16 @@
 //! monitoreo served them), read from /proc only for the fields asked for.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-use procfs::{FromBufRead, FromBufReadSI, FromRead};
+use procfs::{FromBufRead, FromRead};
 use serde_json::{Map, Value, json};
 
 use crate::host::Host;
 use crate::rules::Container;
 use crate::snapshot::{Fields, ProcDir, ProcRoot, Process};
+use crate::sockets::{Protocol, SocketTables};
 
 /// Every field, in the order of the documentation. The last two read every
 /// descriptor (and, for connections, the socket tables), so they are only
@@ -415,29 +416,32 @@ impl Record<'_> {
             self.put("open_files", json!(files));
         }
         if self.fields.has("connections") {
-            let table = sockets.of(self.dir);
-            let connections: Vec<Value> = descriptors
-                .iter()
-                .filter_map(|(fd, target)| {
-                    let inode = socket_inode(target)?;
-                    let mut c = table.get(&inode)?.clone();
-                    c["fd"] = json!(fd);
-                    Some(c)
+            let address = |a: std::net::SocketAddr| json!([a.ip().to_string(), a.port()]);
+            let connections: Vec<Value> = sockets
+                .held_by(self.dir)
+                .into_iter()
+                .map(|(fd, s)| {
+                    let remote = if s.remote.port() == 0 && s.remote.ip().is_unspecified() {
+                        json!([])
+                    } else {
+                        address(s.remote)
+                    };
+                    json!({
+                        "fd": fd,
+                        "family": if s.local.is_ipv6() { "AF_INET6" } else { "AF_INET" },
+                        "type": match s.protocol {
+                            Protocol::Tcp => "SOCK_STREAM",
+                            Protocol::Udp => "SOCK_DGRAM",
+                        },
+                        "laddr": address(s.local),
+                        "raddr": remote,
+                        "status": s.status,
+                    })
                 })
                 .collect();
             self.put("connections", json!(connections));
         }
     }
-}
-
-/// The inode of a `socket:[INODE]` link target.
-fn socket_inode(target: &Path) -> Option<u64> {
-    target
-        .to_str()?
-        .strip_prefix("socket:[")?
-        .strip_suffix(']')?
-        .parse()
-        .ok()
 }
 
 fn unix_now() -> f64 {
@@ -475,77 +479,6 @@ fn terminal((major, minor): (i32, i32)) -> Option<String> {
         5 if minor == 0 => Some("/dev/tty".into()),
         5 if minor == 1 => Some("/dev/console".into()),
         _ => Some(format!("tty({major},{minor})")),
-    }
-}
-
-/// Internet sockets by inode, read once per network namespace.
-#[derive(Default)]
-struct SocketTables {
-    by_namespace: HashMap<PathBuf, HashMap<u64, Value>>,
-}
-
-impl SocketTables {
-    fn of(&mut self, dir: &ProcDir) -> &HashMap<u64, Value> {
-        let namespace = dir.read_link("ns/net").unwrap_or_default();
-        self.by_namespace
-            .entry(namespace)
-            .or_insert_with(|| read_sockets(dir))
-    }
-}
-
-fn read_sockets(dir: &ProcDir) -> HashMap<u64, Value> {
-    let mut table = HashMap::new();
-    let system = procfs::current_system_info();
-    let address = |a: std::net::SocketAddr| json!([a.ip().to_string(), a.port()]);
-    let remote = |a: std::net::SocketAddr| {
-        if a.port() == 0 && a.ip().is_unspecified() {
-            json!([])
-        } else {
-            address(a)
-        }
-    };
-    for (file, family) in [("net/tcp", "AF_INET"), ("net/tcp6", "AF_INET6")] {
-        let entries = dir
-            .read_vec(file)
-            .and_then(|b| procfs::net::TcpNetEntries::from_buf_read(&b[..], system).ok());
-        for e in entries.map(|e| e.0).unwrap_or_default() {
-            table.insert(
-                e.inode,
-                json!({"family": family, "type": "SOCK_STREAM", "laddr": address(e.local_address),
-                       "raddr": remote(e.remote_address), "status": tcp_status(&e.state)}),
-            );
-        }
-    }
-    for (file, family) in [("net/udp", "AF_INET"), ("net/udp6", "AF_INET6")] {
-        let entries = dir
-            .read_vec(file)
-            .and_then(|b| procfs::net::UdpNetEntries::from_buf_read(&b[..], system).ok());
-        for e in entries.map(|e| e.0).unwrap_or_default() {
-            table.insert(
-                e.inode,
-                json!({"family": family, "type": "SOCK_DGRAM", "laddr": address(e.local_address),
-                       "raddr": remote(e.remote_address), "status": "NONE"}),
-            );
-        }
-    }
-    table
-}
-
-/// psutil's names of TCP states.
-fn tcp_status(state: &procfs::net::TcpState) -> &'static str {
-    use procfs::net::TcpState::*;
-    match state {
-        Established => "ESTABLISHED",
-        SynSent => "SYN_SENT",
-        SynRecv | NewSynRecv => "SYN_RECV",
-        FinWait1 => "FIN_WAIT1",
-        FinWait2 => "FIN_WAIT2",
-        TimeWait => "TIME_WAIT",
-        Close => "CLOSE",
-        CloseWait => "CLOSE_WAIT",
-        LastAck => "LAST_ACK",
-        Listen => "LISTEN",
-        Closing => "CLOSING",
     }
 }
 
