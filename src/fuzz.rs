@@ -74,12 +74,16 @@ pub fn targets() -> Vec<Target> {
         },
         Target {
             name: "check-rules",
-            seeds: vec![b"tor:1-1".to_vec(), b"@10:20".to_vec(), b"~:10".to_vec(), b"sshd:1-".to_vec(), b"@1.5M:2GiB".to_vec(), b"5m:".to_vec()],
+            seeds: vec![b"tor:1-1".to_vec(), b"@10:20".to_vec(), b"~:10".to_vec(), b"sshd:1-".to_vec(), b"@1.5M:2GiB".to_vec(), b"5m:".to_vec(), b"tcp:[::1]:25".to_vec(), b"500ms".to_vec()],
             run: |input| {
                 let text = String::from_utf8_lossy(input);
                 let _ = crate::check::parse_spec(&text);
                 let _ = crate::check::range::Bounds::parse(&text);
                 let _ = crate::check::range::NagiosRange::parse(&text);
+                if let Ok(listen) = crate::check::port::Listen::parse(&text) {
+                    let _ = crate::check::port::Probe::address(None, Some(&listen));
+                }
+                let _ = crate::check::port::parse_timeout(&text);
                 for resource in crate::check::Resource::ALL {
                     if let Ok(range) = resource.range(&text) {
                         let _ = range.alerts(1.0);

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::actions::Actions;
+use super::port::{Listen, Probe, parse_timeout};
 use super::range::{Bounds, NagiosRange};
 use super::{Allow, Check, Credential, Kind, Limit, Resource};
 use crate::config::schema::{ActionsDef, CheckDef, CredentialDef, LimitDef, Per};
@@ -133,6 +134,23 @@ fn kind(def: &CheckDef, users: &UserNames, fail: &Fail) -> Result<Kind, ConfigEr
             commands: def.allow_commands.clone().unwrap_or_default(),
         })
     };
+    let port_keys = [
+        def.listen.is_some(),
+        def.banner.is_some(),
+        def.expect.is_some(),
+        def.send.is_some(),
+        def.address.is_some(),
+        def.timeout.is_some(),
+    ];
+    if port_keys.contains(&true) {
+        if per_process || counted || !limits.is_empty() {
+            return Err(fail(
+                None,
+                "`listen` and `banner` go in a check of their own (give the count, resource or other test its own [[check]])".into(),
+            ));
+        }
+        return port(def, fail);
+    }
     if def.allow_deleted.is_some() && def.deleted != Some(true) {
         return Err(fail(
             None,
@@ -194,6 +212,68 @@ fn kind(def: &CheckDef, users: &UserNames, fail: &Fail) -> Result<Kind, ConfigEr
     }
 }
 
+fn port(def: &CheckDef, fail: &Fail) -> Result<Kind, ConfigError> {
+    let listen = def
+        .listen
+        .as_deref()
+        .map(|t| Listen::parse(t).map_err(|e| fail(None, format!("listen: {e}"))))
+        .transpose()?;
+    if def.banner.is_none() && def.expect.is_none() {
+        if let Some(key) = [
+            ("send", &def.send),
+            ("address", &def.address),
+            ("timeout", &def.timeout),
+        ]
+        .iter()
+        .find(|(_, v)| v.is_some())
+        .map(|(k, _)| *k)
+        {
+            return Err(fail(
+                None,
+                format!(
+                    "`{key}` belongs to a banner check: add `banner = \"...\"` or `expect = \"REGEX\"`"
+                ),
+            ));
+        }
+        return Ok(Kind::Port {
+            listen,
+            probe: None,
+        });
+    }
+    if listen
+        .as_ref()
+        .is_some_and(|l| l.protocol == crate::sockets::Protocol::Udp)
+    {
+        return Err(fail(
+            None,
+            "banners are read over TCP; a udp listen takes no banner".into(),
+        ));
+    }
+    let address =
+        Probe::address(def.address.as_deref(), listen.as_ref()).map_err(|e| fail(None, e))?;
+    let expect = def
+        .expect
+        .as_deref()
+        .map(|r| regex::Regex::new(r).map_err(|e| fail(None, format!("expect: not a regex: {e}"))))
+        .transpose()?;
+    let timeout = def
+        .timeout
+        .as_deref()
+        .map(|t| parse_timeout(t).map_err(|e| fail(None, e)))
+        .transpose()?
+        .unwrap_or(Duration::from_secs(5));
+    Ok(Kind::Port {
+        listen,
+        probe: Some(Probe {
+            address,
+            send: def.send.clone(),
+            banner: def.banner.clone(),
+            expect,
+            timeout,
+        }),
+    })
+}
+
 fn resources(
     def: &CheckDef,
     limits: Vec<Limit>,
@@ -245,7 +325,7 @@ fn count(
     if !counted {
         return Err(fail(
             None,
-            "say what to check: `count = \"MIN-MAX\"`, `warn`/`crit` (Nagios ranges), a resource (`rss = \"~:2G\"`, fds, threads, ...), `cpu_percent` or `credential`".into(),
+            "say what to check: `count = \"MIN-MAX\"`, `warn`/`crit` (Nagios ranges), a resource (`rss = \"~:2G\"`, fds, threads, ...), `listen`/`banner`, `deleted`, `cpu_percent` or `credential`".into(),
         ));
     }
     if def.count.is_some() && def.crit.is_some() {

@@ -4,6 +4,7 @@
 pub mod actions;
 mod compile;
 mod measure;
+pub mod port;
 pub mod range;
 pub mod usage;
 
@@ -51,6 +52,11 @@ pub enum Kind {
         sum: bool,
         allow: Allow,
     },
+    /// A listening socket held by a matched process, and what answers.
+    Port {
+        listen: Option<port::Listen>,
+        probe: Option<port::Probe>,
+    },
     /// Each matching process still running a deleted or replaced
     /// executable or library (needrestart, checkrestart).
     Deleted {
@@ -75,7 +81,10 @@ pub struct Limit {
 impl Kind {
     /// Whether its groups carry values worth graphing (perfdata, series).
     pub fn has_values(&self) -> bool {
-        matches!(self, Kind::Count { .. } | Kind::Resources { .. })
+        matches!(
+            self,
+            Kind::Count { .. } | Kind::Resources { .. } | Kind::Port { .. }
+        )
     }
 }
 
@@ -276,6 +285,16 @@ pub fn evaluate(
             matching.retain(|&i| !sample.processes[i].kernel_thread && !allow.allows(sample, i));
             outcome.groups = resource_groups(check, sample, &matching, limits, *sum);
         }
+        Kind::Port { listen, probe } => {
+            if let Some(listen) = listen {
+                outcome
+                    .groups
+                    .push(listening(check, sample, &matching, listen));
+            }
+            if let Some(probe) = probe {
+                outcome.groups.push(answering(check, probe));
+            }
+        }
         Kind::Deleted { allow, allow_files } => {
             for &i in &matching {
                 let p = &sample.processes[i];
@@ -441,6 +460,83 @@ fn judge_count(
             warn.as_ref().map_or(String::new(), |r| r.to_string()),
             crit_text.unwrap_or_default(),
         )),
+        resource: None,
+    }
+}
+
+/// Whether a matched process listens at `listen`; if none does, who
+/// does instead, in any network namespace.
+fn listening(check: &Check, sample: &Sample, matching: &[usize], listen: &port::Listen) -> Group {
+    let mut tables = crate::sockets::SocketTables::default();
+    let mut listens = |i: usize| {
+        sample
+            .usage
+            .process_dir(sample.processes[i].pid)
+            .is_some_and(|dir| tables.held_by(&dir).iter().any(|(_, s)| listen.accepts(s)))
+    };
+    let pids: Vec<u32> = matching
+        .iter()
+        .filter(|&&i| listens(i))
+        .map(|&i| sample.processes[i].pid)
+        .collect();
+    let label = format!("{}:listen", check.name);
+    let detail = pids.is_empty().then(|| {
+        let others: Vec<String> = (0..sample.processes.len())
+            .filter(|i| !matching.contains(i) && listens(*i))
+            .take(3)
+            .map(|i| {
+                let p = &sample.processes[i];
+                format!(
+                    "pid {} ({}, user {})",
+                    p.pid,
+                    sample.canonical_name(i),
+                    p.user
+                )
+            })
+            .collect();
+        let instead = if others.is_empty() {
+            "nothing listens there".to_string()
+        } else {
+            format!("{} listens there instead", others.join(", "))
+        };
+        format!(
+            "{}: no process it matches listens on {listen} ({} matched); {instead}",
+            check.name,
+            matching.len()
+        )
+    });
+    Group {
+        label,
+        user: None,
+        value: pids.len() as f64,
+        level: detail.as_ref().map(|_| Level::Critical),
+        detail,
+        pids,
+        killable: false,
+        perf: Some((String::new(), "1:".into())),
+        resource: None,
+    }
+}
+
+/// Whether the probe's answer is what it should be; the value is the
+/// seconds it took.
+fn answering(check: &Check, probe: &port::Probe) -> Group {
+    let (value, detail) = match probe.run() {
+        Ok(took) => (took.as_secs_f64(), None),
+        Err(what) => (
+            probe.timeout.as_secs_f64(),
+            Some(format!("{}: {what}", check.name)),
+        ),
+    };
+    Group {
+        label: format!("{}:answer", check.name),
+        user: None,
+        value,
+        level: detail.as_ref().map(|_| Level::Critical),
+        detail,
+        pids: Vec::new(),
+        killable: false,
+        perf: None,
         resource: None,
     }
 }

@@ -202,6 +202,11 @@ impl Usage {
         }
     }
 
+    /// The /proc folder of `pid`, while it runs.
+    pub fn process_dir(&self, pid: u32) -> Option<crate::snapshot::ProcDir> {
+        self.root.as_ref()?.process(pid)
+    }
+
     /// What `p` uses of `resource`; None when it ended or cannot be read.
     pub fn of(&self, p: &Process, resource: Resource) -> Option<f64> {
         if let Some(known) = self.read.borrow().get(&(p.pid, resource)) {

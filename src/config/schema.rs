@@ -122,6 +122,17 @@ pub struct CheckDef {
     pub deleted: Option<bool>,
     /// Files (or folders, ending in `/`) a `deleted` check leaves alone.
     pub allow_deleted: Option<Vec<String>>,
+    /// A listening socket a matched process must hold: `tcp:22`,
+    /// `tcp6:22`, `udp:53`, `tcp:127.0.0.1:25`.
+    pub listen: Option<String>,
+    /// What answers a TCP connection must start with, after `send`;
+    /// `expect` is a regex on the answer. At `address` (loopback at the
+    /// listen's port by default), within `timeout` (default 5s).
+    pub banner: Option<String>,
+    pub send: Option<String>,
+    pub expect: Option<String>,
+    pub address: Option<String>,
+    pub timeout: Option<String>,
     pub on_warn: Option<ActionsDef>,
     pub on_crit: Option<ActionsDef>,
 }

@@ -149,6 +149,42 @@ if [ "$FULL" = 1 ]; then
     quiet "every daemon restarted"
 fi
 
+# --- ports and banners of the real daemons ---------------------------------
+in_vm sh -c 'cat > /root/ports.toml' <<'TOML'
+[[check]]
+name = "ssh"
+match = { exe = "/usr/sbin/sshd", user = "root" }
+listen = "tcp:2222"
+banner = "SSH-2.0-OpenSSH_"
+
+[[check]]
+name = "smtp"
+match = { exe = "/usr/lib/postfix/sbin/master", user = "root" }
+listen = "tcp:25"
+banner = "220 "
+
+[[check]]
+name = "web"
+match = { exe = "/usr/sbin/nginx" }
+listen = "tcp:127.0.0.1:8081"
+send = "HEAD / HTTP/1.0\r\n\r\n"
+expect = '^HTTP/1\.[01] 200'
+TOML
+out=$(in_vm psdiff check --rules /root/ports.toml --format nagios)
+if [ $? = 0 ] && [[ "$out" == "PROCS OK - 3 of 3 checks hold"* ]]; then
+    pass "sshd, postfix and nginx listen and answer as they should"
+else
+    fail "sshd, postfix and nginx listen and answer as they should" "$out"
+fi
+in_vm sh -c 'sed -i "s/SSH-2.0-OpenSSH_/SSH-2.0-dropbear/; s/tcp:25\"/tcp:2525\"/" /root/ports.toml'
+out=$(in_vm psdiff check --rules /root/ports.toml --format nagios)
+if [ $? = 2 ] && [[ "$out" == *'answered "SSH-2.0-OpenSSH_'* ]] \
+    && [[ "$out" == *"no process it matches listens on tcp:2525"* ]]; then
+    pass "a wrong banner says what answered; a wrong port says who listens"
+else
+    fail "a wrong banner says what answered; a wrong port says who listens" "$out"
+fi
+
 # --- daemons that stop are missing -----------------------------------------
 in_vm systemctl stop rsyslog.service rsyslog.socket syslog.socket 2>/dev/null
 exactly "rsyslog stopped" missing "-     /usr/sbin/rsyslogd -n -iNONE  {user=root}"

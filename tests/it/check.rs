@@ -685,7 +685,114 @@ fn deleted_executables_and_libraries_need_a_restart() {
     assert!([0, 1].contains(&code));
 }
 
+/// A TCP greeter and a UDP socket of nobody's: `listen` finds them by
+/// the matched process, says who listens when it is another, and
+/// `banner`/`expect` say what answered (issue 17, item 1). The live
+/// Debian suite does the same against sshd, postfix and nginx.
+fn ports_and_banners() {
+    need_root();
+    need_file("/usr/bin/python3", "python3");
+    let code = "import socket,time\nt=socket.socket()\nt.bind(('127.0.0.1',0))\nt.listen()\nu=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nu.bind(('127.0.0.1',0))\nprint(t.getsockname()[1],u.getsockname()[1],flush=True)\nwhile True:\n  c,_=t.accept()\n  c.sendall(b'SSH-2.0-OpenSSH_9.2p1 Debian-2\\r\\n')\n  c.close()\n";
+    let mut server = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            code,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let (tcp, udp) = line.trim().split_once(' ').unwrap();
+    let pid = server.id();
+    let dir = TempDir::new("ports");
+    let rules = dir.path().join("checks.toml");
+    let check = |body: &str| {
+        std::fs::write(&rules, format!("[[check]]\nname = \"ssh\"\n{body}\n")).unwrap();
+        run(psdiff()
+            .args(["check", "--format", "nagios", "--rules"])
+            .arg(&rules))
+    };
+    let (code, out, err) = check(&format!(
+        "match = {{ pid = {pid} }}\nlisten = \"tcp:{tcp}\"\nbanner = \"SSH-2.0-OpenSSH_\"\ntimeout = \"2s\""
+    ));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("ssh:listen=1;;1:;0;") && out.contains("ssh:answer="),
+        "{out}"
+    );
+    let (code, out, _) = check(&format!(
+        "match = {{ pid = {pid} }}\nlisten = \"udp:127.0.0.1:{udp}\""
+    ));
+    assert_eq!(code, 0, "{out}");
+
+    // Another process holds the port: named. A banner that differs: what
+    // answered is said.
+    let (code, out, _) = check(&format!(
+        "match = {{ user = \"root\", comm = \"sshd-nowhere\" }}\nlisten = \"tcp:{tcp}\""
+    ));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(&format!("no process it matches listens on tcp:{tcp} (0 matched); pid {pid} (python3, user nobody) listens there instead")),
+        "{out}"
+    );
+    let (code, out, _) = check(&format!(
+        "listen = \"tcp:{tcp}\"\nbanner = \"SSH-2.0-dropbear\""
+    ));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(
+            "answered \"SSH-2.0-OpenSSH_9.2p1 Debian-2\" (not starting with \"SSH-2.0-dropbear\")"
+        ),
+        "{out}"
+    );
+    let (code, out, _) = check(&format!(
+        "address = \"127.0.0.1:{tcp}\"\nexpect = '^SSH-2\\.0-\\S+ Debian'"
+    ));
+    assert_eq!(code, 0, "{out}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let (code, out, _) = check(&format!("listen = \"tcp:{tcp}\"\nbanner = \"SSH-\""));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("nothing listens there") && out.contains("cannot connect"),
+        "{out}"
+    );
+
+    for (body, says) in [
+        ("listen = \"tcp:99999\"", "not a listening place"),
+        ("listen = \"udp:53\"\nbanner = \"x\"", "over TCP"),
+        ("banner = \"x\"", "needs `listen` or an `address`"),
+        (
+            "listen = \"tcp:22\"\nsend = \"x\"",
+            "belongs to a banner check",
+        ),
+        (
+            "listen = \"tcp:22\"\ncount = \"1-\"",
+            "a check of their own",
+        ),
+        ("listen = \"tcp:22\"\nexpect = \"(\"", "not a regex"),
+        (
+            "listen = \"tcp:22\"\nbanner = \"x\"\ntimeout = \"forever\"",
+            "not a time",
+        ),
+    ] {
+        check(body);
+        let (code, _, err) = run(psdiff().arg("check").arg("--rules").arg(&rules));
+        assert_eq!(code, 2, "{body}: {err}");
+        assert!(err.contains(says), "{body}: {err}");
+    }
+}
+
 crate::tests![
+    ports_and_banners,
     deleted_executables_and_libraries_need_a_restart,
     resources_and_old_zombies,
     same_verdicts_as_ps_monitor,
