@@ -65,6 +65,18 @@ pub struct GlobalArgs {
     )]
     pub passwd: Option<PathBuf>,
 
+    /// Read the config as host NAME would (its `hosts`, `groups` and
+    /// `unless_*` conditions) instead of as this host [default: the
+    /// system's host name].
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        env = "PSDIFF_HOST",
+        help_heading = "Global options"
+    )]
+    pub host: Option<String>,
+
     /// The baseline file; the previous one is kept beside it as .old.
     #[arg(
         long,

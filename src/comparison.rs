@@ -179,6 +179,7 @@ fn baseline_rules(
         return Ok((Rules::InForce(in_force), None));
     }
     let recorded = Config::from_sources(&record.sources)
+        .and_then(|c| c.for_host(&context.host))
         .map_err(Error::from)
         .and_then(|c| context.rules_of(&c));
     Ok(match recorded {

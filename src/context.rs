@@ -16,6 +16,8 @@ pub struct Context {
     pub db: PathBuf,
     pub config: Option<PathBuf>,
     pub passwd: Option<PathBuf>,
+    /// The host whose rules and checks apply (`--host`, else the system's).
+    pub host: config::HostName,
 }
 
 impl Context {
@@ -25,12 +27,16 @@ impl Context {
             db: global.db,
             config: global.config,
             passwd: global.passwd,
+            host: global
+                .host
+                .as_deref()
+                .map_or_else(config::HostName::of_system, config::HostName::new),
         }
     }
 
     /// The configuration files, read and checked against the schema.
     pub fn config(&self) -> Result<Config, Error> {
-        Ok(config::load(self.config.as_deref())?)
+        Ok(config::load(self.config.as_deref())?.for_host(&self.host)?)
     }
 
     /// The rules of `config`, compiled.

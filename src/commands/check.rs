@@ -71,7 +71,7 @@ fn compile(context: &Context, args: &CheckArgs) -> Result<Vec<Check>, Error> {
             .collect();
     }
     let config = match &args.rules {
-        Some(file) => config::load_file(file)?,
+        Some(file) => config::load_file(file)?.for_host(&context.host)?,
         None => context.config()?,
     };
     let checks = check::compile_all(&config, &context.users()?)?;

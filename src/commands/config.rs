@@ -23,10 +23,14 @@ pub fn run(context: &Context, command: ConfigCommand) -> Result<Exit, Error> {
                 files.join(", ")
             };
             print(&format!(
-                "OK: {} rules and {} checks ({from}, then the built-ins where not turned off)\n",
+                "OK: {} rules and {} checks for host {} ({from}, then the built-ins where not turned off)\n",
                 rules.rules.len(),
-                checks.len()
+                checks.len(),
+                context.host.full
             ))?;
+            for note in &config.host_notes {
+                print(&format!("  {note}\n"))?;
+            }
         }
         ConfigCommand::Defaults => print(DEFAULTS_TOML)?,
     }

@@ -191,6 +191,11 @@ or \\fBcredential\\fR (gid0-not-uid0, ids-differ), with \\fBallow_users\\fR and
 \\fBallow_commands\\fR. \\fBon_warn\\fR and \\fBon_crit\\fR take \\fBlog\\fR (a file),
 \\fBexec\\fR (an argv, run without a shell) and \\fBkill = true\\fR with \\fBgrace\\fR
 (seconds between SIGTERM and SIGKILL).
+.SS \"Hosts\"
+Any rule or check may say where it applies: \\fBhosts\\fR (globs on the short and
+full host name), \\fBgroups\\fR (names from a \\fB[groups]\\fR table: NAME = [HOST, ...]),
+\\fBunless_hosts\\fR and \\fBunless_groups\\fR. \\fB\\-\\-host NAME\\fR reads the config as
+that host would; \\fBconfig check\\fR lists what applies and why.
 ",
     );
     out

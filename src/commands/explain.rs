@@ -13,7 +13,8 @@ use crate::rules::{Decision, RuleSet, View};
 use crate::snapshot::{self, Fields, Process};
 
 pub fn run(context: &Context, pids: &[u32]) -> Result<Exit, Error> {
-    let rules = context.rules()?;
+    let config = context.config()?;
+    let rules = context.rules_of(&config)?;
     let view = context.view_with(
         &rules,
         Fields {
@@ -40,7 +41,7 @@ pub fn run(context: &Context, pids: &[u32]) -> Result<Exit, Error> {
     let mut out = String::new();
     for i in targets {
         let age = snapshot::age(&context.proc_root, &view.tree.processes[i]);
-        explain_one(&mut out, &view, &rules, &host, i, age);
+        explain_one(&mut out, &view, &rules, &config.host_notes, &host, i, age);
     }
     print(&out)?;
     for pid in &missing {
@@ -57,6 +58,7 @@ fn explain_one(
     out: &mut String,
     view: &View,
     rules: &RuleSet,
+    host_notes: &[String],
     host: &Host,
     i: usize,
     age: Option<Duration>,
@@ -65,8 +67,14 @@ fn explain_one(
     let process = &tree.processes[i];
     let rule_ref = |r: usize| {
         let rule = &rules.rules[r];
+        // Which host condition let it in, where it has one.
+        let applies = format!("rule {:?} applies: ", rule.name);
+        let because = host_notes
+            .iter()
+            .find_map(|n| n.strip_prefix(&applies))
+            .map_or(String::new(), |why| format!(" (here because {why})"));
         format!(
-            "rule \"{}\" ({}, {}) on {}",
+            "rule \"{}\" ({}, {}) on {}{because}",
             rule.name,
             rule.action.kind().as_str(),
             rule.origin,

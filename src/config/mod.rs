@@ -9,6 +9,7 @@
 //! defaults unless a file says `defaults = false`.
 
 mod error;
+pub mod hosts;
 pub mod schema;
 pub mod trust;
 
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use error::{ConfigError, Located, Origin, did_you_mean, line_column};
+pub use hosts::HostName;
 use schema::{CheckDef, ConfigFile, RuleDef};
 
 /// The built-in rules, as shipped in etc/psdiff.toml.
@@ -37,6 +39,11 @@ pub struct Config {
     pub checks: Vec<Located<CheckDef>>,
     /// `[serve] run_allow`: the argv prefixes `POST /api/ps` may run.
     pub run_allow: Vec<Vec<String>>,
+    /// `[groups]` of every file: host groups by name.
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
+    /// After `for_host`: why each rule or check with host conditions
+    /// applies, and what was left out, as `config check` says it.
+    pub host_notes: Vec<String>,
 }
 
 /// One file's name and text.
@@ -48,10 +55,57 @@ pub struct Source {
 
 impl Config {
     fn append(&mut self, file: ParsedFile) {
+        for (name, members) in file.groups {
+            self.groups.entry(name).or_default().extend(members);
+        }
         self.rules.extend(file.rules);
         self.checks.extend(file.checks);
         self.run_allow.extend(file.run_allow);
         self.sources.push(file.source);
+    }
+
+    /// The rules and checks that apply on `host`; the others are left
+    /// out as if not written. A group that no file defines is an error.
+    pub fn for_host(mut self, host: &HostName) -> Result<Config, ConfigError> {
+        let mut notes = Vec::new();
+        let (mut rules_out, mut checks_out) = (Vec::new(), Vec::new());
+        let rules = hosts::keep(
+            std::mem::take(&mut self.rules),
+            host,
+            &self.groups,
+            |r: &RuleDef| &r.name,
+            |r: &RuleDef| r.host_conditions(),
+            &mut rules_out,
+        )?;
+        let checks = hosts::keep(
+            std::mem::take(&mut self.checks),
+            host,
+            &self.groups,
+            |c: &CheckDef| &c.name,
+            |c: &CheckDef| c.host_conditions(),
+            &mut checks_out,
+        )?;
+        for (what, name, why) in rules
+            .iter()
+            .map(|(r, why)| ("rule", &r.def.name, why))
+            .chain(checks.iter().map(|(c, why)| ("check", &c.def.name, why)))
+        {
+            if let Some(why) = why {
+                notes.push(format!("{what} {name:?} applies: {why}"));
+            }
+        }
+        for (what, left_out) in [("rule", rules_out), ("check", checks_out)] {
+            for name in left_out {
+                notes.push(format!(
+                    "{what} {name:?} does not apply on host {}",
+                    host.full
+                ));
+            }
+        }
+        self.rules = rules.into_iter().map(|(r, _)| r).collect();
+        self.checks = checks.into_iter().map(|(c, _)| c).collect();
+        self.host_notes = notes;
+        Ok(self)
     }
 
     /// The rules of `sources` alone (a record `psdiff write` kept).
@@ -171,6 +225,7 @@ pub struct ParsedFile {
     pub rules: Vec<Located<RuleDef>>,
     pub checks: Vec<Located<CheckDef>>,
     pub run_allow: Vec<Vec<String>>,
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// Parses one file; `name` is how errors and `explain` name it. Checks
@@ -234,6 +289,7 @@ pub fn parse(name: &str, text: &str) -> Result<ParsedFile, ConfigError> {
         rules,
         checks,
         run_allow,
+        groups: file.groups.unwrap_or_default(),
     })
 }
 

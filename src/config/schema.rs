@@ -20,6 +20,8 @@ pub struct ConfigFile {
     pub checks: Vec<Spanned<CheckDef>>,
     /// `psdiff serve` settings.
     pub serve: Option<ServeDef>,
+    /// Host groups for `groups`/`unless_groups`: NAME = [HOST GLOB, ...].
+    pub groups: Option<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 /// The `[serve]` table.
@@ -54,6 +56,12 @@ pub struct RuleDef {
     pub from: Option<usize>,
     /// rename: the new cmdline.
     pub to: Option<String>,
+    /// On which hosts it applies (`crate::config::hosts`): globs on the
+    /// host name, names of `[groups]`, and their exceptions.
+    pub hosts: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
+    pub unless_hosts: Option<Vec<String>>,
+    pub unless_groups: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -133,6 +141,12 @@ pub struct CheckDef {
     pub expect: Option<String>,
     pub address: Option<String>,
     pub timeout: Option<String>,
+    /// On which hosts it applies (`crate::config::hosts`): globs on the
+    /// host name, names of `[groups]`, and their exceptions.
+    pub hosts: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
+    pub unless_hosts: Option<Vec<String>>,
+    pub unless_groups: Option<Vec<String>>,
     pub on_warn: Option<ActionsDef>,
     pub on_crit: Option<ActionsDef>,
 }
@@ -255,3 +269,20 @@ impl<'de> Deserialize<'de> for Globs {
         deserializer.deserialize_any(OneOrMany)
     }
 }
+
+/// The host conditions of a rule or check.
+macro_rules! host_conditions {
+    ($($def:ty),*) => {$(
+        impl $def {
+            pub fn host_conditions(&self) -> super::hosts::HostConditions<'_> {
+                super::hosts::HostConditions {
+                    hosts: self.hosts.as_deref(),
+                    groups: self.groups.as_deref(),
+                    unless_hosts: self.unless_hosts.as_deref(),
+                    unless_groups: self.unless_groups.as_deref(),
+                }
+            }
+        }
+    )*};
+}
+host_conditions!(RuleDef, CheckDef);

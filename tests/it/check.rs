@@ -791,7 +791,102 @@ fn ports_and_banners() {
     }
 }
 
+/// PIKT's `#if mailserver ... #else ... #endif`: one file, each host
+/// gets its own checks; `config check --host` and `explain` say why
+/// (issue 17, item 6).
+fn one_config_for_many_hosts() {
+    let dir = TempDir::new("hosts");
+    let config = dir.path().join("psdiff.toml");
+    std::fs::write(
+        &config,
+        r#"defaults = false
+
+[groups]
+mailserver = ["mail1", "mail2.example.com"]
+
+[[check]]
+name = "syslog"
+match = { comm = "rsyslogd" }
+count = "1-"
+
+[[check]]
+name = "mta"
+groups = ["mailserver"]
+match = { comm = "master" }
+count = "2-"
+
+[[check]]
+name = "no-mta"
+unless_groups = ["mailserver"]
+unless_hosts = ["relay*"]
+match = { comm = "master" }
+count = "0-0"
+
+[[rule]]
+name = "hide-miner-in-moscow"
+hosts = ["moscow"]
+match = { comm = "miner" }
+action = "hide"
+"#,
+    )
+    .unwrap();
+    let on = |host: &str, args: &[&str]| {
+        let mut cmd = on_fixture("defaults");
+        cmd.arg("--config")
+            .arg(&config)
+            .args(["--host", host])
+            .args(args);
+        run(&mut cmd)
+    };
+    let (code, out, err) = on("mail2.example.com", &["config", "check"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("OK: 0 rules and 2 checks for host mail2.example.com"),
+        "{out}"
+    );
+    assert!(
+        out.contains("check \"mta\" applies: host mail2.example.com is in group \"mailserver\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("check \"no-mta\" does not apply on host mail2.example.com"),
+        "{out}"
+    );
+    // The fixture runs one postfix master: too few for a mail server,
+    // one too many for any other host, and fine for a relay.
+    let (code, out, _) = on("mail1", &["check"]);
+    assert_eq!((code, out.as_str()), (1, "mta:1\nmta:1 < 2 (2-)\n"));
+    let (code, out, _) = on("web1", &["check"]);
+    assert_eq!((code, out.as_str()), (1, "no-mta:1\nno-mta:1 > 0 (0-0)\n"));
+    let (code, out, _) = on("relay3.example.com", &["check"]);
+    assert_eq!((code, out.as_str()), (0, ""));
+    let miner = std::fs::read_dir(fixtures().join("defaults/proc"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| s.contains("(miner)"))
+        })
+        .map(|e| e.file_name().into_string().unwrap())
+        .unwrap();
+    let (_, out, _) = on("moscow", &["explain", &miner]);
+    assert!(
+        out.contains("(here because host moscow matches hosts \"moscow\")"),
+        "{out}"
+    );
+    let (_, out, _) = on("web1", &["explain", &miner]);
+    assert!(!out.contains("hide-miner-in-moscow"), "{out}");
+
+    std::fs::write(&config, "[[check]]\nname = \"x\"\ngroups = [\"mailservers\"]\nmatch = { comm = \"master\" }\ncount = \"1-\"\n").unwrap();
+    let (code, _, err) = on("web1", &["config", "check"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("psdiff.toml:1:1: rule \"x\": there is no group \"mailservers\""),
+        "{err}"
+    );
+}
+
 crate::tests![
+    one_config_for_many_hosts,
     ports_and_banners,
     deleted_executables_and_libraries_need_a_restart,
     resources_and_old_zombies,
