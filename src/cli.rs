@@ -201,6 +201,10 @@ pub struct CheckArgs {
     /// Write the report to FILE (atomically) instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Where `restarts` checks keep what they saw (restarts.json, small,
+    /// safe to delete).
+    #[arg(long, value_name = "DIR", default_value = crate::check::restarts::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -84,6 +84,7 @@ pub fn targets() -> Vec<Target> {
                     let _ = crate::check::port::Probe::address(None, Some(&listen));
                 }
                 let _ = crate::check::port::parse_timeout(&text);
+                let _ = crate::check::restarts::parse_window(&text);
                 for resource in crate::check::Resource::ALL {
                     if let Ok(range) = resource.range(&text) {
                         let _ = range.alerts(1.0);

@@ -134,6 +134,25 @@ fn kind(def: &CheckDef, users: &UserNames, fail: &Fail) -> Result<Kind, ConfigEr
             commands: def.allow_commands.clone().unwrap_or_default(),
         })
     };
+    if def.restarts.is_some() || def.within.is_some() {
+        if per_process || counted || !limits.is_empty() {
+            return Err(fail(
+                None,
+                "`restarts` goes in a check of its own (give the count or other test its own [[check]])".into(),
+            ));
+        }
+        let (Some(restarts), Some(within)) = (&def.restarts, &def.within) else {
+            return Err(fail(
+                None,
+                "`restarts = \"MIN-MAX\"` and `within = \"1h\"` go together".into(),
+            ));
+        };
+        return Ok(Kind::Restarts {
+            bounds: Bounds::parse(restarts).map_err(|e| fail(None, format!("restarts: {e}")))?,
+            within: super::restarts::parse_window(within).map_err(|e| fail(None, e))?,
+            window: within.clone(),
+        });
+    }
     let port_keys = [
         def.listen.is_some(),
         def.banner.is_some(),

@@ -2,9 +2,12 @@
 //! a check measures CPU), evaluated, and looked at again for the failing
 //! checks with `--retry`.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::restarts::Ledger;
 use super::{Check, Kind, Outcome, Sample, evaluate};
 use crate::context::Context;
 use crate::error::Error;
@@ -67,14 +70,22 @@ fn measure(context: &Context, checks: &[&Check], interval: f64) -> Result<Measur
 
 /// Evaluates every check; with `retry`, measures again for the failing
 /// ones until they hold or the pauses are used up. CPU is measured over
-/// `interval` seconds. Returns the outcomes and the processes of the last
-/// measurement (for the actions).
+/// `interval` seconds. Restarts are counted in a ledger in `state_dir`
+/// (none: restart checks do not apply). Returns the outcomes and the
+/// processes of the last measurement (for the actions).
 pub fn evaluate_settled(
     context: &Context,
     checks: &[Check],
     retry: bool,
     interval: f64,
+    state_dir: Option<&Path>,
 ) -> Result<(Vec<Outcome>, Vec<Process>), Error> {
+    let counts_restarts = checks
+        .iter()
+        .any(|c| matches!(c.kind, Kind::Restarts { .. }));
+    let ledger = state_dir
+        .filter(|_| counts_restarts)
+        .map(|dir| RefCell::new(Ledger::open(dir)));
     let named: HashSet<String> = checks
         .iter()
         .filter_map(|c| match &c.selector.command {
@@ -111,6 +122,7 @@ pub fn evaluate_settled(
             measured.cpu.as_deref(),
             selinux_enabled,
             &context.proc_root,
+            ledger.as_ref(),
         );
         for again in which.iter().map(|&i| evaluate(checks, i, &sample, &named)) {
             match outcomes.iter_mut().find(|o| o.check == again.check) {
@@ -122,5 +134,11 @@ pub fn evaluate_settled(
         Ok((outcomes, measured))
     };
     let (outcomes, measured) = settle(retry, look, |(outcomes, _)| !failing(outcomes).is_empty())?;
+    if let Some(ledger) = ledger {
+        let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+        if let Err(e) = ledger.into_inner().save(&names) {
+            eprintln!("psdiff: {e}; restarts seen now will not count next time");
+        }
+    }
     Ok((outcomes, measured.processes))
 }

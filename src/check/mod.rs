@@ -6,6 +6,7 @@ mod compile;
 mod measure;
 pub mod port;
 pub mod range;
+pub mod restarts;
 pub mod usage;
 
 use std::collections::{BTreeMap, HashSet};
@@ -52,6 +53,13 @@ pub enum Kind {
         sum: bool,
         allow: Allow,
     },
+    /// How many times the matched daemon's main processes were replaced
+    /// within `within` seconds (kept in the ledger of `restarts`).
+    Restarts {
+        bounds: Bounds,
+        within: f64,
+        window: String,
+    },
     /// A listening socket held by a matched process, and what answers.
     Port {
         listen: Option<port::Listen>,
@@ -83,7 +91,7 @@ impl Kind {
     pub fn has_values(&self) -> bool {
         matches!(
             self,
-            Kind::Count { .. } | Kind::Resources { .. } | Kind::Port { .. }
+            Kind::Count { .. } | Kind::Resources { .. } | Kind::Port { .. } | Kind::Restarts { .. }
         )
     }
 }
@@ -166,6 +174,8 @@ pub struct Sample<'a> {
     pub cpu: Option<&'a [Option<f64>]>,
     pub selinux_enabled: bool,
     usage: Usage,
+    /// Where restarts are counted, when a check counts them.
+    ledger: Option<&'a std::cell::RefCell<restarts::Ledger>>,
     population: Population<'a>,
     cmdlines: Vec<std::cell::OnceCell<String>>,
 }
@@ -192,12 +202,14 @@ impl<'a> Sample<'a> {
         cpu: Option<&'a [Option<f64>]>,
         selinux_enabled: bool,
         proc_root: &std::path::Path,
+        ledger: Option<&'a std::cell::RefCell<restarts::Ledger>>,
     ) -> Self {
         Sample {
             processes,
             cpu,
             selinux_enabled,
             usage: Usage::new(proc_root),
+            ledger,
             population: Population::new(processes, parents, host),
             cmdlines: processes
                 .iter()
@@ -284,6 +296,55 @@ pub fn evaluate(
         Kind::Resources { limits, sum, allow } => {
             matching.retain(|&i| !sample.processes[i].kernel_thread && !allow.allows(sample, i));
             outcome.groups = resource_groups(check, sample, &matching, limits, *sum);
+        }
+        Kind::Restarts {
+            bounds,
+            within,
+            window,
+        } => {
+            let Some(ledger) = sample.ledger else {
+                outcome.not_applicable = Some("restarts are counted by `psdiff check`".into());
+                return outcome;
+            };
+            let matched: HashSet<usize> = matching.iter().copied().collect();
+            let mains: Vec<usize> = matching
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    sample
+                        .population
+                        .parent(i)
+                        .is_none_or(|p| !matched.contains(&p))
+                })
+                .collect();
+            let units: BTreeMap<String, u64> = mains
+                .iter()
+                .filter_map(|&i| sample.processes[i].cgroup.as_ref()?.unit.clone())
+                .filter(|u| u.ends_with(".service"))
+                .filter_map(|u| Some((u.clone(), restarts::systemd_restarts(&u)?)))
+                .collect();
+            let seen: Vec<(u32, u64)> = mains
+                .iter()
+                .map(|&i| (sample.processes[i].pid, sample.processes[i].start_time))
+                .collect();
+            let count = ledger
+                .borrow_mut()
+                .observe(&check.name, seen, units, *within) as u64;
+            let label = format!("{}:restarts", check.name);
+            let detail = bounds.violation(count).map(|(sign, bound)| {
+                format!("{label}:{count} {sign} {bound} ({bounds}) within {window}")
+            });
+            outcome.groups.push(Group {
+                label,
+                user: None,
+                value: count as f64,
+                level: detail.as_ref().map(|_| Level::Critical),
+                detail,
+                pids: mains.iter().map(|&i| sample.processes[i].pid).collect(),
+                killable: false,
+                perf: Some((String::new(), bounds.as_nagios())),
+                resource: None,
+            });
         }
         Kind::Port { listen, probe } => {
             if let Some(listen) = listen {

@@ -18,8 +18,13 @@ use crate::snapshot::Process;
 pub fn run(context: &Context, args: &CheckArgs) -> Result<Exit, Error> {
     let output = args.output.as_deref();
     let found = compile(context, args).and_then(|checks| {
-        let (outcomes, processes) =
-            check::evaluate_settled(context, &checks, args.retry, args.interval)?;
+        let (outcomes, processes) = check::evaluate_settled(
+            context,
+            &checks,
+            args.retry,
+            args.interval,
+            Some(&args.state_dir),
+        )?;
         Ok((checks, outcomes, processes))
     });
     let (checks, outcomes, processes) = match found {

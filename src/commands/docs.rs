@@ -181,6 +181,8 @@ each user apart; resources (\\fBrss\\fR, \\fBvsz\\fR, \\fBswap\\fR with K, M, G,
 \\fBthreads\\fR, \\fBfds\\fR, \\fBfd_ratio\\fR; \\fBage\\fR, \\fBcpu_time\\fR with s, m, h, d),
 each a critical range or \\fB{ warn, crit }\\fR, per process or with \\fBsum = true\\fR
 (in a counting check, the range the counted processes are in);
+\\fBrestarts\\fR (MIN-MAX) with \\fBwithin\\fR (1h): how often the matched daemon was
+replaced, kept in \\fB\\-\\-state\\-dir\\fR;
 \\fBlisten\\fR (tcp:22, tcp6:22, udp:53, tcp:127.0.0.1:25: a matched process must hold
 that listening socket) with \\fBbanner\\fR, \\fBsend\\fR, \\fBexpect\\fR, \\fBaddress\\fR and
 \\fBtimeout\\fR (what answers a TCP connection there);

@@ -125,6 +125,10 @@ pub struct CheckDef {
     pub age: Option<LimitDef>,
     pub cpu_time: Option<LimitDef>,
     pub sum: Option<bool>,
+    /// How many times the matched daemon was replaced (`"0-2"`, MIN-MAX)
+    /// `within` a window (`"1h"`).
+    pub restarts: Option<String>,
+    pub within: Option<String>,
     /// Per process: fails when its executable or a library it maps was
     /// deleted or replaced (an upgrade it was not restarted after).
     pub deleted: Option<bool>,

@@ -134,6 +134,12 @@ pub fn checks(checks: &[Check], outcomes: &[Outcome]) -> String {
                 Kind::Credential { .. } => ("credential", None, None, None),
                 Kind::Resources { .. } => ("resources", None, None, None),
                 Kind::Deleted { .. } => ("deleted", None, None, None),
+                Kind::Restarts { bounds, window, .. } => (
+                    "restarts",
+                    Some(format!("{bounds} within {window}")),
+                    None,
+                    None,
+                ),
                 Kind::Port { listen, .. } => {
                     ("port", None, None, listen.as_ref().map(|l| l.to_string()))
                 }

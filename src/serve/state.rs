@@ -173,7 +173,8 @@ impl CheckAnswer {
                 prometheus: None,
             });
         }
-        let (outcomes, _) = check::evaluate_settled(context, &checks, false, CHECK_INTERVAL)?;
+        // Restarts are counted by `psdiff check`'s runs, not per request.
+        let (outcomes, _) = check::evaluate_settled(context, &checks, false, CHECK_INTERVAL, None)?;
         Ok(CheckAnswer {
             json: json_report::checks(&checks, &outcomes),
             prometheus: Some(prometheus::checks(&checks, &outcomes)),

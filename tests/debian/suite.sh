@@ -185,6 +185,28 @@ else
     fail "a wrong banner says what answered; a wrong port says who listens" "$out"
 fi
 
+# --- restarts by systemd's Restart= ----------------------------------------
+in_vm sh -c 'printf "[Service]\nExecStart=/bin/sleep 600\nRestart=always\nRestartSec=100ms\n" > /run/systemd/system/psdiff-flappy.service && systemctl daemon-reload && systemctl start psdiff-flappy'
+in_vm sh -c 'cat > /root/restarts.toml' <<'TOML'
+[[check]]
+name = "flappy"
+match = { unit = "psdiff-flappy.service" }
+restarts = "0-0"
+within = "1h"
+TOML
+in_vm psdiff check --rules /root/restarts.toml >/dev/null
+for _ in 1 2; do
+    in_vm systemctl kill -s KILL psdiff-flappy
+    sleep 0.5
+done
+out=$(in_vm psdiff check --rules /root/restarts.toml)
+if [ $? = 1 ] && [[ "$out" == *"flappy:restarts:2 > 0 (0-0) within 1h"* ]]; then
+    pass "a daemon that systemd restarted twice is seen restarting"
+else
+    fail "a daemon that systemd restarted twice is seen restarting" "$out"
+fi
+in_vm sh -c 'systemctl stop psdiff-flappy; rm /run/systemd/system/psdiff-flappy.service; systemctl daemon-reload'
+
 # --- daemons that stop are missing -----------------------------------------
 in_vm systemctl stop rsyslog.service rsyslog.socket syslog.socket 2>/dev/null
 exactly "rsyslog stopped" missing "-     /usr/sbin/rsyslogd -n -iNONE  {user=root}"

@@ -885,7 +885,93 @@ action = "hide"
     );
 }
 
+/// A daemon under a supervisor that restarts it at once (a shell loop,
+/// as systemd's Restart= does; the live Debian suite uses a real unit):
+/// each replacement is counted, across runs, within the window (issue 17,
+/// item 2).
+fn restarts_are_counted_across_runs() {
+    let dir = TempDir::new("restarts");
+    let mut supervisor = std::process::Command::new("bash")
+        .args(["-c", "while true; do sleep 600; done"])
+        .spawn()
+        .unwrap();
+    let sup = supervisor.id();
+    let daemon = || -> u32 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let out = std::process::Command::new("pgrep")
+                .args(["-P", &sup.to_string()])
+                .output()
+                .unwrap();
+            if let Some(pid) = stdout(&out).lines().next().and_then(|l| l.parse().ok()) {
+                return pid;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the supervisor started nothing"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    let rules = dir.path().join("checks.toml");
+    std::fs::write(
+        &rules,
+        format!("[[check]]\nname = \"loop\"\nmatch = {{ comm = \"sleep\", parent = {{ pid = {sup} }} }}\nrestarts = \"0-1\"\nwithin = \"1h\"\n"),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let check = || {
+        run(psdiff()
+            .arg("check")
+            .arg("--rules")
+            .arg(&rules)
+            .arg("--state-dir")
+            .arg(&state))
+    };
+    let restart = || {
+        let old = daemon();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(old as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        while daemon() == old {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    assert_eq!(
+        check(),
+        (0, String::new(), String::new()),
+        "the first look counts nothing"
+    );
+    assert_eq!(check().0, 0);
+    restart();
+    assert_eq!(check().0, 0, "one restart is within 0-1");
+    restart();
+    let (code, out, _) = check();
+    assert_eq!(
+        (code, out.as_str()),
+        (1, "loop:restarts:2\nloop:restarts:2 > 1 (0-1) within 1h\n")
+    );
+    let (code, out, _) = run(psdiff()
+        .args(["check", "--format", "nagios", "--rules"])
+        .arg(&rules)
+        .arg("--state-dir")
+        .arg(&state));
+    assert_eq!(code, 2);
+    assert!(out.contains("loop:restarts=2;;0:1;0;"), "{out}");
+    // Safe to delete: counting starts afresh.
+    std::fs::remove_file(state.join("restarts.json")).unwrap();
+    assert_eq!(check().0, 0);
+    supervisor.kill().unwrap();
+    supervisor.wait().unwrap();
+    let _ = std::process::Command::new("pkill")
+        .args(["-P", &sup.to_string()])
+        .status();
+}
+
 crate::tests![
+    restarts_are_counted_across_runs,
     one_config_for_many_hosts,
     ports_and_banners,
     deleted_executables_and_libraries_need_a_restart,
