@@ -610,25 +610,29 @@ fn resource_groups(
     limits: &[Limit],
     sum: bool,
 ) -> Vec<Group> {
+    if sum {
+        let pids: Vec<u32> = matching.iter().map(|&i| sample.processes[i].pid).collect();
+        return limits
+            .iter()
+            .map(|limit| {
+                let value: f64 = matching
+                    .iter()
+                    .filter_map(|&i| sample.usage.of(&sample.processes[i], limit.resource))
+                    .sum();
+                let label = format!("{}:{}", check.name, limit.resource.key());
+                judge_limit(label, None, pids.clone(), value, limit, false)
+            })
+            .collect();
+    }
     let mut groups = Vec::new();
-    for limit in limits {
-        let key = limit.resource.key();
-        if sum {
-            let value: f64 = matching
-                .iter()
-                .filter_map(|&i| sample.usage.of(&sample.processes[i], limit.resource))
-                .sum();
-            let pids = matching.iter().map(|&i| sample.processes[i].pid).collect();
-            let label = format!("{}:{key}", check.name);
-            groups.push(judge_limit(label, None, pids, value, limit, false));
-            continue;
-        }
-        for &i in matching {
-            let p = &sample.processes[i];
+    // Process by process, so each one's folder is opened once.
+    for &i in matching {
+        let p = &sample.processes[i];
+        for limit in limits {
             let Some(value) = sample.usage.of(p, limit.resource) else {
                 continue; // it ended, or is not ours to read
             };
-            let label = format!("{}:{}:{key}", check.name, p.pid);
+            let label = format!("{}:{}:{}", check.name, p.pid, limit.resource.key());
             groups.push(judge_limit(
                 label,
                 Some(p.user.clone()),

@@ -177,6 +177,8 @@ pub struct Usage {
     ticks: f64,
     page_size: f64,
     read: RefCell<HashMap<(u32, Resource), Option<f64>>>,
+    /// The folder last opened: a process's resources are read together.
+    last_dir: RefCell<Option<std::rc::Rc<crate::snapshot::ProcDir>>>,
 }
 
 impl Usage {
@@ -199,12 +201,18 @@ impl Usage {
             // SAFETY: sysconf takes a constant and reads no memory of ours.
             page_size: unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as f64,
             read: RefCell::new(HashMap::new()),
+            last_dir: RefCell::new(None),
         }
     }
 
     /// The /proc folder of `pid`, while it runs.
-    pub fn process_dir(&self, pid: u32) -> Option<crate::snapshot::ProcDir> {
-        self.root.as_ref()?.process(pid)
+    pub fn process_dir(&self, pid: u32) -> Option<std::rc::Rc<crate::snapshot::ProcDir>> {
+        if let Some(dir) = self.last_dir.borrow().as_ref().filter(|d| d.pid() == pid) {
+            return Some(dir.clone());
+        }
+        let dir = std::rc::Rc::new(self.root.as_ref()?.process(pid)?);
+        *self.last_dir.borrow_mut() = Some(dir.clone());
+        Some(dir)
     }
 
     /// What `p` uses of `resource`; None when it ended or cannot be read.
@@ -227,7 +235,7 @@ impl Usage {
             }
             _ => {}
         }
-        let dir = self.root.as_ref()?.process(p.pid)?;
+        let dir = self.process_dir(p.pid)?;
         match resource {
             Resource::Rss | Resource::Vsz => {
                 let statm = dir.read_vec("statm")?;
@@ -284,7 +292,7 @@ impl Usage {
             "/dev/zero",
             "/anon_hugepage",
         ];
-        let Some(dir) = self.root.as_ref().and_then(|r| r.process(p.pid)) else {
+        let Some(dir) = self.process_dir(p.pid) else {
             return Vec::new();
         };
         let mut found: Vec<String> = Vec::new();

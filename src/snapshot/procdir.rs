@@ -149,6 +149,13 @@ impl ProcDir {
 
     /// How many descriptors are open; `None` when they cannot be listed.
     pub fn count_descriptors(&self) -> Option<usize> {
+        // Since Linux 6.2 the size of the fd folder is the count: one
+        // stat instead of reading the folder. Before, it is 0.
+        if let Ok(st) = nix::sys::stat::fstatat(&self.fd, "fd", nix::fcntl::AtFlags::empty())
+            && st.st_size > 0
+        {
+            return Some(st.st_size as usize);
+        }
         self.fd_numbers().map(|fds| fds.len())
     }
 
