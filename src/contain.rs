@@ -10,6 +10,7 @@
 //! under the capabilities the serve unit keeps.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -18,6 +19,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::pidfd::PidFd;
+use crate::snapshot::ProcRoot;
 
 /// The exit code when the limit was reached, as timeout(1) has it.
 pub const TIMED_OUT: u8 = 124;
@@ -97,12 +99,13 @@ fn kill_descendants() {
         if found.is_empty() {
             return;
         }
-        let held: Vec<PidFd> = found
+        let mut held: Vec<PidFd> = found
             .iter()
             .filter_map(|&pid| PidFd::open(pid).ok())
-            // Reopened by pid: it must still be one of ours.
-            .filter(|fd| descendants().contains(&fd.pid()))
             .collect();
+        // Opened by pid: each must still be one of ours.
+        let still = descendants();
+        held.retain(|fd| still.contains(&fd.pid()));
         for fd in &held {
             let _ = fd.signal(Signal::SIGSTOP);
         }
@@ -116,28 +119,16 @@ fn kill_descendants() {
 /// Pids of our living descendants (zombies are already dead).
 fn descendants() -> HashSet<u32> {
     let me = std::process::id();
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    let Ok(proc) = ProcRoot::open(Path::new("/proc")) else {
         return HashSet::new();
     };
-    for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // After the last ')' of the command: state, then ppid.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().unwrap_or("");
-        let Some(ppid) = fields.next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if state != "Z" && state != "X" {
-            children.entry(ppid).or_default().push(pid);
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for pid in proc.pids().unwrap_or_default() {
+        if let Some(stat) = proc.stat(pid)
+            && stat.state != 'Z'
+            && stat.state != 'X'
+        {
+            children.entry(stat.ppid).or_default().push(pid);
         }
     }
     let mut found = HashSet::new();
