@@ -26,23 +26,14 @@ impl std::fmt::Display for Untrusted {
 /// Checks an opened file (`meta` from the open file, so no link swapped
 /// in between is trusted) and the folders above `path`.
 pub fn file(path: &Path, meta: &std::fs::Metadata) -> Result<(), Untrusted> {
-    let shown = path.display();
-    owned_well(path, meta, "file")?;
-    if meta.mode() & 0o022 != 0 {
-        return Err(Untrusted {
-            path: path.to_path_buf(),
-            why: format!(
-                "{shown} may be changed by {} (mode {:04o}): psdiff runs it as root, so that would give them root; run `chmod go-w {shown}`",
-                writers(meta.mode()),
-                meta.mode() & 0o7777
-            ),
-        });
-    }
-    let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    match real.parent() {
-        Some(dir) => ancestors(dir),
-        None => Ok(()),
-    }
+    strict(
+        path,
+        meta,
+        "file",
+        "changed",
+        "psdiff runs it as root, so that would give them root",
+    )?;
+    above(path)
 }
 
 /// Checks a folder whose every file is read (drop-ins): no one else may
@@ -52,22 +43,45 @@ pub fn drop_in_folder(dir: &Path) -> Result<(), Untrusted> {
         path: dir.to_path_buf(),
         why: format!("cannot look at {}: {e}", dir.display()),
     })?;
-    owned_well(dir, &meta, "folder")?;
+    strict(
+        dir,
+        &meta,
+        "folder",
+        "written",
+        "any file they put there would be a rule of psdiff's",
+    )?;
+    above(dir)
+}
+
+/// Owned well, and writable by no one else, sticky bit or not; `risk`
+/// says what another writer could do.
+fn strict(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    what: &str,
+    verb: &str,
+    risk: &str,
+) -> Result<(), Untrusted> {
+    owned_well(path, meta, what)?;
     if meta.mode() & 0o022 != 0 {
+        let shown = path.display();
         return Err(Untrusted {
-            path: dir.to_path_buf(),
+            path: path.to_path_buf(),
             why: format!(
-                "{} may be written by {} (mode {:04o}): any file they put there would be a rule of psdiff's; run `chmod go-w {}`",
-                dir.display(),
+                "{shown} may be {verb} by {} (mode {:04o}): {risk}; run `chmod go-w {shown}`",
                 writers(meta.mode()),
-                meta.mode() & 0o7777,
-                dir.display()
+                meta.mode() & 0o7777
             ),
         });
     }
-    let real = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    Ok(())
+}
+
+/// The folders above `path`, links resolved.
+fn above(path: &Path) -> Result<(), Untrusted> {
+    let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     match real.parent() {
-        Some(parent) => ancestors(parent),
+        Some(dir) => ancestors(dir),
         None => Ok(()),
     }
 }
