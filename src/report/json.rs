@@ -159,26 +159,26 @@ pub fn checks(checks: &[Check], outcomes: &[Outcome]) -> String {
                 groups: o
                     .groups
                     .iter()
-                    .map(|g| JsonGroup {
-                        label: &g.label,
-                        user: g.user.as_deref(),
-                        value: g.value,
-                        verdict: verdict(g.level),
-                        detail: g.detail.as_deref(),
-                        pids: &g.pids,
-                        resource: g.resource.map(|r| r.key()),
-                        warn: g
-                            .perf
-                            .as_ref()
-                            .filter(|_| g.resource.is_some())
-                            .map(|(w, _)| w.as_str())
-                            .filter(|w| !w.is_empty()),
-                        crit: g
-                            .perf
-                            .as_ref()
-                            .filter(|_| g.resource.is_some())
-                            .map(|(_, c)| c.as_str())
-                            .filter(|c| !c.is_empty()),
+                    .map(|g| {
+                        // A resource group's ranges, as perfdata has them.
+                        let (warn, crit) = match (&g.perf, g.resource) {
+                            (Some((w, c)), Some(_)) => (
+                                Some(w.as_str()).filter(|w| !w.is_empty()),
+                                Some(c.as_str()).filter(|c| !c.is_empty()),
+                            ),
+                            _ => (None, None),
+                        };
+                        JsonGroup {
+                            label: &g.label,
+                            user: g.user.as_deref(),
+                            value: g.value,
+                            verdict: verdict(g.level),
+                            detail: g.detail.as_deref(),
+                            pids: &g.pids,
+                            resource: g.resource.map(|r| r.key()),
+                            warn,
+                            crit,
+                        }
                     })
                     .collect(),
             }
