@@ -171,9 +171,12 @@ fn expand_units(text: &str, unit: Unit) -> Result<String, String> {
 }
 
 /// Reads resources of the processes of one snapshot, each at most once.
+/// /proc is opened, and the uptime read, only when a check first asks:
+/// most checks never do.
 pub struct Usage {
-    root: Option<ProcRoot>,
-    uptime: Option<f64>,
+    proc_root: std::path::PathBuf,
+    root: std::cell::OnceCell<Option<ProcRoot>>,
+    uptime: std::cell::OnceCell<Option<f64>>,
     ticks: f64,
     page_size: f64,
     read: RefCell<HashMap<(u32, Resource), Option<f64>>>,
@@ -183,20 +186,10 @@ pub struct Usage {
 
 impl Usage {
     pub fn new(proc_root: &Path) -> Usage {
-        let root = ProcRoot::open(proc_root).ok();
-        let uptime = root
-            .as_ref()
-            .and_then(|r| r.read_file("uptime"))
-            .and_then(|b| {
-                String::from_utf8_lossy(&b)
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            });
         Usage {
-            root,
-            uptime,
+            proc_root: proc_root.to_path_buf(),
+            root: std::cell::OnceCell::new(),
+            uptime: std::cell::OnceCell::new(),
             ticks: procfs::ticks_per_second() as f64,
             // SAFETY: sysconf takes a constant and reads no memory of ours.
             page_size: unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as f64,
@@ -205,12 +198,29 @@ impl Usage {
         }
     }
 
+    fn root(&self) -> Option<&ProcRoot> {
+        self.root
+            .get_or_init(|| ProcRoot::open(&self.proc_root).ok())
+            .as_ref()
+    }
+
+    fn uptime(&self) -> Option<f64> {
+        *self.uptime.get_or_init(|| {
+            let text = self.root()?.read_file("uptime")?;
+            String::from_utf8_lossy(&text)
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+    }
+
     /// The /proc folder of `pid`, while it runs.
     pub fn process_dir(&self, pid: u32) -> Option<std::rc::Rc<crate::snapshot::ProcDir>> {
         if let Some(dir) = self.last_dir.borrow().as_ref().filter(|d| d.pid() == pid) {
             return Some(dir.clone());
         }
-        let dir = std::rc::Rc::new(self.root.as_ref()?.process(pid)?);
+        let dir = std::rc::Rc::new(self.root()?.process(pid)?);
         *self.last_dir.borrow_mut() = Some(dir.clone());
         Some(dir)
     }
@@ -230,7 +240,7 @@ impl Usage {
             Resource::Threads => return Some(p.num_threads as f64),
             Resource::CpuTime => return Some((p.utime + p.stime) as f64 / self.ticks),
             Resource::Age => {
-                let age = (self.uptime? - p.start_time as f64 / self.ticks).max(0.0);
+                let age = (self.uptime()? - p.start_time as f64 / self.ticks).max(0.0);
                 return Some((age * 100.0).round() / 100.0);
             }
             _ => {}
