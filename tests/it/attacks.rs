@@ -11,15 +11,6 @@ use crate::common::*;
 
 const NOBODY: u32 = 65534;
 
-/// `argv` run as nobody.
-fn as_nobody(argv: &[&str]) -> Command {
-    let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .args(argv)
-        .env_remove("PSDIFF_CONFIG");
-    cmd
-}
-
 fn chown_nobody(path: &Path) {
     std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap();
 }

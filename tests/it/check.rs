@@ -454,23 +454,7 @@ fn resources_and_old_zombies() {
     let hog = "import os,sys,time\nb=bytearray(64<<20)\nfor i in range(len(b)//4096): b[i*4096]=1\nfds=[open('/dev/null') for _ in range(200)]\nprint('ready',flush=True)\ntime.sleep(60)\n";
     let zombie_parent = "import os,time\npid=os.fork()\nif pid==0: os._exit(0)\nprint('ready',flush=True)\ntime.sleep(60)\n";
     let start = |code: &str| {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "/usr/bin/python3",
-                "-c",
-                code,
-            ])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (child, line) = started(&mut as_nobody(&["/usr/bin/python3", "-c", code]));
         assert_eq!(line, "ready\n");
         child
     };
@@ -624,16 +608,8 @@ fn deleted_executables_and_libraries_need_a_restart() {
         "import ctypes,time\nctypes.CDLL({:?})\nprint('ready',flush=True)\ntime.sleep(600)\n",
         lib.display()
     );
-    let mut old_library = std::process::Command::new("/usr/bin/python3")
-        .args(["-c", &code])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    use std::io::BufRead;
-    std::io::BufReader::new(old_library.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut old_library, _) =
+        started(std::process::Command::new("/usr/bin/python3").args(["-c", &code]));
     std::thread::sleep(std::time::Duration::from_millis(100));
     std::fs::remove_file(&sleep).unwrap();
     std::fs::remove_file(&lib).unwrap();
@@ -693,23 +669,7 @@ fn ports_and_banners() {
     need_root();
     need_file("/usr/bin/python3", "python3");
     let code = "import socket,time\nt=socket.socket()\nt.bind(('127.0.0.1',0))\nt.listen()\nu=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nu.bind(('127.0.0.1',0))\nprint(t.getsockname()[1],u.getsockname()[1],flush=True)\nwhile True:\n  c,_=t.accept()\n  c.sendall(b'SSH-2.0-OpenSSH_9.2p1 Debian-2\\r\\n')\n  c.close()\n";
-    let mut server = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "/usr/bin/python3",
-            "-c",
-            code,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    use std::io::BufRead;
-    std::io::BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut server, line) = started(&mut as_nobody(&["/usr/bin/python3", "-c", code]));
     let (tcp, udp) = line.trim().split_once(' ').unwrap();
     let pid = server.id();
     let dir = TempDir::new("ports");

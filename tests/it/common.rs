@@ -1,7 +1,7 @@
 //! Runs the real psdiff binary, isolated from the machine's own config.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -201,4 +201,26 @@ pub fn need_root() {
     if !nix::unistd::geteuid().is_root() {
         skip("root");
     }
+}
+
+/// `argv` run as nobody (uid and gid 65534, no groups), through setpriv:
+/// the unprivileged user of the attack tests.
+pub fn as_nobody(argv: &[&str]) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(argv)
+        .env_remove("PSDIFF_CONFIG");
+    cmd
+}
+
+/// Starts `cmd` with its stdout piped, and waits for the first line it
+/// prints (how a helper says it is ready, and what it holds).
+pub fn started(cmd: &mut Command) -> (Child, String) {
+    use std::io::BufRead;
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line)
 }
