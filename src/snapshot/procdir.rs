@@ -160,9 +160,21 @@ impl ProcDir {
     }
 
     fn fd_numbers(&self) -> Option<Vec<i32>> {
+        self.numbered_entries("fd")
+    }
+
+    /// The ids of the process's threads (its own pid among them).
+    pub fn thread_ids(&self) -> Option<Vec<u32>> {
+        let mut ids = self.numbered_entries("task")?;
+        ids.sort_unstable();
+        Some(ids)
+    }
+
+    /// The entries of `folder` named by numbers (`fd`, `task`).
+    fn numbered_entries<N: std::str::FromStr>(&self, folder: &str) -> Option<Vec<N>> {
         let dir = openat(
             &self.fd,
-            "fd",
+            folder,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
@@ -255,11 +267,14 @@ impl ProcDir {
     }
 }
 
-/// Reads all of `file` under `dir` into `buf`. /proc files are generated
-/// in one go, so a read that does not fill the buffer has reached the
-/// end; no extra read for EOF.
+/// Reads all of `file` under `dir` into `buf`. A file the kernel makes
+/// as one record (`stat`, `status`, ...: `one_record`) comes whole in one
+/// read that does not fill the buffer, so no extra read for EOF; a file of
+/// many records (`net/tcp`, `smaps`) comes a page at a time, and is read
+/// to the end.
 fn read_at(dir: &impl AsFd, file: &str, buf: &mut Vec<u8>) -> Option<()> {
     let fd = openat(dir, file, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
+    let one_shot = one_record(file);
     buf.clear();
     loop {
         let len = buf.len();
@@ -277,8 +292,48 @@ fn read_at(dir: &impl AsFd, file: &str, buf: &mut Vec<u8>) -> Option<()> {
             Err(_) => return None,
         };
         buf.truncate(len + n);
-        if n < spare {
+        if n == 0 || (n < spare && one_shot) {
             return Some(());
         }
+    }
+}
+
+/// Whether the kernel writes `file` (a name under /proc or /proc/PID) as
+/// one record, whole in any read large enough.
+fn one_record(file: &str) -> bool {
+    let name = file.rsplit('/').next().unwrap_or(file);
+    matches!(
+        name,
+        "stat"
+            | "status"
+            | "statm"
+            | "cmdline"
+            | "cgroup"
+            | "current"
+            | "uptime"
+            | "meminfo"
+            | "io"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// net/tcp comes a page (about 27 sockets) per read: all of it is read.
+    #[test]
+    fn files_of_many_records_are_read_to_the_end() {
+        let listeners: Vec<_> = (0..100)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let root = ProcRoot::open(Path::new("/proc")).unwrap();
+        let me = root.process(std::process::id()).unwrap();
+        let table = String::from_utf8(me.read_vec("net/tcp").unwrap()).unwrap();
+        for listener in &listeners {
+            let port = format!(":{:04X} ", listener.local_addr().unwrap().port());
+            assert!(table.contains(&port), "port {port} missing");
+        }
+        let status = me.read_vec("status").unwrap();
+        assert!(status.ends_with(b"\n") && status.starts_with(b"Name:"));
     }
 }
