@@ -284,7 +284,7 @@ pub enum TokenCommand {
         name: String,
         /// Let it see every process field, also those of other users'
         /// processes that need ptrace access (exe, cwd, open_files,
-        /// connections).
+        /// connections, memory_full_info, memory_maps).
         #[arg(long, conflicts_with = "control")]
         inspect: bool,
         /// Let it use the control routes (with `serve --allow-control`);

@@ -6,6 +6,7 @@ mod auth;
 pub(crate) mod body;
 mod connections;
 mod control;
+mod memory;
 pub(crate) mod process;
 mod reply;
 mod routes;

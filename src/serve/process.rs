@@ -8,15 +8,16 @@ use std::time::Instant;
 use procfs::{FromBufRead, FromRead};
 use serde_json::{Map, Value, json};
 
+use super::memory;
 use crate::host::Host;
 use crate::rules::Container;
 use crate::snapshot::{Fields, ProcDir, ProcRoot, Process};
 use crate::sockets::{Protocol, SocketTables};
 
-/// Every field, in the order of the documentation. The last two read every
-/// descriptor (and, for connections, the socket tables), so they are only
-/// given when asked for.
-pub const FIELDS: [&str; 25] = [
+/// Every field, in the order of the documentation. The last `COSTLY` ones
+/// read a file per descriptor, thread or mapping (or make the kernel walk
+/// the page tables), so they are only given when asked for.
+pub const FIELDS: [&str; 30] = [
     "pid",
     "ppid",
     "name",
@@ -37,16 +38,29 @@ pub const FIELDS: [&str; 25] = [
     "cwd",
     "terminal",
     "num_ctx_switches",
+    "cpu_affinity",
     "unit",
     "cgroup",
     "container",
     "open_files",
     "connections",
+    "threads",
+    "memory_full_info",
+    "memory_info_ex",
+    "memory_maps",
 ];
-const COSTLY: usize = 2;
+const COSTLY: usize = 6;
 /// Fields an unprivileged user cannot read of another user's process
 /// (they need ptrace access): given only to tokens made with `--inspect`.
-pub const SENSITIVE: [&str; 4] = ["exe", "cwd", "open_files", "connections"];
+pub const SENSITIVE: [&str; 7] = [
+    "exe",
+    "cwd",
+    "open_files",
+    "connections",
+    "memory_full_info",
+    "memory_info_ex",
+    "memory_maps",
+];
 
 /// A set of fields, one bit per entry of `FIELDS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,7 +133,8 @@ impl FieldSet {
 
     /// The listing this set is cut from: every cheap field, and the costly
     /// ones asked for. However many distinct `?fields=` sets clients send,
-    /// the server reads and keeps at most four listings.
+    /// the server keeps at most one listing per combination of costly
+    /// fields, each for a second.
     pub fn shared_superset(self) -> FieldSet {
         let costly = !FieldSet::default_fields().0 & ((1 << FIELDS.len()) - 1);
         FieldSet(FieldSet::default_fields().0 | (self.0 & costly))
@@ -306,11 +321,33 @@ impl Record<'_> {
             let cwd = self.dir.read_link("cwd");
             self.put("cwd", json!(cwd));
         }
-        if self.fields.has("num_ctx_switches") {
-            self.context_switches();
+        if self.fields.any(&["num_ctx_switches", "cpu_affinity"]) {
+            self.status_fields();
         }
         if self.fields.any(&["open_files", "connections"]) {
             self.descriptors(sockets);
+        }
+        if self.fields.has("threads") {
+            self.threads();
+        }
+        if self.fields.any(&["memory_full_info", "memory_info_ex"]) {
+            let read = |file| {
+                self.dir
+                    .read_vec(file)
+                    .and_then(|b| String::from_utf8(b).ok())
+            };
+            let info = read("statm")
+                .zip(read("smaps_rollup"))
+                .and_then(|(statm, rollup)| {
+                    memory::full_info(&statm, &rollup, self.system.page_size)
+                });
+            self.put("memory_full_info", json!(info));
+            self.put("memory_info_ex", json!(info));
+        }
+        if self.fields.has("memory_maps") {
+            let smaps = self.dir.read_vec("smaps");
+            let maps = smaps.map(|b| memory::maps(&String::from_utf8_lossy(&b)));
+            self.put("memory_maps", json!(maps));
         }
         Some(Value::Object(self.out))
     }
@@ -388,11 +425,12 @@ impl Record<'_> {
         self.put("create_time", json!(created));
     }
 
-    fn context_switches(&mut self) {
-        let status = self
-            .dir
-            .read_vec("status")
-            .and_then(|b| procfs::process::Status::from_buf_read(&b[..]).ok());
+    /// `num_ctx_switches` and `cpu_affinity`, from one read of status.
+    fn status_fields(&mut self) {
+        let bytes = self.dir.read_vec("status");
+        let status = bytes
+            .as_deref()
+            .and_then(|b| procfs::process::Status::from_buf_read(b).ok());
         let count = |f: fn(&procfs::process::Status) -> Option<u64>| status.as_ref().and_then(f);
         self.put(
             "num_ctx_switches",
@@ -401,6 +439,31 @@ impl Record<'_> {
                 "involuntary": count(|s| s.nonvoluntary_ctxt_switches),
             }),
         );
+        let text = bytes.as_deref().map(String::from_utf8_lossy);
+        self.put(
+            "cpu_affinity",
+            json!(text.and_then(|t| memory::cpu_list(&t))),
+        );
+    }
+
+    /// `threads`: each thread's id and CPU times, as psutil's `threads()`.
+    fn threads(&mut self) {
+        let ticks = self.system.ticks;
+        let mut buf = Vec::new();
+        let threads: Option<Vec<Value>> = self.dir.thread_ids().map(|ids| {
+            ids.into_iter()
+                .filter_map(|tid| {
+                    let stat = self.dir.read(&format!("task/{tid}/stat"), &mut buf)?;
+                    let stat = crate::snapshot::parse::parse_stat(stat)?;
+                    Some(json!({
+                        "id": tid,
+                        "user_time": stat.utime as f64 / ticks,
+                        "system_time": stat.stime as f64 / ticks,
+                    }))
+                })
+                .collect()
+        });
+        self.put("threads", json!(threads));
     }
 
     /// `open_files` (regular files, as psutil counts them) and

@@ -488,6 +488,113 @@ fn process_routes_show_psutil_fields() {
     assert_eq!(server.get(&format!("/api/ps/{pid}")).0, 404);
 }
 
+/// monitoreo's remaining fields, against what /proc says of a live
+/// process: a python with two extra threads, pinned to CPU 0.
+fn process_routes_show_threads_affinity_and_memory_maps() {
+    let server = live_server(&[]);
+    let script = "import threading, time\n\
+        for _ in range(2): threading.Thread(target=time.sleep, args=(120,), daemon=True).start()\n\
+        print('ready', flush=True)\ntime.sleep(120)";
+    let (mut child, _) = crate::common::started(Command::new("taskset").args([
+        "-c",
+        "0",
+        "/usr/bin/python3",
+        "-c",
+        script,
+    ]));
+    let pid = child.id();
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let fields = "pid,cpu_affinity,threads,memory_full_info,memory_info_ex,memory_maps";
+    let (status, record) =
+        server.get_as(&format!("/api/ps/{pid}?fields={fields}"), &server.control);
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record.as_object().unwrap().len(), 6, "{record}");
+    assert_eq!(record["cpu_affinity"], json!([0]));
+
+    let mut tids: Vec<u64> = std::fs::read_dir(proc_dir.join("task"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect();
+    tids.sort();
+    let threads = record["threads"].as_array().unwrap();
+    let shown: Vec<u64> = threads.iter().map(|t| t["id"].as_u64().unwrap()).collect();
+    assert_eq!(shown, tids);
+    assert_eq!(tids.len(), 3);
+    assert!(
+        threads
+            .iter()
+            .all(|t| t["user_time"].is_f64() && t["system_time"].is_f64())
+    );
+
+    // Counters of a sleeping process stay put between its read and ours.
+    let kb = |text: &str, key: &str| -> u64 {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(key))
+            .map(|rest| {
+                rest.trim()
+                    .trim_end_matches(" kB")
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap()
+                    * 1024
+            })
+            .sum()
+    };
+    let rollup = std::fs::read_to_string(proc_dir.join("smaps_rollup")).unwrap();
+    let full = &record["memory_full_info"];
+    assert_eq!(full, &record["memory_info_ex"]);
+    assert_eq!(full["pss"], kb(&rollup, "Pss:"));
+    assert_eq!(full["swap"], kb(&rollup, "Swap:"));
+    let private = kb(&rollup, "Private_Clean:")
+        + kb(&rollup, "Private_Dirty:")
+        + kb(&rollup, "Private_Hugetlb:");
+    assert_eq!(full["uss"], private);
+    let statm: Vec<u64> = std::fs::read_to_string(proc_dir.join("statm"))
+        .unwrap()
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    let page = 4096;
+    assert_eq!(full["vms"], statm[0] * page);
+    assert_eq!(full["rss"], statm[1] * page);
+
+    let maps = record["memory_maps"].as_array().unwrap();
+    let python = std::fs::read_link(proc_dir.join("exe")).unwrap();
+    let exe_map = maps
+        .iter()
+        .find(|m| m["path"] == python.to_str().unwrap())
+        .unwrap_or_else(|| panic!("no map of {python:?}: {maps:?}"));
+    assert!(exe_map["rss"].as_u64().unwrap() > 0);
+    assert!(maps.iter().any(|m| m["path"] == "[anon]"), "{maps:?}");
+    assert!(maps.iter().any(|m| m["path"] == "[stack]"));
+    let paths: std::collections::HashSet<_> =
+        maps.iter().map(|m| m["path"].as_str().unwrap()).collect();
+    assert_eq!(paths.len(), maps.len(), "one entry per path");
+    let sum = |key: &str| maps.iter().map(|m| m[key].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("rss"), kb(&rollup, "Rss:"));
+    // Pss is rounded down to a kB per mapping in smaps, once in the rollup.
+    let (pss, rolled) = (sum("pss"), kb(&rollup, "Pss:"));
+    assert!(
+        pss <= rolled && rolled - pss < 1024 * 200,
+        "{pss} vs {rolled}"
+    );
+
+    // Not in the default listing; refused by name to a read token.
+    let (_, default) = server.get_as(&format!("/api/ps/{pid}"), &server.control);
+    assert_eq!(default["cpu_affinity"], json!([0]));
+    assert!(default.get("threads").is_none() && default.get("memory_maps").is_none());
+    for field in ["memory_full_info", "memory_info_ex", "memory_maps"] {
+        let (status, body) = server.get(&format!("/api/ps/{pid}?fields=pid,{field}"));
+        assert_eq!(status, 403, "{field}: {body}");
+    }
+    let (status, body) = server.get(&format!("/api/ps/{pid}?fields=threads,cpu_affinity"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["threads"].as_array().unwrap().len(), 3);
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// On a synthetic tree: /api/diff says what `show --format json` says,
 /// /api/check what `check --format json` says, and /metrics counts both.
 fn diff_check_and_metrics_agree_with_the_commands() {
@@ -1009,6 +1116,7 @@ crate::tests![
     a_crowd_of_strangers_cannot_starve_token_holders,
     tokens_are_stored_hashed_0600_and_revoked_live,
     process_routes_show_psutil_fields,
+    process_routes_show_threads_affinity_and_memory_maps,
     diff_check_and_metrics_agree_with_the_commands,
     control_routes_need_the_flag_and_a_control_token,
     run_starts_only_allowed_commands_and_keeps_their_output,
