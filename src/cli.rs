@@ -254,6 +254,17 @@ pub struct FilesArgs {
     /// bounded however many files are opened.
     #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_open_files: u32,
+    /// Where events come from: `ebpf` (tracepoints: threads, descriptors,
+    /// failed opens; needs BTF and root or CAP_BPF+CAP_PERFMON),
+    /// `fanotify` (processes and files only), or `auto` (eBPF where it can
+    /// run, else fanotify; the summary says which and why).
+    #[arg(long, value_enum, default_value_t = crate::files::Backend::Auto)]
+    pub backend: crate::files::Backend,
+    /// The eBPF ring buffer, in KiB (a power of two, at least 4): events
+    /// past it, between two drains a millisecond apart, are lost and
+    /// counted.
+    #[arg(long, value_name = "KIB", default_value_t = 8192, value_parser = ring_buffer_kib)]
+    pub ring_buffer: u32,
     /// Start CMD, watch it and its descendants, and exit with its status
     /// once it and the events it caused are done.
     #[arg(last = true, value_name = "CMD")]
@@ -379,4 +390,17 @@ pub enum ConfigCommand {
     Check,
     /// Print the built-in rules (etc/psdiff.toml).
     Defaults,
+}
+
+/// `--ring-buffer`: a power of two of KiB, from one page to 1 GiB.
+fn ring_buffer_kib(text: &str) -> Result<u32, String> {
+    let kib: u32 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of KiB"))?;
+    if !(4..=1 << 20).contains(&kib) || !kib.is_power_of_two() {
+        return Err(format!(
+            "{kib} KiB: the ring buffer is a power of two from 4 to 1048576 KiB"
+        ));
+    }
+    Ok(kib)
 }

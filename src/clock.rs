@@ -4,7 +4,12 @@ use std::time::SystemTime;
 
 /// UTC time as `2026-11-21T14:30:05.123Z`.
 pub fn timestamp() -> String {
-    let now = SystemTime::now()
+    format(SystemTime::now())
+}
+
+/// `at` as `timestamp` writes it.
+pub fn format(at: SystemTime) -> String {
+    let now = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
     let secs = now.as_secs();

@@ -16,6 +16,8 @@ pub fn run(context: &Context, args: &FilesArgs) -> Result<Exit, Error> {
         paths: args.paths.clone(),
         json: args.format == FilesFormat::Json,
         max_open_files: args.max_open_files as usize,
+        backend: args.backend,
+        ring_bytes: args.ring_buffer * 1024,
     })?;
     Ok(if args.command.is_empty() {
         Exit::Clean

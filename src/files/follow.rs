@@ -217,6 +217,18 @@ impl Follow {
         self.followed.get(&pid)
     }
 
+    /// Every process followed now.
+    pub fn followed(&self) -> Vec<(u32, Followed)> {
+        let mut all: Vec<_> = self
+            .followed
+            .iter()
+            .filter(|(_, f)| f.exited.is_none())
+            .map(|(&pid, f)| (pid, f.clone()))
+            .collect();
+        all.sort_by_key(|(pid, _)| *pid);
+        all
+    }
+
     /// Whether anything followed is still running.
     pub fn any_running(&mut self) -> bool {
         for (&pid, f) in self.followed.iter_mut() {

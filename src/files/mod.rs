@@ -5,12 +5,15 @@
 //! by their parents in /proc).
 
 mod connector;
+mod descriptors;
+mod ebpf;
 mod follow;
 mod handles;
 mod opens;
+mod output;
+mod traced;
 mod watch;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
@@ -20,11 +23,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use serde::Serialize;
 
 use connector::{Connector, ProcEvent};
 use follow::Follow;
 use opens::Opens;
+use output::{Line, Output};
 pub use watch::WatchError;
 use watch::{Event, Kind, Watch};
 
@@ -42,6 +45,20 @@ pub struct Settings {
     pub json: bool,
     /// Open files remembered for durations; see `opens`.
     pub max_open_files: usize,
+    pub backend: Backend,
+    /// The eBPF ring buffer's size, a power of two.
+    pub ring_bytes: u32,
+}
+
+/// Where the events come from (`--backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// eBPF where this kernel and psdiff's privileges allow, else fanotify.
+    Auto,
+    /// eBPF tracepoints: threads, descriptors and failed opens.
+    Ebpf,
+    /// fanotify: processes and files, no descriptors.
+    Fanotify,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +77,8 @@ pub enum FilesError {
     Snapshot(#[from] crate::snapshot::SnapshotError),
     #[error("cannot read events: {0}")]
     Read(std::io::Error),
+    #[error("--backend ebpf: {0}")]
+    Ebpf(#[from] ebpf::EbpfError),
 }
 
 impl FilesError {
@@ -72,6 +91,10 @@ impl FilesError {
             | FilesError::NoSuchPath(_)
             | FilesError::NoTarget
             | FilesError::Spawn { .. } => true,
+            FilesError::Ebpf(e) => matches!(
+                e,
+                ebpf::EbpfError::NoCapability | ebpf::EbpfError::Spawn(..)
+            ),
             FilesError::Snapshot(_) | FilesError::Read(_) => false,
         }
     }
@@ -85,7 +108,7 @@ struct Summary {
     process_events_lost: u64,
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
+pub(crate) static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn request_stop(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
@@ -103,7 +126,6 @@ pub fn run(mut settings: Settings) -> Result<i32, FilesError> {
         .iter()
         .map(|p| std::fs::canonicalize(p).map_err(|_| FilesError::NoSuchPath(p.clone())))
         .collect::<Result<_, _>>()?;
-    let watch = Watch::new(&paths)?;
     let root = ProcRoot::open(&settings.proc_root).map_err(|source| {
         FilesError::Snapshot(crate::snapshot::SnapshotError::Unreadable {
             root: settings.proc_root.clone(),
@@ -111,6 +133,40 @@ pub fn run(mut settings: Settings) -> Result<i32, FilesError> {
         })
     })?;
     let mut follow = Follow::new(root, settings.names.clone(), settings.depth);
+    for &pid in &settings.pids {
+        if !follow.add_target(pid) {
+            return Err(FilesError::NoSuchPid(pid));
+        }
+    }
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe {
+            libc::signal(signal, request_stop as *const () as libc::sighandler_t);
+        }
+    }
+    let fallback = match settings.backend {
+        Backend::Fanotify => None,
+        Backend::Ebpf => {
+            let tracer = traced::load(&settings, &paths)?;
+            return Ok(traced::run(&mut settings, &paths, follow, tracer)?);
+        }
+        Backend::Auto => match traced::load(&settings, &paths) {
+            Ok(tracer) => return Ok(traced::run(&mut settings, &paths, follow, tracer)?),
+            Err(e) => Some(e.to_string()),
+        },
+    };
+    run_fanotify(settings, paths, follow, fallback)
+}
+
+/// The fanotify backend; `fallback` says why eBPF is not used, when it
+/// was the choice of `--backend auto`.
+fn run_fanotify(
+    mut settings: Settings,
+    paths: Vec<PathBuf>,
+    mut follow: Follow,
+    fallback: Option<String>,
+) -> Result<i32, FilesError> {
+    let watch = Watch::new(&paths)?;
     // Forks are subscribed to before the tree is read, so none falls
     // between the two.
     let connector = match Connector::open() {
@@ -125,11 +181,6 @@ pub fn run(mut settings: Settings) -> Result<i32, FilesError> {
             None
         }
     };
-    for &pid in &settings.pids {
-        if !follow.add_target(pid) {
-            return Err(FilesError::NoSuchPid(pid));
-        }
-    }
     let fields = crate::snapshot::Fields {
         exe: !settings.names.is_empty(),
         ..Default::default()
@@ -139,12 +190,6 @@ pub fn run(mut settings: Settings) -> Result<i32, FilesError> {
     follow.scan(&snapshot.processes);
     drop(snapshot);
 
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic.
-        unsafe {
-            libc::signal(signal, request_stop as *const () as libc::sighandler_t);
-        }
-    }
     let child =
         match settings.command.split_first() {
             Some((program, args)) => {
@@ -159,8 +204,12 @@ pub fn run(mut settings: Settings) -> Result<i32, FilesError> {
             }
             None => None,
         };
+    let backend = match &fallback {
+        Some(why) => format!("backend fanotify (not eBPF: {why})"),
+        None => "backend fanotify".to_string(),
+    };
     eprintln!(
-        "psdiff files: watching {} processes{} on {} mounts; Ctrl-C ends the watch",
+        "psdiff files: {backend}; watching {} processes{} on {} mounts; Ctrl-C ends the watch",
         follow.count,
         if settings.names.is_empty() {
             ""
@@ -183,7 +232,7 @@ pub fn run(mut settings: Settings) -> Result<i32, FilesError> {
     let status = session.run()?;
     session.out.flush();
     eprintln!(
-        "psdiff files: {} events; {} queue overflows (events dropped); {} times process events lost; {} processes followed; {} files still open",
+        "psdiff files: {backend}; {} events; {} queue overflows (events dropped); {} times process events lost; {} processes followed; {} files still open",
         session.summary.events,
         session.summary.overflows,
         session.summary.process_events_lost,
@@ -307,7 +356,7 @@ impl Session {
                     eprintln!(
                         "psdiff files: the kernel's event queue overflowed: events were lost"
                     );
-                    self.out.overflow();
+                    self.out.lost(None);
                     continue;
                 }
                 Event::File { pid, path, kinds } => (pid, path, kinds),
@@ -335,105 +384,25 @@ impl Session {
                     Kind::Exec => continue,
                 };
                 self.summary.events += 1;
-                self.out
-                    .event(kind, pid, ppid, &comm, Path::new(&path), duration);
+                self.out.write(&Line {
+                    event: match kind {
+                        Kind::Close => "close",
+                        Kind::Open | Kind::Exec => "open",
+                    },
+                    pid,
+                    ppid,
+                    // fanotify reports processes, not threads.
+                    tid: None,
+                    comm: &comm,
+                    path: Path::new(&path),
+                    fd: None,
+                    from_fd: None,
+                    flags: None,
+                    error: None,
+                    duration,
+                    closed_by: None,
+                });
             }
         }
-    }
-}
-
-/// Events as text lines or JSON lines, on stdout.
-struct Output {
-    json: bool,
-    buffer: Vec<u8>,
-    /// When the events being written were read.
-    time: String,
-}
-
-#[derive(Serialize)]
-struct JsonEvent<'a> {
-    event: &'static str,
-    time: String,
-    pid: u32,
-    ppid: u32,
-    /// fanotify reports processes, not threads.
-    tid: Option<u32>,
-    comm: &'a str,
-    path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    duration_ms: Option<f64>,
-}
-
-impl Output {
-    fn new(json: bool) -> Output {
-        Output {
-            json,
-            buffer: Vec::with_capacity(64 * 1024),
-            time: String::new(),
-        }
-    }
-
-    fn event(
-        &mut self,
-        kind: Kind,
-        pid: u32,
-        ppid: u32,
-        comm: &str,
-        path: &Path,
-        duration: Option<Duration>,
-    ) {
-        let time = self.time.clone();
-        let name = match kind {
-            Kind::Open | Kind::Exec => "open",
-            Kind::Close => "close",
-        };
-        let duration_ms = duration.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3);
-        let path = path.to_string_lossy();
-        if self.json {
-            let event = JsonEvent {
-                event: name,
-                time,
-                pid,
-                ppid,
-                tid: None,
-                comm,
-                path: path.into_owned(),
-                duration_ms: match kind {
-                    Kind::Close => duration_ms,
-                    Kind::Open | Kind::Exec => None,
-                },
-            };
-            serde_json::to_writer(&mut self.buffer, &event).expect("an event serializes");
-            self.buffer.push(b'\n');
-        } else {
-            let comm = crate::render::printable(comm.as_bytes());
-            let path = crate::render::printable(path.as_bytes());
-            let _ = write!(self.buffer, "{time} {name:5} {pid} ({ppid}) {comm} {path}");
-            if let (Kind::Close, Some(ms)) = (kind, duration_ms) {
-                let _ = write!(self.buffer, " {ms} ms");
-            }
-            self.buffer.push(b'\n');
-        }
-    }
-
-    fn overflow(&mut self) {
-        let time = crate::clock::timestamp();
-        if self.json {
-            let line = serde_json::json!({"event": "overflow", "time": time});
-            let _ = writeln!(self.buffer, "{line}");
-        } else {
-            let _ = writeln!(self.buffer, "{time} overflow: the kernel dropped events");
-        }
-    }
-
-    /// Writes what is buffered; false when stdout is closed.
-    fn flush(&mut self) -> bool {
-        if self.buffer.is_empty() {
-            return true;
-        }
-        let mut stdout = std::io::stdout().lock();
-        let written = stdout.write_all(&self.buffer).and_then(|()| stdout.flush());
-        self.buffer.clear();
-        written.is_ok()
     }
 }

@@ -50,7 +50,38 @@ fn pid_in(dir: &Path, name: &str) -> u64 {
 }
 
 fn a_scripted_tree_shows_each_open_and_close_under_the_filter() {
-    need_fanotify();
+    scripted_tree("fanotify");
+}
+
+fn a_scripted_tree_shows_each_open_and_close_under_the_filter_ebpf() {
+    scripted_tree("ebpf");
+}
+
+fn need(backend: &str) {
+    match backend {
+        "ebpf" => need_ebpf(),
+        _ => need_fanotify(),
+    }
+}
+
+/// Why the eBPF backend cannot be tested here, if it cannot.
+fn need_ebpf() {
+    need_root();
+    let out = psdiff()
+        .args(["files", "--backend", "ebpf", "--", "true"])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        skip(format!(
+            "the eBPF backend cannot run here: {}",
+            crate::common::stderr(&out).trim()
+        ));
+    }
+}
+
+/// The same tree through either backend: what each reports of it.
+fn scripted_tree(backend: &str) {
+    need(backend);
     let tmp = TempDir::new("files-tree");
     let watched = tmp.path().join("watched");
     std::fs::create_dir(&watched).unwrap();
@@ -73,7 +104,7 @@ fn a_scripted_tree_shows_each_open_and_close_under_the_filter() {
         exit 7
     "#;
     let out = psdiff()
-        .args(["files", "--format", "json", "--path"])
+        .args(["files", "--backend", backend, "--format", "json", "--path"])
         .arg(&watched)
         .args(["--", "sh", "-c", script])
         .env("W", &watched)
@@ -108,26 +139,53 @@ fn a_scripted_tree_shows_each_open_and_close_under_the_filter() {
             "{e}"
         );
     }
+    let ebpf = backend == "ebpf";
     // a: read by a cat, the script's child.
     let (open_a, close_a) = (find("open", "a"), find("close", "a"));
     assert_eq!((open_a.len(), close_a.len()), (1, 1), "{events:?}");
     assert_eq!(open_a[0]["ppid"], sh);
     assert_eq!(open_a[0]["comm"], "cat");
     assert_eq!(open_a[0]["pid"], close_a[0]["pid"]);
-    // b: held open by the shell itself for about 300 ms.
-    let (open_b, close_b) = (find("open", "b"), find("close", "b"));
-    assert_eq!((open_b.len(), close_b.len()), (1, 1), "{events:?}");
+    // b: held open by the shell itself for about 300 ms (with eBPF, the
+    // shell's copy of it to descriptor 3 is seen too, and its close).
+    let open_b = find("open", "b");
+    // (A child that inherited it and exited closed its copy too.)
+    let close_b: Vec<_> = find("close", "b")
+        .into_iter()
+        .filter(|c| c.get("closed_by").is_none())
+        .collect();
+    assert_eq!(open_b.len(), 1, "{events:?}");
+    assert_eq!(
+        close_b.len(),
+        if ebpf { find("dup", "b").len() + 1 } else { 1 }
+    );
     assert_eq!(open_b[0]["pid"], sh);
-    let held = close_b[0]["duration_ms"].as_f64().unwrap();
+    let held = close_b
+        .iter()
+        .map(|c| c["duration_ms"].as_f64().unwrap())
+        .fold(0.0, f64::max);
     assert!((250.0..3000.0).contains(&held), "b held {held} ms");
     // c: by the grandchild, below the inner shell.
     let open_c = find("open", "c");
     assert_eq!(open_c.len(), 1, "{events:?}");
     assert_eq!(open_c[0]["ppid"], inner);
     assert_eq!(find("close", "c").len(), 1);
-    assert_eq!(events.len(), 6, "{events:?}");
     let err = crate::common::stderr(&out);
-    assert!(err.contains("6 events; 0 queue overflows"), "{err}");
+    if ebpf {
+        for e in &events {
+            assert_eq!(e["tid"], e["pid"], "single-threaded: {e}");
+            assert!(e["fd"].as_i64().unwrap() >= 0, "{e}");
+        }
+        assert_eq!(open_a[0]["fd"], close_a[0]["fd"]);
+        assert_eq!(open_a[0]["flags"], "O_RDONLY");
+        assert!(
+            err.contains("backend ebpf;") && err.contains(" 0 events lost"),
+            "{err}"
+        );
+    } else {
+        assert_eq!(events.len(), 6, "{events:?}");
+        assert!(err.contains("6 events; 0 queue overflows"), "{err}");
+    }
 }
 
 /// Starts `psdiff files ARGS` in the background and waits until it says
@@ -146,7 +204,7 @@ fn start_watch(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
     let mut said = String::new();
     while !said
         .lines()
-        .any(|l| l.starts_with("psdiff files: watching "))
+        .any(|l| l.starts_with("psdiff files: ") && l.contains("; watching "))
     {
         let read = err.read_line(&mut said).unwrap();
         assert!(read > 0, "psdiff files ended before watching: {said}");
@@ -184,7 +242,15 @@ fn wait_for(file: &Path) {
 }
 
 fn a_pid_is_followed_into_children_started_later_and_depth_limits_it() {
-    need_fanotify();
+    pid_and_depth("fanotify");
+}
+
+fn a_pid_is_followed_into_children_started_later_and_depth_limits_it_ebpf() {
+    pid_and_depth("ebpf");
+}
+
+fn pid_and_depth(backend: &str) {
+    need(backend);
     let tmp = TempDir::new("files-pid");
     let dir = tmp.path();
     std::fs::write(dir.join("data"), "d").unwrap();
@@ -208,7 +274,14 @@ fn a_pid_is_followed_into_children_started_later_and_depth_limits_it() {
             .unwrap();
         let pid = target.id().to_string();
         let data = dir.join("data");
-        let mut args = vec!["--pid", &pid, "--path", data.to_str().unwrap()];
+        let mut args = vec![
+            "--backend",
+            backend,
+            "--pid",
+            &pid,
+            "--path",
+            data.to_str().unwrap(),
+        ];
         if let Some(depth) = depth {
             args.extend(["--depth", depth]);
         }
@@ -227,12 +300,20 @@ fn a_pid_is_followed_into_children_started_later_and_depth_limits_it() {
             .collect();
         assert_eq!(openers.len(), readers, "depth {depth:?}: {events:?}");
         assert!(openers.contains(&(target.id() as u64)));
-        assert!(stderr.contains("processes followed"), "{stderr}");
+        assert!(stderr.contains(&format!("backend {backend}; ")), "{stderr}");
     }
 }
 
 fn a_name_follows_processes_that_start_later() {
-    need_fanotify();
+    name_follows("fanotify");
+}
+
+fn a_name_follows_processes_that_start_later_ebpf() {
+    name_follows("ebpf");
+}
+
+fn name_follows(backend: &str) {
+    need(backend);
     let tmp = TempDir::new("files-name");
     let dir = tmp.path();
     std::fs::write(dir.join("data"), "d").unwrap();
@@ -243,7 +324,14 @@ fn a_name_follows_processes_that_start_later() {
     let renamed = dir.join("psdiffreader");
     std::fs::copy(String::from_utf8_lossy(&cat.stdout).trim(), &renamed).unwrap();
     let data = dir.join("data");
-    let (watch, _) = start_watch(&["--name", "psdiffreader", "--path", data.to_str().unwrap()]);
+    let (watch, _) = start_watch(&[
+        "--backend",
+        backend,
+        "--name",
+        "psdiffreader",
+        "--path",
+        data.to_str().unwrap(),
+    ]);
     let status = Command::new(&renamed)
         .arg(&data)
         .stdout(Stdio::null())
@@ -299,7 +387,14 @@ fn agrees_with_fatrace() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let out = psdiff()
-        .args(["files", "--format", "json", "--path"])
+        .args([
+            "files",
+            "--backend",
+            "fanotify",
+            "--format",
+            "json",
+            "--path",
+        ])
         .arg(&dir)
         .arg("--")
         .arg(&opener)
@@ -363,34 +458,39 @@ fn agrees_with_fatrace() {
     );
 }
 
-fn an_overflow_is_reported() {
-    need_fanotify();
-    let tmp = TempDir::new("files-overflow");
+/// Watches (with `args`) a process that opens 40,000 files and closes
+/// them, while psdiff is stopped: 80,000 events come with nobody reading.
+/// Returns psdiff's output and stderr once it ended by itself (every
+/// watched process has ended), which it must, with exit status 0.
+fn flood_while_stopped(args: &[&str]) -> (std::process::Output, String) {
+    let tmp = TempDir::new("files-flood");
     let (opener, dir) = opener_and_files(&tmp, 40_000);
     let script = r#"while [ ! -e "$D/../go" ]; do sleep 0.02; done; "$OPENER" "$D" 40000 40000"#;
-    let target = Command::new("sh")
+    let mut target = Command::new("sh")
         .args(["-c", script])
         .env("D", &dir)
         .env("OPENER", &opener)
         .spawn()
         .unwrap();
     let pid = target.id().to_string();
-    let (watch, stderr) = start_watch(&["--pid", &pid, "--path", dir.to_str().unwrap()]);
-    // psdiff stops reading while 80,000 events come: past the kernel's
-    // queue of 16,384.
+    let mut args = args.to_vec();
+    args.extend(["--pid", &pid, "--path", dir.to_str().unwrap()]);
+    let (watch, stderr) = start_watch(&args);
     let watcher = nix::unistd::Pid::from_raw(watch.id() as i32);
     nix::sys::signal::kill(watcher, nix::sys::signal::Signal::SIGSTOP).unwrap();
     std::fs::write(tmp.path().join("go"), "").unwrap();
-    let status = {
-        let mut t = target;
-        t.wait().unwrap()
-    };
-    assert!(status.success());
+    assert!(target.wait().unwrap().success());
     nix::sys::signal::kill(watcher, nix::sys::signal::Signal::SIGCONT).unwrap();
-    // Every watched process has ended, so psdiff ends by itself.
     let out = watch.wait_with_output().unwrap();
     let stderr = stderr.join().unwrap();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
+    (out, stderr)
+}
+
+fn an_overflow_is_reported() {
+    need_fanotify();
+    // Past the kernel's queue of 16,384.
+    let (out, stderr) = flood_while_stopped(&["--backend", "fanotify"]);
     let events = events(&out.stdout);
     assert!(
         events.iter().any(|e| e["event"] == "overflow"),
@@ -416,6 +516,8 @@ fn open_file_bookkeeping_is_bounded() {
     let out = psdiff()
         .args([
             "files",
+            "--backend",
+            "fanotify",
             "--max-open-files",
             "1000",
             "--format",
@@ -442,6 +544,309 @@ fn open_file_bookkeeping_is_bounded() {
     assert!(err.contains("; 0 files still open"), "{err}");
 }
 
+/// Relative paths come out absolute: against the directory psdiff's
+/// command started in, and against the one a `cd` chose, which its
+/// children inherit.
+fn relative_paths_are_made_absolute() {
+    need_ebpf();
+    let tmp = TempDir::new("files-relative");
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("a"), "a").unwrap();
+    std::fs::write(dir.join("b"), "b").unwrap();
+    let out = psdiff()
+        .args(["files", "--backend", "ebpf", "--format", "json", "--path"])
+        .arg(dir)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "cat a >/dev/null; cd sub && cat ../b ./../missing >/dev/null 2>&1",
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let events = events(&out.stdout);
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["event"] != "close")
+        .map(|e| (e["event"].as_str().unwrap(), e["path"].as_str().unwrap()))
+        .collect();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    assert_eq!(
+        seen,
+        [
+            ("open", path("a").as_str()),
+            ("open", &path("b")),
+            ("error", &path("missing"))
+        ],
+        "{}",
+        crate::common::stderr(&out)
+    );
+}
+
+/// A ring buffer of one page, and psdiff stopped while 80,000 events
+/// come: the kernel counts what it could not send, and psdiff says how
+/// many were lost, in its output and its summary.
+fn a_full_ring_buffer_is_reported_with_a_count() {
+    need_ebpf();
+    let (out, stderr) = flood_while_stopped(&["--backend", "ebpf", "--ring-buffer", "4"]);
+    let events = events(&out.stdout);
+    let lost: u64 = events
+        .iter()
+        .filter(|e| e["event"] == "overflow")
+        .map(|e| e["lost"].as_u64().unwrap())
+        .sum();
+    let reported = events.iter().filter(|e| e["event"] != "overflow").count() as u64;
+    // 80,000 sent or lost, and a few of the shell's.
+    assert!(
+        lost > 0 && reported + lost >= 80_000,
+        "lost {lost}, reported {reported}"
+    );
+    assert!(stderr.contains("the ring buffer was full"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("; {lost} events lost (ring buffer full)")),
+        "{stderr}"
+    );
+}
+
+/// As `open_file_bookkeeping_is_bounded`, through eBPF: the 1,000 newest
+/// descriptors are remembered and closed by the exit, with durations; the
+/// 4,000 forgotten are counted, not reported.
+fn descriptor_bookkeeping_is_bounded() {
+    need_ebpf();
+    let tmp = TempDir::new("files-bounded-ebpf");
+    let (opener, dir) = opener_and_files(&tmp, 5000);
+    let script = r#"ulimit -n 6000 && exec "$OPENER" "$D" 5000 5000 hold"#;
+    let out = psdiff()
+        .args(["files", "--backend", "ebpf", "--max-open-files", "1000"])
+        .args(["--format", "json", "--path"])
+        .arg(&dir)
+        .args(["--", "sh", "-c", script])
+        .env("OPENER", &opener)
+        .env("D", &dir)
+        .output()
+        .unwrap();
+    let err = crate::common::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let events = events(&out.stdout);
+    let opens = events.iter().filter(|e| e["event"] == "open").count();
+    let closes: Vec<&Value> = events.iter().filter(|e| e["event"] == "close").collect();
+    assert_eq!(opens, 5_000);
+    assert_eq!(closes.len(), 1_000);
+    assert!(
+        closes
+            .iter()
+            .all(|c| c["closed_by"] == "exit" && c["duration_ms"].as_f64().unwrap() > 1000.0)
+    );
+    assert!(
+        err.contains("; 0 descriptors still open; 4000 forgotten"),
+        "{err}"
+    );
+}
+
+/// The ground truth is strace on the same run: every open, failed open,
+/// copy and close of the workload's files, with the same thread,
+/// descriptor and path, from a python that opens by absolute and relative
+/// path, copies descriptors each way the kernel offers, opens from four
+/// threads and forks a child that lives a moment.
+fn agrees_with_strace() {
+    need_ebpf();
+    if Command::new("strace").arg("-V").output().is_err() {
+        skip("strace (Debian package strace)");
+    }
+    let tmp = TempDir::new("files-strace");
+    let dir = tmp.path().join("w");
+    std::fs::create_dir(&dir).unwrap();
+    for name in ["a", "b", "c", "t0", "t1", "t2", "t3"] {
+        std::fs::write(dir.join(name), name).unwrap();
+    }
+    let workload = r#"
+import fcntl, os, sys, threading
+d = sys.argv[1]
+fd = os.open(d + "/a", os.O_RDONLY)
+try:
+    os.open(d + "/missing", os.O_RDONLY)
+except OSError:
+    pass
+copies = [os.dup(fd), os.dup2(fd, 40), os.dup2(fd, 41, inheritable=False),
+          fcntl.fcntl(fd, fcntl.F_DUPFD, 50), fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 60)]
+for c in copies:
+    os.close(c)
+os.chdir(d)
+rel = os.open("b", os.O_RDONLY | os.O_CLOEXEC)
+os.close(rel)
+def work(i):
+    f = os.open(f"t{i}", os.O_RDONLY)
+    os.close(f)
+threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+child = os.fork()
+if child == 0:
+    os.close(os.open("c", os.O_RDONLY))
+    os._exit(0)
+os.waitpid(child, 0)
+os.close(fd)
+"#;
+    let trace = tmp.path().join("strace.out");
+    let out = psdiff()
+        .args(["files", "--backend", "ebpf", "--format", "json", "--path"])
+        .arg(&dir)
+        .args(["--", "strace", "-f", "-qq", "-o"])
+        .arg(&trace)
+        // clone and clone3 tell threads from processes.
+        .args([
+            "-e",
+            "trace=openat,open,creat,close,dup,dup2,dup3,fcntl,clone,clone3",
+        ])
+        .args(["/usr/bin/python3", "-c", workload])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = crate::common::stderr(&out);
+    assert!(out.status.success(), "{err}");
+
+    // strace's view: (tid, event, path, fd), with a descriptor table per
+    // process (threads share theirs, a forked child starts with a copy) to
+    // name what each close and copy refers to.
+    let prefix = dir.to_str().unwrap();
+    let mut theirs = Vec::new();
+    let mut tables: HashMap<u64, HashMap<i64, String>> = HashMap::new();
+    let mut process_of: HashMap<u64, u64> = HashMap::new();
+    let mut unfinished: HashMap<u64, String> = HashMap::new();
+    for line in std::fs::read_to_string(&trace).unwrap().lines() {
+        let (tid, call) = line.split_once(' ').unwrap();
+        let tid: u64 = tid.parse().unwrap();
+        let mut call = call.trim_start().to_string();
+        // A call another thread interrupted comes in two lines.
+        if let Some(head) = call.strip_suffix(" <unfinished ...>") {
+            unfinished.insert(tid, head.to_string());
+            continue;
+        }
+        if call.starts_with("<... ") {
+            let rest = call.split_once(" resumed>").unwrap().1.to_string();
+            call = unfinished.remove(&tid).unwrap() + &rest;
+        }
+        let Some((head, ret)) = call.rsplit_once(" = ") else {
+            continue;
+        };
+        let head = head.trim_end();
+        let Ok(ret) = ret.split_whitespace().next().unwrap().parse::<i64>() else {
+            continue;
+        };
+        let process = *process_of.entry(tid).or_insert(tid);
+        let name = head.split('(').next().unwrap();
+        let args = &head[name.len() + 1..head.len() - 1];
+        if name.starts_with("clone") {
+            if args.contains("CLONE_THREAD") {
+                process_of.insert(ret as u64, process);
+            } else {
+                let copy = tables.get(&process).cloned().unwrap_or_default();
+                tables.insert(ret as u64, copy);
+            }
+            continue;
+        }
+        let table = tables.entry(process).or_default();
+        match name {
+            "openat" | "open" => {
+                let path = args.split('"').nth(1).unwrap();
+                let path = if path.starts_with('/') {
+                    path.to_string()
+                } else {
+                    format!("{prefix}/{path}")
+                };
+                if !path.starts_with(prefix) {
+                    continue;
+                }
+                if ret >= 0 {
+                    table.insert(ret, path.clone());
+                    theirs.push((tid, "open".to_string(), path, ret));
+                } else {
+                    theirs.push((tid, "error".to_string(), path, -1));
+                }
+            }
+            "close" => {
+                let fd: i64 = args.parse().unwrap();
+                if let Some(path) = table.remove(&fd) {
+                    theirs.push((tid, "close".to_string(), path, fd));
+                }
+            }
+            "dup" | "dup2" | "dup3" | "fcntl" => {
+                if (name == "fcntl" && !args.contains("F_DUPFD")) || ret < 0 {
+                    continue;
+                }
+                let old: i64 = args.split(',').next().unwrap().trim().parse().unwrap();
+                if let Some(path) = table.get(&old).cloned() {
+                    table.insert(ret, path.clone());
+                    theirs.push((tid, "dup".to_string(), path, ret));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let events = events(&out.stdout);
+    let ours: Vec<(u64, String, String, i64)> = events
+        .iter()
+        .filter(|e| e.get("closed_by").is_none())
+        .map(|e| {
+            (
+                e["tid"].as_u64().unwrap(),
+                e["event"].as_str().unwrap().to_string(),
+                e["path"].as_str().unwrap().to_string(),
+                e.get("fd").and_then(Value::as_i64).unwrap_or(-1),
+            )
+        })
+        .collect();
+    let sorted = |mut v: Vec<(u64, String, String, i64)>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(ours.clone()),
+        sorted(theirs.clone()),
+        "psdiff (left) and strace (right) differ"
+    );
+    // What the workload did, all of it seen: 1 + 5 copies + b + 4 threads'
+    // + c opens and the failed one.
+    let count = |kind: &str| ours.iter().filter(|e| e.1 == kind).count();
+    assert_eq!(
+        (count("open"), count("dup"), count("error")),
+        (7, 5, 1),
+        "{ours:?}"
+    );
+    assert_eq!(count("close"), 12);
+    let tids: std::collections::HashSet<u64> = ours
+        .iter()
+        .filter(|e| {
+            e.2.ends_with("/t0")
+                || e.2.ends_with("/t1")
+                || e.2.ends_with("/t2")
+                || e.2.ends_with("/t3")
+        })
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(tids.len(), 4, "each thread its own tid");
+    let failed = events.iter().find(|e| e["event"] == "error").unwrap();
+    assert_eq!(failed["error"], "ENOENT");
+    let relative = events
+        .iter()
+        .find(|e| e["event"] == "open" && e["path"].as_str().unwrap().ends_with("/b"))
+        .unwrap();
+    assert_eq!(relative["flags"], "O_RDONLY|O_CLOEXEC");
+    let child = events
+        .iter()
+        .find(|e| e["path"].as_str().unwrap().ends_with("/c"))
+        .unwrap();
+    assert_ne!(
+        child["pid"], relative["pid"],
+        "the forked child is its own process"
+    );
+    assert_eq!(child["ppid"], relative["pid"]);
+    assert_eq!(child["comm"], "python3");
+}
+
 fn without_cap_sys_admin_it_says_so_and_exits_2() {
     need_root();
     let out = Command::new("setpriv")
@@ -456,14 +861,55 @@ fn without_cap_sys_admin_it_says_so_and_exits_2() {
     let err = crate::common::stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("CAP_SYS_ADMIN"), "{err}");
+    // Asked for eBPF by name, it says what eBPF needs.
+    let out = crate::common::as_nobody(&[env!("CARGO_BIN_EXE_psdiff")])
+        .args(["files", "--backend", "ebpf", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = crate::common::stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("needs root, or CAP_BPF and CAP_PERFMON"),
+        "{err}"
+    );
+}
+
+/// `--backend auto` takes eBPF where it can run, and says so.
+fn auto_says_which_backend_it_took() {
+    need_ebpf();
+    let out = psdiff().args(["files", "--", "true"]).output().unwrap();
+    let err = crate::common::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let said: Vec<&str> = err.lines().collect();
+    assert!(
+        said.first()
+            .unwrap()
+            .starts_with("psdiff files: backend ebpf; watching 1 processes"),
+        "{err}"
+    );
+    assert!(
+        said.last()
+            .unwrap()
+            .starts_with("psdiff files: backend ebpf; "),
+        "{err}"
+    );
 }
 
 crate::tests![
     a_scripted_tree_shows_each_open_and_close_under_the_filter,
+    a_scripted_tree_shows_each_open_and_close_under_the_filter_ebpf,
     a_pid_is_followed_into_children_started_later_and_depth_limits_it,
+    a_pid_is_followed_into_children_started_later_and_depth_limits_it_ebpf,
     a_name_follows_processes_that_start_later,
+    a_name_follows_processes_that_start_later_ebpf,
+    agrees_with_strace,
+    relative_paths_are_made_absolute,
+    a_full_ring_buffer_is_reported_with_a_count,
+    descriptor_bookkeeping_is_bounded,
     agrees_with_fatrace,
     an_overflow_is_reported,
     open_file_bookkeeping_is_bounded,
     without_cap_sys_admin_it_says_so_and_exits_2,
+    auto_says_which_backend_it_took,
 ];

@@ -1,0 +1,350 @@
+//! The eBPF event source of `psdiff files`: loads `bpf/files.bpf.o`
+//! (compiled from `bpf/files.bpf.c`, committed, so psdiff builds without
+//! clang), attaches it to BTF raw tracepoints (no tracefs needed), and drains
+//! its ring buffer. The kernel side follows the tree itself; psdiff only
+//! says where it starts.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
+
+use aya::Btf;
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::BtfTracePoint;
+use aya::{Ebpf, EbpfLoader, Pod};
+
+static OBJECT: &[u8] = include_bytes!("bpf/files.bpf.o");
+
+/// The programs of the object, each named after its tracepoint.
+/// (fexit on the dozen system calls would spare unwatched processes the
+/// syscall tracepoint's slow path, but kernels whose BPF LSM or lockdown
+/// refuse trampolines, as our test machines do, could not run it.)
+const PROGRAMS: [&str; 4] = [
+    "sys_exit",
+    "sched_process_fork",
+    "sched_process_exec",
+    "sched_process_exit",
+];
+/// Kernel-side limits, as in files.bpf.c.
+pub const MAX_PREFIXES: usize = 8;
+pub const PREFIX_MAX: usize = 256;
+pub const MAX_NAMES: usize = 8;
+const COMM_LEN: usize = 16;
+const HEADER_SIZE: usize = 64;
+
+/// Why the eBPF backend cannot run here; `--backend auto` then falls back
+/// to fanotify and says this.
+#[derive(Debug, thiserror::Error)]
+pub enum EbpfError {
+    #[error("this kernel has no BTF (/sys/kernel/btf/vmlinux), which the eBPF backend needs")]
+    NoBtf,
+    #[error("the eBPF backend is built for x86_64 only")]
+    Architecture,
+    #[error("the eBPF backend needs root, or CAP_BPF and CAP_PERFMON")]
+    NoCapability,
+    #[error("the kernel is locked down ({0}), which forbids eBPF tracing; use --backend fanotify")]
+    LockedDown(String),
+    #[error("the kernel refused the eBPF program: {0}")]
+    Load(String),
+    #[error("cannot run {0}: {1}")]
+    Spawn(String, std::io::Error),
+}
+
+/// What the kernel side reports; the numbers of `enum kind` in the C.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Open,
+    Failed,
+    Close,
+    Dup,
+    SetCloexec,
+    CloseRange,
+    Chdir,
+    Fchdir,
+    Fork,
+    Exec,
+    Exit,
+}
+
+impl Kind {
+    fn of(n: u32) -> Option<Kind> {
+        Some(match n {
+            1 => Kind::Open,
+            2 => Kind::Failed,
+            3 => Kind::Close,
+            4 => Kind::Dup,
+            5 => Kind::SetCloexec,
+            6 => Kind::CloseRange,
+            7 => Kind::Chdir,
+            8 => Kind::Fchdir,
+            9 => Kind::Fork,
+            10 => Kind::Exec,
+            11 => Kind::Exit,
+            _ => return None,
+        })
+    }
+}
+
+/// One event as the kernel wrote it (`struct event`).
+#[derive(Debug, Clone)]
+pub struct KernelEvent {
+    /// CLOCK_MONOTONIC.
+    pub time_ns: u64,
+    pub kind: Kind,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub fd: i32,
+    /// The dirfd of an open, the old descriptor of a dup, the last of a
+    /// close_range.
+    pub arg: i32,
+    pub ret: i64,
+    pub flags: u32,
+    pub comm: String,
+    pub path: OsString,
+}
+
+impl KernelEvent {
+    fn parse(bytes: &[u8]) -> Option<KernelEvent> {
+        let u32_at = |at: usize| Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+        let u64_at = |at: usize| Some(u64::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+        let path_len = u32_at(44)? as usize;
+        let comm = bytes.get(48..48 + COMM_LEN)?;
+        let comm = &comm[..comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN)];
+        let path = match path_len {
+            0 => &[][..],
+            n => bytes.get(HEADER_SIZE..HEADER_SIZE + n - 1)?,
+        };
+        Some(KernelEvent {
+            time_ns: u64_at(0)?,
+            kind: Kind::of(u32_at(8)?)?,
+            pid: u32_at(12)?,
+            tid: u32_at(16)?,
+            ppid: u32_at(20)?,
+            fd: u32_at(24)? as i32,
+            arg: u32_at(28)? as i32,
+            ret: u64_at(32)? as i64,
+            flags: u32_at(40)?,
+            comm: String::from_utf8_lossy(comm).into_owned(),
+            path: OsString::from_vec(path.to_vec()),
+        })
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Watched {
+    depth: u32,
+}
+// SAFETY: plain integers, as `struct watched` in the C.
+unsafe impl Pod for Watched {}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Config {
+    max_depth: u32,
+    prefixes: u32,
+    names: u32,
+    me: u32,
+}
+// SAFETY: plain integers, as `struct config`.
+unsafe impl Pod for Config {}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Prefix {
+    len: u32,
+    path: [u8; PREFIX_MAX],
+}
+// SAFETY: plain bytes, as `struct prefix`.
+unsafe impl Pod for Prefix {}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Name {
+    comm: [u8; COMM_LEN],
+}
+// SAFETY: plain bytes, as `struct name`.
+unsafe impl Pod for Name {}
+
+/// What the kernel side is told before it starts.
+pub struct Filter<'a> {
+    pub max_depth: Option<u32>,
+    /// Absolute prefixes, at most `MAX_PREFIXES`, each shorter than
+    /// `PREFIX_MAX`; longer or more are filtered by psdiff instead.
+    pub prefixes: &'a [&'a Path],
+    /// Process names (`--name`), compared with comm (15 bytes).
+    pub names: &'a [String],
+    pub ring_bytes: u32,
+}
+
+/// The loaded, attached program and its maps.
+pub struct Tracer {
+    // Dropping it detaches the programs.
+    _ebpf: Ebpf,
+    watched: HashMap<MapData, u32, Watched>,
+    events: RingBuf<MapData>,
+    lost: PerCpuArray<MapData, u64>,
+}
+
+impl Tracer {
+    /// Whether this machine can run it: architecture, BTF, capabilities,
+    /// lockdown. The kernel may still refuse at load.
+    pub fn available() -> Result<(), EbpfError> {
+        if !cfg!(target_arch = "x86_64") {
+            return Err(EbpfError::Architecture);
+        }
+        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+            return Err(EbpfError::NoBtf);
+        }
+        if !capable() {
+            return Err(EbpfError::NoCapability);
+        }
+        // `integrity` forbids only writing to user memory; `confidentiality`
+        // forbids reading the kernel's, which tracing needs.
+        if let Ok(mode) = std::fs::read_to_string("/sys/kernel/security/lockdown")
+            && mode.contains("[confidentiality]")
+        {
+            return Err(EbpfError::LockedDown("confidentiality".into()));
+        }
+        Ok(())
+    }
+
+    /// Loads and configures the program; the tracepoints are attached by
+    /// `start`, once the first processes are in `watch`.
+    pub fn load(filter: &Filter) -> Result<Tracer, EbpfError> {
+        Tracer::available()?;
+        let load = |e: &dyn std::error::Error| EbpfError::Load(chain(e));
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("EVENTS", filter.ring_bytes)
+            .load(OBJECT)
+            .map_err(|e| load(&e))?;
+        let mut config: Array<_, Config> =
+            Array::try_from(ebpf.map_mut("CONFIG").expect("in the object"))
+                .map_err(|e| load(&e))?;
+        let value = Config {
+            max_depth: filter.max_depth.unwrap_or(u32::MAX),
+            prefixes: filter.prefixes.len() as u32,
+            names: filter.names.len() as u32,
+            me: std::process::id(),
+        };
+        config.set(0, value, 0).map_err(|e| load(&e))?;
+        let mut prefixes: Array<_, Prefix> =
+            Array::try_from(ebpf.map_mut("PREFIXES").expect("in the object"))
+                .map_err(|e| load(&e))?;
+        for (i, prefix) in filter.prefixes.iter().enumerate() {
+            let bytes = prefix.as_os_str().as_encoded_bytes();
+            let mut path = [0; PREFIX_MAX];
+            path[..bytes.len()].copy_from_slice(bytes);
+            let entry = Prefix {
+                len: bytes.len() as u32,
+                path,
+            };
+            prefixes.set(i as u32, entry, 0).map_err(|e| load(&e))?;
+        }
+        let mut names: Array<_, Name> =
+            Array::try_from(ebpf.map_mut("NAMES").expect("in the object")).map_err(|e| load(&e))?;
+        for (i, name) in filter.names.iter().enumerate() {
+            let mut comm = [0; COMM_LEN];
+            let bytes = &name.as_bytes()[..name.len().min(COMM_LEN - 1)];
+            comm[..bytes.len()].copy_from_slice(bytes);
+            names
+                .set(i as u32, Name { comm }, 0)
+                .map_err(|e| load(&e))?;
+        }
+        let btf = Btf::from_sys_fs().map_err(|e| load(&e))?;
+        for tracepoint in PROGRAMS {
+            let program: &mut BtfTracePoint = ebpf
+                .program_mut(tracepoint)
+                .expect("in the object")
+                .try_into()
+                .map_err(|e| load(&e))?;
+            program
+                .load(tracepoint, &btf)
+                .map_err(|e| EbpfError::Load(format!("{tracepoint}: {}", chain(&e))))?;
+        }
+        let take = |ebpf: &mut Ebpf, name| ebpf.take_map(name).expect("in the object");
+        let watched = HashMap::try_from(take(&mut ebpf, "WATCHED")).map_err(|e| load(&e))?;
+        let events = RingBuf::try_from(take(&mut ebpf, "EVENTS")).map_err(|e| load(&e))?;
+        let lost = PerCpuArray::try_from(take(&mut ebpf, "LOST")).map_err(|e| load(&e))?;
+        Ok(Tracer {
+            _ebpf: ebpf,
+            watched,
+            events,
+            lost,
+        })
+    }
+
+    /// Watches `pid` (a target at depth 0, or a descendant found running).
+    pub fn watch(&mut self, pid: u32, depth: u32) -> Result<(), EbpfError> {
+        self.watched
+            .insert(pid, Watched { depth }, 0)
+            .map_err(|e| EbpfError::Load(chain(&e)))
+    }
+
+    /// Stops watching `pid` (psdiff itself, once its command is started).
+    pub fn unwatch(&mut self, pid: u32) {
+        let _ = self.watched.remove(&pid);
+    }
+
+    /// Attaches the programs: events flow from here on.
+    pub fn start(&mut self) -> Result<(), EbpfError> {
+        // The tree first: it is followed before any of its files are
+        // reported.
+        let attach = |e: aya::programs::ProgramError| EbpfError::Load(chain(&e));
+        for tracepoint in PROGRAMS.iter().rev() {
+            let program: &mut BtfTracePoint = self
+                ._ebpf
+                .program_mut(tracepoint)
+                .expect("in the object")
+                .try_into()
+                .map_err(attach)?;
+            program.attach().map_err(attach)?;
+        }
+        Ok(())
+    }
+
+    /// Every event in the ring buffer now, appended to `out`.
+    pub fn drain(&mut self, out: &mut Vec<KernelEvent>) {
+        while let Some(item) = self.events.next() {
+            if let Some(event) = KernelEvent::parse(&item) {
+                out.push(event);
+            }
+        }
+    }
+
+    /// Events the kernel dropped because the ring buffer was full.
+    pub fn lost(&self) -> u64 {
+        self.lost
+            .get(&0, 0)
+            .map(|per_cpu| per_cpu.iter().sum())
+            .unwrap_or(0)
+    }
+}
+
+/// root, or CAP_BPF (39) and CAP_PERFMON (38) in effect.
+fn capable() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    let needed = (1 << 39) | (1 << 38);
+    const CAP_SYS_ADMIN: u64 = 1 << 21;
+    effective & needed == needed || effective & CAP_SYS_ADMIN != 0
+}
+
+/// An error with its causes, as one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
