@@ -554,12 +554,22 @@ fn process_routes_show_threads_affinity_and_memory_maps() {
     };
     let full = &record["memory_full_info"];
     assert_eq!(full, &record["memory_info_ex"]);
-    assert_eq!(full["pss"], kb(&rollup, "Pss:"));
+    // Sharing can still flicker between two equal readings (a python
+    // that starts and ends meanwhile): pss and uss within 2%.
+    let near = |shown: &Value, read: u64| {
+        let shown = shown.as_u64().unwrap();
+        assert!(
+            shown.abs_diff(read) * 50 <= read,
+            "{shown} vs {read} in /proc"
+        );
+    };
+    near(&full["pss"], kb(&rollup, "Pss:"));
     assert_eq!(full["swap"], kb(&rollup, "Swap:"));
     let private = kb(&rollup, "Private_Clean:")
         + kb(&rollup, "Private_Dirty:")
         + kb(&rollup, "Private_Hugetlb:");
-    assert_eq!(full["uss"], private);
+    near(&full["uss"], private);
+    assert!(private > 0);
     let statm: Vec<u64> = std::fs::read_to_string(proc_dir.join("statm"))
         .unwrap()
         .split_whitespace()
@@ -584,11 +594,7 @@ fn process_routes_show_threads_affinity_and_memory_maps() {
     let sum = |key: &str| maps.iter().map(|m| m[key].as_u64().unwrap()).sum::<u64>();
     assert_eq!(sum("rss"), kb(&rollup, "Rss:"));
     // Pss is rounded down to a kB per mapping in smaps, once in the rollup.
-    let (pss, rolled) = (sum("pss"), kb(&rollup, "Pss:"));
-    assert!(
-        pss <= rolled && rolled - pss < 1024 * 200,
-        "{pss} vs {rolled}"
-    );
+    near(&json!(sum("pss")), kb(&rollup, "Pss:"));
 
     // Not in the default listing; refused by name to a read token.
     let (_, default) = server.get_as(&format!("/api/ps/{pid}"), &server.control);
