@@ -24,7 +24,7 @@ pub fn compile_all(config: &Config, users: &UserNames) -> Result<Vec<Check>, Con
 
 fn compile(located: &Located<CheckDef>, users: &UserNames) -> Result<Check, ConfigError> {
     let def = &located.def;
-    let fail = |span, message: String| located.error(&def.name, span, format!("check: {message}"));
+    let fail = |span, message: String| located.error(&def.name, span, message);
     let selector = Selector::compile(&def.matcher, users, &fail)?;
     if let Some(unknown) = selector.unknown_names().first() {
         return Err(fail(
@@ -91,21 +91,22 @@ fn limits(def: &CheckDef, fail: &Fail) -> Result<Vec<Limit>, ConfigError> {
     for (resource, written) in given {
         let Some(written) = written else { continue };
         let key = resource.key();
+        let at = Some(written.span());
         let range = |text: &Option<String>| {
             text.as_deref()
                 .map(|t| {
                     resource
                         .range(t)
-                        .map_err(|e| fail(None, format!("{key}: {e}")))
+                        .map_err(|e| fail(at.clone(), format!("{key}: {e}")))
                 })
                 .transpose()
         };
-        let (warn, crit) = match written {
+        let (warn, crit) = match written.get_ref() {
             LimitDef::Critical(text) => (None, range(&Some(text.clone()))?),
             LimitDef::Levels { warn, crit } => (range(warn)?, range(crit)?),
         };
         if warn.is_none() && crit.is_none() {
-            return Err(fail(None, format!("{key}: give `warn`, `crit` or both")));
+            return Err(fail(at, format!("{key}: give `warn`, `crit` or both")));
         }
         limits.push(Limit {
             resource,
@@ -148,9 +149,11 @@ fn kind(def: &CheckDef, users: &UserNames, fail: &Fail) -> Result<Kind, ConfigEr
             ));
         };
         return Ok(Kind::Restarts {
-            bounds: Bounds::parse(restarts).map_err(|e| fail(None, format!("restarts: {e}")))?,
-            within: super::restarts::parse_window(within).map_err(|e| fail(None, e))?,
-            window: within.clone(),
+            bounds: Bounds::parse(restarts.get_ref())
+                .map_err(|e| fail(Some(restarts.span()), format!("restarts: {e}")))?,
+            within: super::restarts::parse_window(within.get_ref())
+                .map_err(|e| fail(Some(within.span()), e))?,
+            window: within.get_ref().clone(),
         });
     }
     let port_keys = [
@@ -232,19 +235,17 @@ fn kind(def: &CheckDef, users: &UserNames, fail: &Fail) -> Result<Kind, ConfigEr
 }
 
 fn port(def: &CheckDef, fail: &Fail) -> Result<Kind, ConfigError> {
-    let listen = def
-        .listen
-        .as_deref()
-        .map(|t| Listen::parse(t).map_err(|e| fail(None, format!("listen: {e}"))))
+    let listen = text(&def.listen)
+        .map(|t| Listen::parse(t).map_err(|e| fail(span(&def.listen), format!("listen: {e}"))))
         .transpose()?;
     if def.banner.is_none() && def.expect.is_none() {
         if let Some(key) = [
-            ("send", &def.send),
-            ("address", &def.address),
-            ("timeout", &def.timeout),
+            ("send", def.send.is_some()),
+            ("address", def.address.is_some()),
+            ("timeout", def.timeout.is_some()),
         ]
         .iter()
-        .find(|(_, v)| v.is_some())
+        .find(|(_, given)| *given)
         .map(|(k, _)| *k)
         {
             return Err(fail(
@@ -268,17 +269,16 @@ fn port(def: &CheckDef, fail: &Fail) -> Result<Kind, ConfigError> {
             "banners are read over TCP; a udp listen takes no banner".into(),
         ));
     }
-    let address =
-        Probe::address(def.address.as_deref(), listen.as_ref()).map_err(|e| fail(None, e))?;
-    let expect = def
-        .expect
-        .as_deref()
-        .map(|r| regex::Regex::new(r).map_err(|e| fail(None, format!("expect: not a regex: {e}"))))
+    let address = Probe::address(text(&def.address), listen.as_ref())
+        .map_err(|e| fail(span(&def.address), e))?;
+    let expect = text(&def.expect)
+        .map(|r| {
+            regex::Regex::new(r)
+                .map_err(|e| fail(span(&def.expect), format!("expect: not a regex: {e}")))
+        })
         .transpose()?;
-    let timeout = def
-        .timeout
-        .as_deref()
-        .map(|t| parse_timeout(t).map_err(|e| fail(None, e)))
+    let timeout = text(&def.timeout)
+        .map(|t| parse_timeout(t).map_err(|e| fail(span(&def.timeout), e)))
         .transpose()?
         .unwrap_or(Duration::from_secs(5));
     Ok(Kind::Port {
@@ -427,6 +427,15 @@ fn uid_of(users: &UserNames, name: &str) -> Result<u32, String> {
             .uid_of(name)
             .ok_or_else(|| format!("there is no user {name:?} on this host (checked through NSS)")),
     }
+}
+
+/// Where a key's value was written, for errors that point at it.
+fn span(value: &Option<toml::Spanned<String>>) -> Option<std::ops::Range<usize>> {
+    value.as_ref().map(|v| v.span())
+}
+
+fn text(value: &Option<toml::Spanned<String>>) -> Option<&str> {
+    value.as_ref().map(|v| v.get_ref().as_str())
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Where a setting was written, and errors that point there:
-//! `FILE:LINE:COLUMN: rule "NAME": what is wrong`, with the nearest valid
+//! `FILE:LINE:COLUMN: rule "NAME": what is wrong` (or `check "NAME"`), with the nearest valid
 //! key or value for a typo.
 
 use std::fmt;
@@ -16,6 +16,8 @@ pub struct ConfigError {
     pub position: Option<(usize, usize)>,
     /// The `[[rule]]` or `[[check]]` it is in, by name.
     pub rule: Option<String>,
+    /// Which of the two: `rule` or `check`.
+    pub table: &'static str,
     pub message: String,
 }
 
@@ -26,7 +28,7 @@ impl fmt::Display for ConfigError {
             write!(f, ":{line}:{column}")?;
         }
         if let Some(rule) = &self.rule {
-            write!(f, ": rule \"{rule}\"")?;
+            write!(f, ": {} \"{rule}\"", self.table)?;
         }
         write!(f, ": {}", self.message)
     }
@@ -41,6 +43,7 @@ impl ConfigError {
             file: file.to_string(),
             position: None,
             rule: None,
+            table: "rule",
             message: message.into(),
         }
     }
@@ -67,11 +70,18 @@ impl fmt::Display for Origin {
 pub struct Located<T> {
     pub def: T,
     pub origin: Origin,
+    /// What the table is: `rule` or `check`.
+    pub table: &'static str,
     text: Arc<str>,
 }
 
 impl<T> Located<T> {
-    pub fn new(spanned: Spanned<T>, file: &Arc<str>, text: &Arc<str>) -> Located<T> {
+    pub fn new(
+        table: &'static str,
+        spanned: Spanned<T>,
+        file: &Arc<str>,
+        text: &Arc<str>,
+    ) -> Located<T> {
         let (line, column) = line_column(text, spanned.span().start);
         Located {
             def: spanned.into_inner(),
@@ -80,6 +90,7 @@ impl<T> Located<T> {
                 line,
                 column,
             },
+            table,
             text: text.clone(),
         }
     }
@@ -94,6 +105,7 @@ impl<T> Located<T> {
                 None => (self.origin.line, self.origin.column),
             }),
             rule: Some(name.to_string()),
+            table: self.table,
             message,
         }
     }
@@ -103,10 +115,15 @@ impl<T> Located<T> {
 /// table it is in, and for an unknown key or value the nearest valid one.
 pub fn deserialize_error(name: &str, text: &str, error: &toml::de::Error) -> ConfigError {
     let span = error.span();
+    let (table, rule) = match span.clone().and_then(|s| table_name_at(text, s)) {
+        Some((table, name)) => (table, Some(name)),
+        None => ("rule", None),
+    };
     ConfigError {
         file: name.to_string(),
         position: span.as_ref().map(|s| line_column(text, s.start)),
-        rule: span.and_then(|s| table_name_at(text, s)),
+        rule,
+        table,
         message: with_suggestion(error.message().trim()),
     }
 }
@@ -147,19 +164,26 @@ pub fn did_you_mean<'a>(wrong: &str, valid: &[&'a str]) -> Option<&'a str> {
 
 /// The name of the `[[rule]]` or `[[check]]` whose table holds `span`, if
 /// any: the one whose header is the last table header before it.
-fn table_name_at(text: &str, span: Range<usize>) -> Option<String> {
+fn table_name_at(text: &str, span: Range<usize>) -> Option<(&'static str, String)> {
     let table = toml::de::DeTable::parse(text).ok()?;
-    let mut headers: Vec<(usize, Option<String>)> = Vec::new();
+    let mut headers: Vec<(usize, Option<(&'static str, String)>)> = Vec::new();
     for (key, value) in table.get_ref() {
-        let named = key.get_ref() == "rule" || key.get_ref() == "check";
+        let kind = match key.get_ref().as_ref() {
+            "rule" => Some("rule"),
+            "check" => Some("check"),
+            _ => None,
+        };
         let tables: Vec<_> = match value.get_ref().as_array() {
             Some(array) => array.iter().collect(),
             None => vec![value],
         };
         for t in tables.into_iter().filter(|t| t.get_ref().is_table()) {
-            let name = named
-                .then(|| Some(t.get_ref().get("name")?.get_ref().as_str()?.to_string()))
-                .flatten();
+            let name = kind.and_then(|kind| {
+                Some((
+                    kind,
+                    t.get_ref().get("name")?.get_ref().as_str()?.to_string(),
+                ))
+            });
             headers.push((t.span().start, name));
         }
     }

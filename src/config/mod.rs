@@ -239,7 +239,7 @@ pub fn parse(name: &str, text: &str) -> Result<ParsedFile, ConfigError> {
     let rules: Vec<Located<RuleDef>> = file
         .rules
         .into_iter()
-        .map(|r| Located::new(r, &name_arc, &text_arc))
+        .map(|r| Located::new("rule", r, &name_arc, &text_arc))
         .collect();
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = rules.iter().find(|r| !seen.insert(r.def.name.as_str())) {
@@ -252,7 +252,7 @@ pub fn parse(name: &str, text: &str) -> Result<ParsedFile, ConfigError> {
     let checks = file
         .checks
         .into_iter()
-        .map(|c| Located::new(c, &name_arc, &text_arc))
+        .map(|c| Located::new("check", c, &name_arc, &text_arc))
         .collect();
     let mut run_allow = Vec::new();
     for entry in file.serve.map(|s| s.run_allow).unwrap_or_default() {
@@ -275,6 +275,7 @@ pub fn parse(name: &str, text: &str) -> Result<ParsedFile, ConfigError> {
                 file: name.to_string(),
                 position: Some((line, column)),
                 rule: None,
+                table: "rule",
                 message: format!("[serve] run_allow: {message}"),
             });
         }

@@ -116,19 +116,19 @@ pub struct CheckDef {
     /// Resources, each a critical Nagios range with units (`"~:2G"`) or
     /// `{ warn = ..., crit = ... }`: per matched process, or summed with
     /// `sum = true`; in a counting check, a range the counted are in.
-    pub rss: Option<LimitDef>,
-    pub vsz: Option<LimitDef>,
-    pub swap: Option<LimitDef>,
-    pub threads: Option<LimitDef>,
-    pub fds: Option<LimitDef>,
-    pub fd_ratio: Option<LimitDef>,
-    pub age: Option<LimitDef>,
-    pub cpu_time: Option<LimitDef>,
+    pub rss: Option<Spanned<LimitDef>>,
+    pub vsz: Option<Spanned<LimitDef>>,
+    pub swap: Option<Spanned<LimitDef>>,
+    pub threads: Option<Spanned<LimitDef>>,
+    pub fds: Option<Spanned<LimitDef>>,
+    pub fd_ratio: Option<Spanned<LimitDef>>,
+    pub age: Option<Spanned<LimitDef>>,
+    pub cpu_time: Option<Spanned<LimitDef>>,
     pub sum: Option<bool>,
     /// How many times the matched daemon was replaced (`"0-2"`, MIN-MAX)
     /// `within` a window (`"1h"`).
-    pub restarts: Option<String>,
-    pub within: Option<String>,
+    pub restarts: Option<Spanned<String>>,
+    pub within: Option<Spanned<String>>,
     /// Per process: fails when its executable or a library it maps was
     /// deleted or replaced (an upgrade it was not restarted after).
     pub deleted: Option<bool>,
@@ -136,15 +136,15 @@ pub struct CheckDef {
     pub allow_deleted: Option<Vec<String>>,
     /// A listening socket a matched process must hold: `tcp:22`,
     /// `tcp6:22`, `udp:53`, `tcp:127.0.0.1:25`.
-    pub listen: Option<String>,
+    pub listen: Option<Spanned<String>>,
     /// What answers a TCP connection must start with, after `send`;
     /// `expect` is a regex on the answer. At `address` (loopback at the
     /// listen's port by default), within `timeout` (default 5s).
     pub banner: Option<String>,
     pub send: Option<String>,
-    pub expect: Option<String>,
-    pub address: Option<String>,
-    pub timeout: Option<String>,
+    pub expect: Option<Spanned<String>>,
+    pub address: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
     /// On which hosts it applies (`crate::config::hosts`): globs on the
     /// host name, names of `[groups]`, and their exceptions.
     pub hosts: Option<Vec<String>>,

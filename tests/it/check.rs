@@ -397,7 +397,7 @@ fn bad_rules_are_errors() {
     let cases = [
         (
             "[[check]]\nname = \"u\"\nmatch = { user = \"no-such-user-x\" }\ncount = \"1-\"\n",
-            ":1:1: rule \"u\": check: there is no user \"no-such-user-x\"",
+            ":1:1: check \"u\": there is no user \"no-such-user-x\"",
         ),
         (
             "[[check]]\nname = \"g\"\nmatch = { group = \"no-such-group-x\" }\ncount = \"1-\"\n",
@@ -726,28 +726,62 @@ fn ports_and_banners() {
         "{out}"
     );
 
-    for (body, says) in [
-        ("listen = \"tcp:99999\"", "not a listening place"),
-        ("listen = \"udp:53\"\nbanner = \"x\"", "over TCP"),
-        ("banner = \"x\"", "needs `listen` or an `address`"),
+    // Each error says where: the value that is wrong, or (for keys that
+    // do not go together) the check.
+    for (body, says, at) in [
+        (
+            "listen = \"tcp:99999\"",
+            "not a listening place",
+            "checks.toml:3:10:",
+        ),
+        (
+            "listen = \"udp:53\"\nbanner = \"x\"",
+            "over TCP",
+            "checks.toml:1:1:",
+        ),
+        (
+            "banner = \"x\"",
+            "needs `listen` or an `address`",
+            "checks.toml:1:1:",
+        ),
         (
             "listen = \"tcp:22\"\nsend = \"x\"",
             "belongs to a banner check",
+            "checks.toml:1:1:",
         ),
         (
             "listen = \"tcp:22\"\ncount = \"1-\"",
             "a check of their own",
+            "checks.toml:1:1:",
         ),
-        ("listen = \"tcp:22\"\nexpect = \"(\"", "not a regex"),
+        (
+            "listen = \"tcp:22\"\nexpect = \"(\"",
+            "not a regex",
+            "checks.toml:4:10:",
+        ),
         (
             "listen = \"tcp:22\"\nbanner = \"x\"\ntimeout = \"forever\"",
             "not a time",
+            "checks.toml:5:11:",
+        ),
+        ("rss = \"~:2Q\"", "rss: ", "checks.toml:3:7:"),
+        ("fds = { warn = \"x\" }", "fds: ", "checks.toml:3:7:"),
+        (
+            "restarts = \"0-2\"\nwithin = \"soon\"",
+            "",
+            "checks.toml:4:10:",
+        ),
+        (
+            "restarts = \"lots\"\nwithin = \"1h\"",
+            "restarts: ",
+            "checks.toml:3:12:",
         ),
     ] {
         check(body);
         let (code, _, err) = run(psdiff().arg("check").arg("--rules").arg(&rules));
         assert_eq!(code, 2, "{body}: {err}");
         assert!(err.contains(says), "{body}: {err}");
+        assert!(err.contains(at), "{body}: {at} in {err}");
     }
 }
 
@@ -840,7 +874,7 @@ action = "hide"
     let (code, _, err) = on("web1", &["config", "check"]);
     assert_eq!(code, 2);
     assert!(
-        err.contains("psdiff.toml:1:1: rule \"x\": there is no group \"mailservers\""),
+        err.contains("psdiff.toml:1:1: check \"x\": there is no group \"mailservers\""),
         "{err}"
     );
 }
