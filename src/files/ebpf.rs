@@ -46,8 +46,6 @@ pub enum EbpfError {
     LockedDown(String),
     #[error("the kernel refused the eBPF program: {0}")]
     Load(String),
-    #[error("cannot run {0}: {1}")]
-    Spawn(String, std::io::Error),
 }
 
 /// What the kernel side reports; the numbers of `enum kind` in the C.

@@ -91,10 +91,7 @@ impl FilesError {
             | FilesError::NoSuchPath(_)
             | FilesError::NoTarget
             | FilesError::Spawn { .. } => true,
-            FilesError::Ebpf(e) => matches!(
-                e,
-                ebpf::EbpfError::NoCapability | ebpf::EbpfError::Spawn(..)
-            ),
+            FilesError::Ebpf(e) => matches!(e, ebpf::EbpfError::NoCapability),
             FilesError::Snapshot(_) | FilesError::Read(_) => false,
         }
     }
@@ -148,10 +145,10 @@ pub fn run(mut settings: Settings) -> Result<i32, FilesError> {
         Backend::Fanotify => None,
         Backend::Ebpf => {
             let tracer = traced::load(&settings, &paths)?;
-            return Ok(traced::run(&mut settings, &paths, follow, tracer)?);
+            return traced::run(&mut settings, &paths, follow, tracer);
         }
         Backend::Auto => match traced::load(&settings, &paths) {
-            Ok(tracer) => return Ok(traced::run(&mut settings, &paths, follow, tracer)?),
+            Ok(tracer) => return traced::run(&mut settings, &paths, follow, tracer),
             Err(e) => Some(e.to_string()),
         },
     };
@@ -242,6 +239,15 @@ fn run_fanotify(
     Ok(status)
 }
 
+/// The status psdiff exits with for its command's: its code, or 128 +
+/// the signal that ended it, as a shell gives.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
 /// One watch from start to end: the event sources, who is followed, the
 /// files open, and what is written.
 struct Session {
@@ -286,13 +292,8 @@ impl Session {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                use std::os::unix::process::ExitStatusExt;
                 // One more round reads the events it caused, all queued by now.
-                exit_status = Some(
-                    status
-                        .code()
-                        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-                );
+                exit_status = Some(exit_code(status));
                 continue;
             }
             if last_check.elapsed() >= Duration::from_secs(1) {

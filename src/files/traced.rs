@@ -16,7 +16,7 @@ use super::descriptors::{Descriptor, Descriptors};
 use super::ebpf::{self, Filter, KernelEvent, Kind, Tracer};
 use super::follow::Follow;
 use super::output::{Line, Output, open_flags};
-use super::{STOP, Settings};
+use super::{FilesError, STOP, Settings};
 
 const O_CLOEXEC: u32 = 0o2000000;
 
@@ -53,7 +53,7 @@ pub fn run(
     paths: &[PathBuf],
     mut follow: Follow,
     mut tracer: Tracer,
-) -> Result<i32, ebpf::EbpfError> {
+) -> Result<i32, FilesError> {
     let mut session = Session {
         processes: HashMap::new(),
         descriptors: Descriptors::new(settings.max_open_files),
@@ -80,8 +80,7 @@ pub fn run(
             exe: !settings.names.is_empty(),
             ..Default::default()
         },
-    )
-    .map_err(|e| ebpf::EbpfError::Load(e.to_string()))?;
+    )?;
     follow.scan(&snapshot.processes);
     drop(snapshot);
     for (pid, f) in follow.followed() {
@@ -130,11 +129,14 @@ fn spawn_watched(
     session: &mut Session,
     program: &str,
     args: &[String],
-) -> Result<Child, ebpf::EbpfError> {
+) -> Result<Child, FilesError> {
     tracer.watch(session.me, u32::MAX)?;
     let spawned = Command::new(program).args(args).spawn();
     tracer.unwatch(session.me);
-    let child = spawned.map_err(|e| ebpf::EbpfError::Spawn(program.into(), e))?;
+    let child = spawned.map_err(|source| FilesError::Spawn {
+        cmd: program.into(),
+        source,
+    })?;
     let comm: String = Path::new(program)
         .file_name()
         .map(|n| n.to_string_lossy().chars().take(15).collect())
@@ -229,13 +231,8 @@ impl Session {
             if let Some(c) = child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
-                use std::os::unix::process::ExitStatusExt;
                 // One more round drains what it did last.
-                exit_status = Some(
-                    status
-                        .code()
-                        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-                );
+                exit_status = Some(super::exit_code(status));
                 continue;
             }
             if last_check.elapsed() >= Duration::from_millis(200) {
