@@ -133,22 +133,6 @@ fn grouped_name(path: &str) -> String {
     }
 }
 
-/// `cpu_affinity`: the CPUs of status's `Cpus_allowed_list` (`0-3,6`).
-pub fn cpu_list(status: &str) -> Option<Vec<u32>> {
-    let list = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?
-        .trim();
-    let mut cpus = Vec::new();
-    for part in list.split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((first, last)) => cpus.extend(first.parse::<u32>().ok()?..=last.parse().ok()?),
-            None => cpus.push(part.parse().ok()?),
-        }
-    }
-    Some(cpus)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,13 +191,5 @@ Rss:                   4 kB
         assert_eq!(info["pss"], 120 * 1024);
         assert_eq!(info["swap"], 16 * 1024);
         assert!(full_info("1 2 3", rollup, 4096).is_none());
-    }
-
-    #[test]
-    fn cpu_lists_expand_ranges() {
-        let status = "Name:\tx\nCpus_allowed:\t4d\nCpus_allowed_list:\t0,2-3,6\n";
-        assert_eq!(cpu_list(status), Some(vec![0, 2, 3, 6]));
-        assert_eq!(cpu_list("Cpus_allowed_list:\t1\n"), Some(vec![1]));
-        assert_eq!(cpu_list("Name:\tx\n"), None);
     }
 }

@@ -440,10 +440,7 @@ impl Record<'_> {
             }),
         );
         let text = bytes.as_deref().map(String::from_utf8_lossy);
-        self.put(
-            "cpu_affinity",
-            json!(text.and_then(|t| memory::cpu_list(&t))),
-        );
+        self.put("cpu_affinity", json!(text.and_then(|t| cpu_list(&t))));
     }
 
     /// `threads`: each thread's id and CPU times, as psutil's `threads()`.
@@ -545,6 +542,22 @@ fn terminal((major, minor): (i32, i32)) -> Option<String> {
     }
 }
 
+/// `cpu_affinity`: the CPUs of status's `Cpus_allowed_list` (`0-3,6`).
+pub fn cpu_list(status: &str) -> Option<Vec<u32>> {
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?
+        .trim();
+    let mut cpus = Vec::new();
+    for part in list.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((first, last)) => cpus.extend(first.parse::<u32>().ok()?..=last.parse().ok()?),
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    Some(cpus)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,5 +584,13 @@ mod tests {
         assert_eq!(terminal((4, 1)).as_deref(), Some("/dev/tty1"));
         assert_eq!(terminal((4, 64)).as_deref(), Some("/dev/ttyS0"));
         assert_eq!(terminal((0, 0)), None);
+    }
+
+    #[test]
+    fn cpu_lists_expand_ranges() {
+        let status = "Name:\tx\nCpus_allowed:\t4d\nCpus_allowed_list:\t0,2-3,6\n";
+        assert_eq!(cpu_list(status), Some(vec![0, 2, 3, 6]));
+        assert_eq!(cpu_list("Cpus_allowed_list:\t1\n"), Some(vec![1]));
+        assert_eq!(cpu_list("Name:\tx\n"), None);
     }
 }
