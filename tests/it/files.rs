@@ -503,6 +503,23 @@ fn an_overflow_is_reported() {
     assert!(!stderr.contains(" 0 queue overflows"), "{stderr}");
 }
 
+/// `psdiff files --backend BACKEND --max-open-files 1000` on a process
+/// that opens 5,000 files and holds them until it exits.
+fn hold_5000_files(backend: &str) -> std::process::Output {
+    let tmp = TempDir::new("files-bounded");
+    let (opener, dir) = opener_and_files(&tmp, 5000);
+    let script = r#"ulimit -n 6000 && exec "$OPENER" "$D" 5000 5000 hold"#;
+    psdiff()
+        .args(["files", "--backend", backend, "--max-open-files", "1000"])
+        .args(["--format", "json", "--path"])
+        .arg(&dir)
+        .args(["--", "sh", "-c", script])
+        .env("OPENER", &opener)
+        .env("D", &dir)
+        .output()
+        .unwrap()
+}
+
 /// A process that holds 5,000 files open, with --max-open-files 1000:
 /// psdiff remembers only 1,000 of them, so the closes of the others (when
 /// the process exits) come without a duration, and its memory stays
@@ -510,26 +527,7 @@ fn an_overflow_is_reported() {
 /// descriptors.)
 fn open_file_bookkeeping_is_bounded() {
     need_fanotify();
-    let tmp = TempDir::new("files-bounded");
-    let (opener, dir) = opener_and_files(&tmp, 5000);
-    let script = r#"ulimit -n 6000 && exec "$OPENER" "$D" 5000 5000 hold"#;
-    let out = psdiff()
-        .args([
-            "files",
-            "--backend",
-            "fanotify",
-            "--max-open-files",
-            "1000",
-            "--format",
-            "json",
-            "--path",
-        ])
-        .arg(&dir)
-        .args(["--", "sh", "-c", script])
-        .env("OPENER", &opener)
-        .env("D", &dir)
-        .output()
-        .unwrap();
+    let out = hold_5000_files("fanotify");
     assert!(out.status.success(), "{}", crate::common::stderr(&out));
     let events = events(&out.stdout);
     let err = crate::common::stderr(&out);
@@ -615,18 +613,7 @@ fn a_full_ring_buffer_is_reported_with_a_count() {
 /// 4,000 forgotten are counted, not reported.
 fn descriptor_bookkeeping_is_bounded() {
     need_ebpf();
-    let tmp = TempDir::new("files-bounded-ebpf");
-    let (opener, dir) = opener_and_files(&tmp, 5000);
-    let script = r#"ulimit -n 6000 && exec "$OPENER" "$D" 5000 5000 hold"#;
-    let out = psdiff()
-        .args(["files", "--backend", "ebpf", "--max-open-files", "1000"])
-        .args(["--format", "json", "--path"])
-        .arg(&dir)
-        .args(["--", "sh", "-c", script])
-        .env("OPENER", &opener)
-        .env("D", &dir)
-        .output()
-        .unwrap();
+    let out = hold_5000_files("ebpf");
     let err = crate::common::stderr(&out);
     assert!(out.status.success(), "{err}");
     let events = events(&out.stdout);
