@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+#[derive(Debug, Clone)]
 pub struct Mount {
     /// What of its file system is mounted there (`/` for all of it).
     pub root: String,

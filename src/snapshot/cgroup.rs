@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::mounts::Mount;
+
 /// What a cgroup path says, worked out once per path (many processes
 /// share one).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -194,29 +196,53 @@ fn container_of(parts: &[&str]) -> Option<ContainerId> {
     None
 }
 
-/// Every process's cgroup, read from the cgroup file system itself: one
-/// `cgroup.procs` per cgroup (a few hundred on a server) instead of one
-/// /proc/PID/cgroup per process (thousands). The unified (v2) hierarchy
-/// and v1's `name=systemd` are walked, and combined as `path_of` does.
-/// `None` when neither is mounted here; a process missing from the walk
-/// (one that started after it) is read from /proc.
-pub fn walk(cgroups: &mut Cgroups) -> Option<HashMap<u32, Arc<Cgroup>>> {
-    let mounts = crate::mounts::mounts();
-    let v2 = mounts.iter().rev().find(|m| m.fstype == "cgroup2");
-    let systemd = mounts
-        .iter()
-        .rev()
-        .find(|m| m.fstype == "cgroup" && m.options.split(',').any(|o| o == "name=systemd"));
-    if v2.is_none() && systemd.is_none() {
-        return None;
+/// The hierarchies whose folders tell every process's cgroup: v1's
+/// `name=systemd` and the unified (v2) one, where mounted. Reading them
+/// costs one `cgroup.procs` per cgroup (a few hundred on a server) instead
+/// of one /proc/PID/cgroup per process (thousands).
+pub struct Hierarchies {
+    systemd: Option<Mount>,
+    v2: Option<Mount>,
+}
+
+/// The processes of every cgroup of one hierarchy: the cgroup named by its
+/// path as /proc/PID/cgroup writes it, and its pids.
+pub type Members = Vec<(String, Vec<u32>)>;
+
+impl Hierarchies {
+    /// `None` when neither is mounted here.
+    pub fn mounted() -> Option<Hierarchies> {
+        let mounts = crate::mounts::mounts();
+        let v2 = mounts.iter().rev().find(|m| m.fstype == "cgroup2").cloned();
+        let systemd = mounts
+            .iter()
+            .rev()
+            .find(|m| m.fstype == "cgroup" && m.options.split(',').any(|o| o == "name=systemd"))
+            .cloned();
+        (v2.is_some() || systemd.is_some()).then_some(Hierarchies { systemd, v2 })
     }
+
+    /// Reads the v1 `name=systemd` hierarchy; empty where it is not mounted.
+    pub fn read_systemd(&self) -> Members {
+        self.systemd.as_ref().map(members).unwrap_or_default()
+    }
+
+    /// Reads the v2 hierarchy; empty where it is not mounted.
+    pub fn read_v2(&self) -> Members {
+        self.v2.as_ref().map(members).unwrap_or_default()
+    }
+}
+
+/// Every process's cgroup from both hierarchies' members, combined as
+/// `path_of` does: v2 wherever it says more than `/`. A process missing
+/// (one that started after the walk) is to be read from /proc.
+pub fn by_pid(systemd: Members, v2: Members, cgroups: &mut Cgroups) -> HashMap<u32, Arc<Cgroup>> {
     let mut found = HashMap::new();
-    // v1's systemd hierarchy first; v2 wins wherever it says more than /.
-    for (path, pids) in systemd.map(members).unwrap_or_default() {
+    for (path, pids) in systemd {
         let cgroup = cgroups.get(&path);
         found.extend(pids.into_iter().map(|pid| (pid, cgroup.clone())));
     }
-    for (path, pids) in v2.map(members).unwrap_or_default() {
+    for (path, pids) in v2 {
         let cgroup = cgroups.get(&path);
         for pid in pids {
             if path != "/" {
@@ -226,12 +252,12 @@ pub fn walk(cgroups: &mut Cgroups) -> Option<HashMap<u32, Arc<Cgroup>>> {
             }
         }
     }
-    Some(found)
+    found
 }
 
-/// Every cgroup under `mount` with its processes, the cgroup named by its
-/// path as /proc/PID/cgroup writes it (the mount's own root first).
-fn members(mount: &crate::mounts::Mount) -> Vec<(String, Vec<u32>)> {
+/// Every cgroup under `mount` with its processes (the mount's own root
+/// first).
+fn members(mount: &Mount) -> Members {
     let mut members = Vec::new();
     let mut pending = vec![(
         mount.point.clone(),

@@ -7,9 +7,8 @@ pub mod parse;
 mod procdir;
 mod users;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub use cgroup::{Cgroup, ContainerId};
 pub use parse::Ids;
@@ -190,27 +189,19 @@ impl Snapshot {
             root: root.path().to_path_buf(),
             source,
         };
-        // Cgroups come from the cgroup file system where it is this
-        // machine's, which is far cheaper than a file per process.
-        let walked = if fields.cgroup && root.is_local() {
-            cgroup::walk(&mut cgroup::Cgroups::default())
-        } else {
-            None
-        };
         let mut pids = root.pids().map_err(unreadable)?;
         if let Some(me) = root.own_pid() {
             pids.retain(|&pid| pid != me);
         }
-        let raws = read_all(&root, fields, walked.as_ref(), &pids);
-        if raws.is_empty() {
+        let mut processes = read_all(&root, fields, &pids);
+        if processes.is_empty() {
             return Err(SnapshotError::NotProcTree {
                 root: root.path().to_path_buf(),
             });
         }
-        let processes = raws
-            .into_iter()
-            .map(|raw| raw.into_process(users))
-            .collect();
+        for process in &mut processes {
+            process.user = users.name(process.uids.effective);
+        }
         Ok(Snapshot { processes })
     }
 
@@ -226,9 +217,14 @@ impl Snapshot {
         if root.own_pid() == Some(pid) {
             return Ok(None);
         }
-        Ok(read_chunk(&root, fields, None, &[pid])
-            .pop()
-            .map(|raw| raw.into_process(users)))
+        let mut reader = Reader::new(fields, true);
+        Ok(root
+            .process(pid)
+            .and_then(|dir| reader.read(&dir))
+            .map(|mut process| {
+                process.user = users.name(process.uids.effective);
+                process
+            }))
     }
 }
 
@@ -241,78 +237,126 @@ fn open_root(root: &Path) -> Result<ProcRoot, SnapshotError> {
     })
 }
 
-/// Cgroups by pid, read from the cgroup file system.
-type Walked = HashMap<u32, Arc<Cgroup>>;
+/// Pids a reading thread takes at a time: small enough that the threads
+/// finish together, large enough that taking costs nothing.
+const CHUNK: usize = 64;
 
-fn read_all(
-    root: &ProcRoot,
-    fields: Fields,
-    walked: Option<&Walked>,
-    pids: &[u32],
-) -> Vec<RawProcess> {
+/// Reads the processes of `pids`, in their order, their users not yet
+/// named. Threads take chunks of pids as they go, each process read into
+/// its own slot of one array (so the processes are never copied between
+/// threads' arrays). The cgroup hierarchies, where this machine's are
+/// mounted, are walked beside them (a walk is a few long reads, far
+/// cheaper than a /proc/PID/cgroup per process) and joined in at the end.
+fn read_all(root: &ProcRoot, fields: Fields, pids: &[u32]) -> Vec<Process> {
+    let hierarchies = if fields.cgroup && root.is_local() {
+        cgroup::Hierarchies::mounted()
+    } else {
+        None
+    };
+    let per_process_cgroup = hierarchies.is_none();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    if threads < 2 || pids.len() < PARALLEL_MIN {
-        return read_chunk(root, fields, walked, pids);
+    let mut slots: Vec<Option<Process>> = Vec::new();
+    slots.resize_with(pids.len(), || None);
+    let work = Mutex::new(pids.chunks(CHUNK).zip(slots.chunks_mut(CHUNK)));
+    let read_chunks = || {
+        let mut reader = Reader::new(fields, per_process_cgroup);
+        loop {
+            let Some((pids, slots)) = work.lock().expect("no reader panics").next() else {
+                break;
+            };
+            for (&pid, slot) in pids.iter().zip(slots) {
+                *slot = root.process(pid).and_then(|dir| reader.read(&dir));
+            }
+        }
+    };
+    let walked = if threads < 2 || pids.len() < PARALLEL_MIN {
+        read_chunks();
+        hierarchies
+            .as_ref()
+            .map(|h| (h.read_systemd(), h.read_v2()))
+    } else {
+        std::thread::scope(|scope| {
+            let walking = hierarchies.as_ref().map(|h| {
+                (
+                    scope.spawn(|| h.read_systemd()),
+                    scope.spawn(|| h.read_v2()),
+                )
+            });
+            for _ in 0..threads {
+                scope.spawn(read_chunks);
+            }
+            walking.map(|(systemd, v2)| {
+                (
+                    systemd.join().expect("a cgroup reader thread panicked"),
+                    v2.join().expect("a cgroup reader thread panicked"),
+                )
+            })
+        })
+    };
+    // Option<Process> is the size of Process: this keeps the array.
+    let mut processes: Vec<Process> = slots.into_iter().flatten().collect();
+    if let Some((systemd, v2)) = walked {
+        let mut cgroups = cgroup::Cgroups::default();
+        let walked = cgroup::by_pid(systemd, v2, &mut cgroups);
+        let unplaced = processes
+            .iter_mut()
+            .filter(|p| !p.kernel_thread && p.cgroup.is_none());
+        for process in unplaced {
+            process.cgroup = match walked.get(&process.pid) {
+                Some(cgroup) => Some(cgroup.clone()),
+                None => late_cgroup(root, process, &mut cgroups),
+            };
+        }
     }
-    let chunk = pids.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = pids
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || read_chunk(root, fields, walked, part)))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("a /proc reader thread panicked"))
-            .collect()
-    })
+    processes
 }
 
-/// Reads the processes of `pids`, one folder descriptor at a time (closed
-/// before the next), reusing one buffer.
-fn read_chunk(
+/// The cgroup of a process the walk did not see (it started meanwhile),
+/// from /proc, while its pid still names the same process.
+fn late_cgroup(
     root: &ProcRoot,
-    fields: Fields,
-    walked: Option<&Walked>,
-    pids: &[u32],
-) -> Vec<RawProcess> {
-    let mut reader = Reader {
-        fields,
-        buf: Vec::with_capacity(4096),
-        cgroups: cgroup::Cgroups::default(),
-        walked,
-    };
-    pids.iter()
-        .filter_map(|&pid| reader.read(&root.process(pid)?))
-        .collect()
+    process: &Process,
+    cgroups: &mut cgroup::Cgroups,
+) -> Option<Arc<Cgroup>> {
+    let dir = root.process(process.pid)?;
+    let mut buf = Vec::new();
+    if dir.stat(&mut buf)?.start_time != process.start_time {
+        return None;
+    }
+    let path = cgroup::path_of(dir.read("cgroup", &mut buf)?)?;
+    Some(cgroups.get(path))
 }
 
 /// What one reading thread keeps between processes: a buffer, and the
 /// cgroups parsed so far.
-struct Reader<'a> {
+struct Reader {
     fields: Fields,
+    /// Whether to read each process's cgroup from /proc (where no walk of
+    /// the cgroup file system tells it).
+    per_process_cgroup: bool,
     buf: Vec<u8>,
     cgroups: cgroup::Cgroups,
-    walked: Option<&'a Walked>,
+    /// The user of a process until `Snapshot::take` names it.
+    unnamed: Arc<str>,
 }
 
-/// A process before its uid is named.
-struct RawProcess {
-    stat: parse::Stat,
-    status: parse::Status,
-    exe: Option<PathBuf>,
-    selinux: Option<String>,
-    cgroup: Option<Arc<Cgroup>>,
-    disguised: Option<bool>,
-    cmdline: Vec<u8>,
-}
+impl Reader {
+    fn new(fields: Fields, per_process_cgroup: bool) -> Reader {
+        Reader {
+            fields,
+            per_process_cgroup,
+            buf: Vec::with_capacity(4096),
+            cgroups: cgroup::Cgroups::default(),
+            unnamed: Arc::from(""),
+        }
+    }
 
-impl Reader<'_> {
-    fn read(&mut self, dir: &ProcDir) -> Option<RawProcess> {
+    fn read(&mut self, dir: &ProcDir) -> Option<Process> {
         let (fields, buf) = (self.fields, &mut self.buf);
         let stat = dir.stat(buf)?;
         if stat.is_kernel_thread() {
             // Root's, with no argv, exe or cgroup of their own.
-            return Some(RawProcess::kernel_thread(stat));
+            return Some(self.process(stat, Ids::default(), Ids::default()));
         }
         let status = parse::parse_status(dir.read("status", buf)?)?;
         let cmdline = parse::trim_cmdline(dir.read("cmdline", buf)?).to_vec();
@@ -332,14 +376,13 @@ impl Reader<'_> {
         } else {
             None
         };
-        let walked = self.walked.and_then(|w| w.get(&dir.pid())).cloned();
-        let cgroup = match walked {
-            Some(cgroup) => Some(cgroup),
-            None if fields.cgroup => dir
-                .read("cgroup", buf)
+        // A zombie is in no cgroup.procs, though its file still tells.
+        let cgroup = if fields.cgroup && (self.per_process_cgroup || stat.state == 'Z') {
+            dir.read("cgroup", buf)
                 .and_then(cgroup::path_of)
-                .map(|path| self.cgroups.get(path)),
-            None => None,
+                .map(|path| self.cgroups.get(path))
+        } else {
+            None
         };
         let disguised = if fields.disguise {
             let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
@@ -347,58 +390,32 @@ impl Reader<'_> {
         } else {
             None
         };
-        Some(RawProcess {
-            stat,
-            status,
+        Some(Process {
             exe,
             selinux,
             cgroup,
             disguised,
             cmdline,
+            ..self.process(stat, status.uids, status.gids)
         })
     }
-}
 
-impl RawProcess {
-    fn kernel_thread(stat: parse::Stat) -> RawProcess {
-        RawProcess {
-            stat,
-            status: parse::Status {
-                uids: Ids::default(),
-                gids: Ids::default(),
-            },
+    /// A process of what its stat and ids say, and nothing more.
+    fn process(&self, stat: parse::Stat, uids: Ids, gids: Ids) -> Process {
+        Process {
+            pid: stat.pid,
+            ppid: stat.ppid,
+            pgrp: stat.pgrp,
+            user: self.unnamed.clone(),
+            uids,
+            gids,
+            kernel_thread: stat.is_kernel_thread(),
+            comm: stat.comm,
             exe: None,
             selinux: None,
             cgroup: None,
             disguised: None,
             cmdline: Vec::new(),
-        }
-    }
-
-    fn into_process(self, users: &mut UserNames) -> Process {
-        let RawProcess {
-            stat,
-            status,
-            exe,
-            selinux,
-            cgroup,
-            disguised,
-            cmdline,
-        } = self;
-        Process {
-            pid: stat.pid,
-            ppid: stat.ppid,
-            pgrp: stat.pgrp,
-            user: users.name(status.uids.effective),
-            uids: status.uids,
-            gids: status.gids,
-            kernel_thread: stat.is_kernel_thread(),
-            comm: stat.comm,
-            exe,
-            selinux,
-            cgroup,
-            disguised,
-            cmdline,
             state: stat.state,
             start_time: stat.start_time,
             utime: stat.utime,
