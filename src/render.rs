@@ -14,7 +14,13 @@ pub const USER_MARKER: &str = "  {user=";
 
 /// Formats one line of a dump or baseline.
 pub fn line(depth: usize, cmdline: &str, user: &str) -> String {
-    let mut out = String::with_capacity(depth * 2 + cmdline.len() + user.len() + 9);
+    let mut out = String::with_capacity(line_len(depth, cmdline, user));
+    push_line(&mut out, depth, cmdline, user);
+    out
+}
+
+/// `line` written at the end of `out`.
+pub fn push_line(out: &mut String, depth: usize, cmdline: &str, user: &str) {
     for _ in 0..depth {
         out.push_str("  ");
     }
@@ -22,7 +28,11 @@ pub fn line(depth: usize, cmdline: &str, user: &str) -> String {
     out.push_str("  {user=");
     out.push_str(user);
     out.push('}');
-    out
+}
+
+/// The length of `line`'s text.
+pub fn line_len(depth: usize, cmdline: &str, user: &str) -> usize {
+    depth * 2 + cmdline.len() + user.len() + 9
 }
 
 /// A dump line taken apart: the inverse of `line`.

@@ -42,22 +42,57 @@ pub struct Rewrite {
     pub after: String,
 }
 
-/// One printed line of a dump.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// One printed line of a dump. Its text is made when printed (`text`),
+/// not kept: a dump of 10,000 processes would hold it twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
     pub depth: usize,
     pub pid: u32,
     pub ppid: u32,
     pub user: Arc<str>,
     pub cmdline: String,
-    #[serde(rename = "line")]
-    pub text: String,
-    /// The systemd unit, cgroup and container, when the cgroup was read.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The systemd unit, cgroup and container, when the cgroup was read;
+    /// boxed, as most commands never read them.
+    pub placement: Option<Box<Placement>>,
+}
+
+impl Line {
+    /// The line as a dump prints it.
+    pub fn text(&self) -> String {
+        render::line(self.depth, &self.cmdline, &self.user)
+    }
+}
+
+/// `dump --format json`'s object: the fields, the text as `line`, and the
+/// placement's fields where known.
+impl serde::Serialize for Line {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("depth", &self.depth)?;
+        map.serialize_entry("pid", &self.pid)?;
+        map.serialize_entry("ppid", &self.ppid)?;
+        map.serialize_entry("user", &*self.user)?;
+        map.serialize_entry("cmdline", &self.cmdline)?;
+        map.serialize_entry("line", &self.text())?;
+        if let Some(placement) = &self.placement {
+            if let Some(unit) = &placement.unit {
+                map.serialize_entry("unit", unit)?;
+            }
+            map.serialize_entry("cgroup", &placement.cgroup)?;
+            if let Some(container) = &placement.container {
+                map.serialize_entry("container", container)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// Where a line's process belongs, as its cgroup says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
     pub unit: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: String,
     pub container: Option<Container>,
 }
 
@@ -93,9 +128,14 @@ pub struct View {
 impl View {
     /// The dump text: what a baseline file holds, newline-terminated.
     pub fn text(&self) -> String {
-        let mut out = String::with_capacity(self.lines.iter().map(|l| l.text.len() + 1).sum());
+        let size = self
+            .lines
+            .iter()
+            .map(|l| render::line_len(l.depth, &l.cmdline, &l.user) + 1)
+            .sum();
+        let mut out = String::with_capacity(size);
         for line in &self.lines {
-            out.push_str(&line.text);
+            render::push_line(&mut out, line.depth, &line.cmdline, &line.user);
             out.push('\n');
         }
         out
@@ -300,17 +340,16 @@ fn emit_lines(
     decisions: &mut [Decision],
     host: &Host,
 ) -> Vec<Line> {
-    let mut lines = vec![Line {
+    let shown = decisions.iter().filter(|d| d.is_shown()).count();
+    let mut lines = Vec::with_capacity(shown + 1);
+    lines.push(Line {
         depth: 0,
         pid: 0,
         ppid: 0,
         user: Arc::from(render::ROOT_USER),
         cmdline: render::ROOT_CMDLINE.to_string(),
-        text: render::line(0, render::ROOT_CMDLINE, render::ROOT_USER),
-        unit: None,
-        cgroup: None,
-        container: None,
-    }];
+        placement: None,
+    });
     let mut first_of: HashMap<(Option<usize>, &str, &str), usize> = HashMap::new();
     for i in tree.preorder() {
         let process = &tree.processes[i];
@@ -323,19 +362,19 @@ fn emit_lines(
         }
         if decisions[i].is_shown() {
             let depth = tree.depth(i);
-            let cgroup = process.cgroup.as_deref();
             lines.push(Line {
                 depth,
                 pid: process.pid,
                 ppid: process.ppid,
                 user: process.user.clone(),
                 cmdline: cmdlines[i].clone(),
-                text: render::line(depth, &cmdlines[i], &process.user),
-                unit: cgroup.and_then(|c| c.unit.clone()),
-                cgroup: cgroup.map(|c| c.path.clone()),
-                container: cgroup
-                    .and_then(|c| c.container.as_ref())
-                    .map(|c| Container::of(c, host)),
+                placement: process.cgroup.as_deref().map(|c| {
+                    Box::new(Placement {
+                        unit: c.unit.clone(),
+                        cgroup: c.path.clone(),
+                        container: c.container.as_ref().map(|id| Container::of(id, host)),
+                    })
+                }),
             });
         }
     }
