@@ -178,6 +178,12 @@ pub struct Sample<'a> {
     ledger: Option<&'a std::cell::RefCell<restarts::Ledger>>,
     population: Population<'a>,
     cmdlines: Vec<std::cell::OnceCell<String>>,
+    /// The socket tables of each network namespace, read once for all
+    /// `listen` checks.
+    sockets: std::cell::RefCell<crate::sockets::SocketTables>,
+    /// Every listening socket any process holds, with its holder: found
+    /// when a `listen` check first fails, for all that fail.
+    listeners: std::cell::OnceCell<Vec<(usize, crate::sockets::Socket)>>,
 }
 
 /// Every process's parent index, by index.
@@ -215,7 +221,39 @@ impl<'a> Sample<'a> {
                 .iter()
                 .map(|_| std::cell::OnceCell::new())
                 .collect(),
+            sockets: Default::default(),
+            listeners: std::cell::OnceCell::new(),
         }
+    }
+
+    /// Reads `resources` of the processes `matching` ahead (see
+    /// `Usage::prefetch`).
+    fn prefetch(&self, matching: &[usize], resources: &[Resource]) {
+        let processes: Vec<&Process> = matching.iter().map(|&i| &self.processes[i]).collect();
+        self.usage.prefetch(&processes, resources);
+    }
+
+    /// The sockets process `i` holds.
+    fn sockets_of(&self, i: usize) -> Vec<crate::sockets::Socket> {
+        let Some(dir) = self.usage.process_dir(self.processes[i].pid) else {
+            return Vec::new();
+        };
+        let held = self.sockets.borrow_mut().held_by(&dir);
+        held.into_iter().map(|(_, socket)| socket).collect()
+    }
+
+    /// Every listening socket of every process, in process order.
+    fn listeners(&self) -> &[(usize, crate::sockets::Socket)] {
+        self.listeners.get_or_init(|| {
+            (0..self.processes.len())
+                .flat_map(|i| {
+                    self.sockets_of(i)
+                        .into_iter()
+                        .filter(|s| s.is_listening())
+                        .map(move |s| (i, s))
+                })
+                .collect()
+        })
     }
 
     fn names(&self, i: usize) -> &[String] {
@@ -257,7 +295,9 @@ pub fn evaluate(
         return outcome;
     }
     let wildcard = check.selector.command == Some(Command::Any);
-    let mut matching: Vec<usize> = (0..sample.processes.len())
+    let mut matching: Vec<usize> = sample
+        .population
+        .candidates(&check.selector)
         .filter(|&i| {
             check.selector.matches(sample, i)
                 && (!wildcard || !sample.names(i).iter().any(|n| named.contains(n)))
@@ -271,6 +311,10 @@ pub fn evaluate(
             per_user,
             only,
         } => {
+            if !only.is_empty() {
+                let resources: Vec<Resource> = only.iter().map(|l| l.resource).collect();
+                sample.prefetch(&matching, &resources);
+            }
             matching.retain(|&i| {
                 only.iter().all(|l| {
                     sample
@@ -295,6 +339,8 @@ pub fn evaluate(
         }
         Kind::Resources { limits, sum, allow } => {
             matching.retain(|&i| !sample.processes[i].kernel_thread && !allow.allows(sample, i));
+            let resources: Vec<Resource> = limits.iter().map(|l| l.resource).collect();
+            sample.prefetch(&matching, &resources);
             outcome.groups = resource_groups(check, sample, &matching, limits, *sum);
         }
         Kind::Restarts {
@@ -528,22 +574,22 @@ fn judge_count(
 /// Whether a matched process listens at `listen`; if none does, who
 /// does instead, in any network namespace.
 fn listening(check: &Check, sample: &Sample, matching: &[usize], listen: &port::Listen) -> Group {
-    let mut tables = crate::sockets::SocketTables::default();
-    let mut listens = |i: usize| {
-        sample
-            .usage
-            .process_dir(sample.processes[i].pid)
-            .is_some_and(|dir| tables.held_by(&dir).iter().any(|(_, s)| listen.accepts(s)))
-    };
     let pids: Vec<u32> = matching
         .iter()
-        .filter(|&&i| listens(i))
+        .filter(|&&i| sample.sockets_of(i).iter().any(|s| listen.accepts(s)))
         .map(|&i| sample.processes[i].pid)
         .collect();
     let label = format!("{}:listen", check.name);
     let detail = pids.is_empty().then(|| {
-        let others: Vec<String> = (0..sample.processes.len())
-            .filter(|i| !matching.contains(i) && listens(*i))
+        let mut holders: Vec<usize> = sample
+            .listeners()
+            .iter()
+            .filter(|(i, s)| !matching.contains(i) && listen.accepts(s))
+            .map(|(i, _)| *i)
+            .collect();
+        holders.dedup();
+        let others: Vec<String> = holders
+            .into_iter()
             .take(3)
             .map(|i| {
                 let p = &sample.processes[i];

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::range::NagiosRange;
-use crate::snapshot::{ProcRoot, Process};
+use crate::snapshot::{ProcDir, ProcRoot, Process};
 
 /// A resource a check can limit; its key in `[[check]]` is `key()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -245,48 +245,137 @@ impl Usage {
             }
             _ => {}
         }
-        let dir = self.process_dir(p.pid)?;
-        match resource {
-            Resource::Rss | Resource::Vsz => {
-                let statm = dir.read_vec("statm")?;
-                let text = String::from_utf8_lossy(&statm);
-                let mut pages = text.split_whitespace();
-                let size: f64 = pages.next()?.parse().ok()?;
-                let resident: f64 = pages.next()?.parse().ok()?;
-                let pages = if resource == Resource::Rss {
-                    resident
-                } else {
-                    size
-                };
-                Some(pages * self.page_size)
-            }
-            Resource::Swap => {
-                let status = dir.read_vec("status")?;
-                let kb: f64 = String::from_utf8_lossy(&status)
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmSwap:"))
-                    // Kernel threads have no VmSwap line: nothing swapped.
-                    .map_or(Some(0.0), |v| {
-                        v.trim().trim_end_matches("kB").trim().parse().ok()
-                    })?;
-                Some(kb * 1024.0)
-            }
-            Resource::Fds => Some(dir.count_descriptors()? as f64),
-            Resource::FdRatio => {
-                let fds = self.of(p, Resource::Fds)?;
-                let limits = dir.read_vec("limits")?;
-                let soft: f64 = String::from_utf8_lossy(&limits)
-                    .lines()
-                    .find(|l| l.starts_with("Max open files"))?
-                    .split_whitespace()
-                    .nth(3)?
-                    .parse()
-                    .ok()?;
-                Some(fds / soft.max(1.0))
-            }
-            Resource::Threads | Resource::CpuTime | Resource::Age => None,
+        if resource == Resource::FdRatio {
+            // The descriptors counted once for both keys.
+            let fds = self.of(p, Resource::Fds)?;
+            return Some(fds / soft_fd_limit(&*self.process_dir(p.pid)?)?);
         }
+        read_in(&*self.process_dir(p.pid)?, resource, self.page_size)
     }
+
+    /// Reads the resources of `processes` that come from their /proc
+    /// files, ahead and on several threads when they are many: a check
+    /// over every process then costs about what the snapshot's reading
+    /// does, not twice that.
+    pub fn prefetch(&self, processes: &[&Process], resources: &[Resource]) {
+        let resources: Vec<Resource> = resources
+            .iter()
+            .copied()
+            .filter(|r| r.is_read_from_files())
+            .collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        if resources.is_empty() || threads < 2 || processes.len() < PREFETCH_MIN {
+            return;
+        }
+        let Some(root) = self.root() else {
+            return;
+        };
+        let todo: Vec<&Process> = {
+            let read = self.read.borrow();
+            processes
+                .iter()
+                .copied()
+                .filter(|p| resources.iter().any(|r| !read.contains_key(&(p.pid, *r))))
+                .collect()
+        };
+        let page_size = self.page_size;
+        let resources = &resources;
+        let read_part = move |part: &[&Process]| {
+            let mut found = Vec::with_capacity(part.len() * resources.len());
+            for p in part {
+                let dir = root.process(p.pid);
+                let mut fds = None;
+                for &resource in resources {
+                    let value = dir.as_ref().and_then(|dir| match resource {
+                        Resource::FdRatio => {
+                            let fds = fds.or_else(|| read_in(dir, Resource::Fds, page_size))?;
+                            Some(fds / soft_fd_limit(dir)?)
+                        }
+                        _ => read_in(dir, resource, page_size),
+                    });
+                    if resource == Resource::Fds {
+                        fds = value;
+                    }
+                    found.push(((p.pid, resource), value));
+                }
+            }
+            found
+        };
+        let found: Vec<_> = std::thread::scope(|scope| {
+            let workers: Vec<_> = todo
+                .chunks(todo.len().div_ceil(threads).max(1))
+                .map(|part| scope.spawn(move || read_part(part)))
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a /proc reader thread panicked"))
+                .collect()
+        });
+        self.read.borrow_mut().extend(found);
+    }
+}
+
+/// Below this many processes one thread reads their resources faster.
+const PREFETCH_MIN: usize = 400;
+
+impl Resource {
+    /// Whether it is read from the process's /proc files (the others are
+    /// in the snapshot already).
+    fn is_read_from_files(self) -> bool {
+        matches!(
+            self,
+            Resource::Rss | Resource::Vsz | Resource::Swap | Resource::Fds | Resource::FdRatio
+        )
+    }
+}
+
+/// A resource kept in the /proc folder `dir`: memory, or descriptors.
+fn read_in(dir: &ProcDir, resource: Resource, page_size: f64) -> Option<f64> {
+    match resource {
+        Resource::Rss | Resource::Vsz => {
+            let statm = dir.read_vec("statm")?;
+            let text = String::from_utf8_lossy(&statm);
+            let mut pages = text.split_whitespace();
+            let size: f64 = pages.next()?.parse().ok()?;
+            let resident: f64 = pages.next()?.parse().ok()?;
+            let pages = if resource == Resource::Rss {
+                resident
+            } else {
+                size
+            };
+            Some(pages * page_size)
+        }
+        Resource::Swap => {
+            let status = dir.read_vec("status")?;
+            let kb: f64 = String::from_utf8_lossy(&status)
+                .lines()
+                .find_map(|l| l.strip_prefix("VmSwap:"))
+                // Kernel threads have no VmSwap line: nothing swapped.
+                .map_or(Some(0.0), |v| {
+                    v.trim().trim_end_matches("kB").trim().parse().ok()
+                })?;
+            Some(kb * 1024.0)
+        }
+        Resource::Fds => Some(dir.count_descriptors()? as f64),
+        Resource::FdRatio => {
+            let fds = dir.count_descriptors()? as f64;
+            Some(fds / soft_fd_limit(dir)?)
+        }
+        Resource::Threads | Resource::CpuTime | Resource::Age => None,
+    }
+}
+
+/// The soft limit on open files (at least 1).
+fn soft_fd_limit(dir: &ProcDir) -> Option<f64> {
+    let limits = dir.read_vec("limits")?;
+    let soft: f64 = String::from_utf8_lossy(&limits)
+        .lines()
+        .find(|l| l.starts_with("Max open files"))?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    Some(soft.max(1.0))
 }
 
 impl Usage {
@@ -337,6 +426,43 @@ impl Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Read ahead on several threads, a process's resources are what
+    /// reading them one by one gives.
+    #[test]
+    fn prefetched_resources_are_read_ones() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let root = Path::new("/proc");
+        let mut users = crate::snapshot::UserNames::from_nss();
+        let fields = crate::snapshot::Fields::default();
+        let process = crate::snapshot::Snapshot::take_one(root, &mut users, fields, child.id())
+            .unwrap()
+            .unwrap();
+        let many: Vec<&Process> = std::iter::repeat_n(&process, PREFETCH_MIN + 1).collect();
+        let resources = [
+            Resource::Vsz,
+            Resource::Fds,
+            Resource::FdRatio,
+            Resource::Swap,
+        ];
+        let ahead = Usage::new(root);
+        ahead.prefetch(&many, &resources);
+        let prefetched = ahead.read.borrow().len();
+        let one_by_one = Usage::new(root);
+        for resource in resources {
+            let value = one_by_one.of(&process, resource);
+            assert!(value.is_some(), "{resource:?}");
+            assert_eq!(ahead.of(&process, resource), value, "{resource:?}");
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+            assert_eq!(prefetched, resources.len(), "nothing was read ahead");
+        }
+    }
 
     #[test]
     fn ranges_take_units() {

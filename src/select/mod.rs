@@ -10,7 +10,7 @@
 mod names;
 
 use std::cell::OnceCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use nix::unistd::Group;
@@ -219,6 +219,29 @@ fn glob_regex(glob: &str) -> Regex {
     })
 }
 
+/// Process indices, ascending, that a selector may match.
+pub enum Candidates<'a> {
+    All(Range<usize>),
+    Some(&'a [usize]),
+    One(Option<usize>),
+}
+
+impl Iterator for Candidates<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            Candidates::All(range) => range.next(),
+            Candidates::Some(slice) => {
+                let (&first, rest) = slice.split_first()?;
+                *slice = rest;
+                Some(first)
+            }
+            Candidates::One(one) => one.take(),
+        }
+    }
+}
+
 /// The processes a selector is tested against: the population, and each
 /// process's cmdline as printed (in `[[rule]]`s, after the rewrites that
 /// come before the rule being tried).
@@ -238,6 +261,10 @@ pub struct Population<'a> {
     names: Vec<OnceCell<Vec<String>>>,
     invocation: OnceCell<HashSet<usize>>,
     occupied_sessions: OnceCell<HashSet<String>>,
+    /// The processes answering to each name and running each exe, in
+    /// index order: what `candidates` narrows to.
+    by_name: OnceCell<HashMap<String, Vec<usize>>>,
+    by_exe: OnceCell<HashMap<String, Vec<usize>>>,
 }
 
 impl<'a> Population<'a> {
@@ -251,6 +278,8 @@ impl<'a> Population<'a> {
             names: (0..processes.len()).map(|_| OnceCell::new()).collect(),
             invocation: OnceCell::new(),
             occupied_sessions: OnceCell::new(),
+            by_name: OnceCell::new(),
+            by_exe: OnceCell::new(),
         }
     }
 
@@ -261,6 +290,55 @@ impl<'a> Population<'a> {
     /// ps.monitor's names of the process (`names()`).
     pub fn names(&self, i: usize) -> &[String] {
         self.names[i].get_or_init(|| names(&self.processes[i]))
+    }
+
+    /// The processes `selector` may match, in index order: those with the
+    /// name, exe or pid it requires, found in an index built once, or
+    /// all. Many checks over many processes each name one command; this
+    /// spares testing every process against each.
+    pub fn candidates(&self, selector: &Selector) -> Candidates<'_> {
+        let all = || Candidates::All(0..self.processes.len());
+        fn some(found: Option<&Vec<usize>>) -> Candidates<'_> {
+            Candidates::Some(found.map_or(&[], Vec::as_slice))
+        }
+        if let Some(pid) = selector.pid {
+            let at = self.processes.binary_search_by_key(&pid, |p| p.pid);
+            return match at {
+                Ok(i) => Candidates::One(Some(i)),
+                // Not sorted by pid (a test's population): look through all.
+                Err(_) if !self.processes.is_sorted_by_key(|p| p.pid) => all(),
+                Err(_) => Candidates::One(None),
+            };
+        }
+        match &selector.command {
+            Some(Command::Name(name)) => some(
+                self.by_name
+                    .get_or_init(|| {
+                        let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+                        for i in 0..self.processes.len() {
+                            for name in self.names(i) {
+                                index.entry(name.clone()).or_default().push(i);
+                            }
+                        }
+                        index
+                    })
+                    .get(name),
+            ),
+            Some(Command::Exe(path)) => some(
+                self.by_exe
+                    .get_or_init(|| {
+                        let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+                        for (i, process) in self.processes.iter().enumerate() {
+                            if let Some(exe) = process.exe_path() {
+                                index.entry(exe.to_string()).or_default().push(i);
+                            }
+                        }
+                        index
+                    })
+                    .get(path),
+            ),
+            _ => all(),
+        }
     }
 
     /// Whether the process runs only to run psdiff (`crate::invocation`).
@@ -637,6 +715,7 @@ fn selinux_type(context: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     /// `KEYS` documents every key of a `match` table, and nothing else.
     #[test]
@@ -648,6 +727,82 @@ mod tests {
         schema.sort();
         documented.sort();
         assert_eq!(documented, schema, "{message}");
+    }
+
+    /// Narrowing by name, exe or pid finds what testing every process
+    /// finds, in the same order.
+    #[test]
+    fn candidates_are_what_a_full_scan_matches() {
+        let mut processes: Vec<Process> = (1..=60)
+            .map(|pid| crate::snapshot::test_process(pid, 1))
+            .collect();
+        for (n, p) in processes.iter_mut().enumerate() {
+            let (comm, argv0) = match n % 3 {
+                0 => ("nginx", "nginx: worker process"),
+                1 => ("sshd", "/usr/sbin/sshd"),
+                _ => ("python3", "/usr/bin/python3"),
+            };
+            p.comm = comm.as_bytes().to_vec();
+            p.cmdline = format!("{argv0}\0-x").into_bytes();
+            p.exe = Some(format!("/usr/bin/{comm}").into());
+        }
+        let parents: Vec<Option<usize>> = processes.iter().map(|_| None).collect();
+        let host = Host::at(PathBuf::from("/nonexistent"));
+        let population = Population::new(&processes, &parents, &host);
+        struct Plain<'a>(&'a Population<'a>);
+        impl Subjects for Plain<'_> {
+            fn population(&self) -> &Population<'_> {
+                self.0
+            }
+            fn cmdline(&self, _: usize) -> &str {
+                ""
+            }
+        }
+        let selectors = [
+            Selector {
+                command: Some(Command::Name("sshd".into())),
+                ..Selector::default()
+            },
+            Selector {
+                command: Some(Command::Name("nginx".into())),
+                ..Selector::default()
+            },
+            Selector {
+                command: Some(Command::Name("absent".into())),
+                ..Selector::default()
+            },
+            Selector {
+                command: Some(Command::Exe("/usr/bin/python3".into())),
+                ..Selector::default()
+            },
+            Selector {
+                pid: Some(17),
+                ..Selector::default()
+            },
+            Selector {
+                pid: Some(600),
+                ..Selector::default()
+            },
+            Selector {
+                comm: Some("sshd".into()),
+                ..Selector::default()
+            },
+        ];
+        for selector in &selectors {
+            let scanned: Vec<usize> = (0..processes.len())
+                .filter(|&i| selector.matches(&Plain(&population), i))
+                .collect();
+            let narrowed: Vec<usize> = population
+                .candidates(selector)
+                .filter(|&i| selector.matches(&Plain(&population), i))
+                .collect();
+            assert_eq!(narrowed, scanned, "{selector:?}");
+        }
+        assert_eq!(population.candidates(&selectors[0]).count(), 20);
+        assert_eq!(
+            population.candidates(&selectors[4]).collect::<Vec<_>>(),
+            [16]
+        );
     }
 
     #[test]
