@@ -4,7 +4,6 @@
 //! thousands deep, and walking it must not overflow the stack.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 
 use crate::snapshot::Process;
 
@@ -17,7 +16,8 @@ pub struct Tree {
     children: Vec<Vec<usize>>,
     top: Vec<usize>,
     depth: Vec<usize>,
-    by_pid: HashMap<u32, usize>,
+    /// (pid, index), sorted by pid: a third of a HashMap's memory.
+    by_pid: Vec<(u32, usize)>,
 }
 
 impl Tree {
@@ -26,15 +26,23 @@ impl Tree {
     /// we read), hangs under the root, as does one caught in a cycle.
     pub fn build(processes: Vec<Process>) -> Tree {
         let n = processes.len();
-        let by_pid: HashMap<u32, usize> = processes
+        let mut by_pid: Vec<(u32, usize)> = processes
             .iter()
             .enumerate()
             .map(|(i, p)| (p.pid, i))
             .collect();
+        // A snapshot comes sorted; other sources need not.
+        if !by_pid.is_sorted() {
+            by_pid.sort_unstable();
+        }
+        let index_of = |pid: u32| {
+            let at = by_pid.binary_search_by_key(&pid, |&(pid, _)| pid).ok()?;
+            Some(by_pid[at].1)
+        };
         let mut parent: Vec<Option<usize>> = processes
             .iter()
             .map(|p| {
-                let &i = by_pid.get(&p.ppid)?;
+                let i = index_of(p.ppid)?;
                 let candidate = &processes[i];
                 (p.ppid != p.pid && candidate.start_time <= p.start_time).then_some(i)
             })
@@ -72,7 +80,11 @@ impl Tree {
     }
 
     pub fn index_of(&self, pid: u32) -> Option<usize> {
-        self.by_pid.get(&pid).copied()
+        let at = self
+            .by_pid
+            .binary_search_by_key(&pid, |&(pid, _)| pid)
+            .ok()?;
+        Some(self.by_pid[at].1)
     }
 
     pub fn parent(&self, i: usize) -> Option<usize> {

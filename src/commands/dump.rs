@@ -1,6 +1,6 @@
 //! `psdiff dump`: the tree as a baseline would hold it.
 
-use super::print;
+use super::{print, print_with};
 use crate::cli::DumpFormat;
 use crate::context::Context;
 use crate::error::{Error, Exit};
@@ -15,7 +15,8 @@ pub fn run(context: &Context, format: DumpFormat) -> Result<Exit, Error> {
     };
     let view = context.view_with(&rules, fields)?;
     match format {
-        DumpFormat::Text => print(&view.text())?,
+        // Written as it goes: the whole text of a large host is half a MB.
+        DumpFormat::Text => print_with(|out| view.write_text(out))?,
         DumpFormat::Json => {
             let mut json = serde_json::to_string(&view.lines).expect("lines serialize");
             json.push('\n');

@@ -87,11 +87,16 @@ pub fn emit(output: Option<&std::path::Path>, text: &str) -> Result<(), Error> {
 
 /// Writes all of `text` to stdout. A reader that went away is not an error.
 pub fn print(text: &str) -> Result<(), Error> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
+    print_with(|out| out.write_all(text.as_bytes()))
+}
+
+/// Writes what `write` writes to standard output, buffered; as `print`,
+/// a reader that went away (`| head`) is no error.
+pub fn print_with(
+    write: impl FnOnce(&mut std::io::BufWriter<std::io::StdoutLock>) -> std::io::Result<()>,
+) -> Result<(), Error> {
+    let mut stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    match write(&mut stdout).and_then(|()| stdout.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Output(e)),
         _ => Ok(()),
     }

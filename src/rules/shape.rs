@@ -50,7 +50,7 @@ pub struct Line {
     pub pid: u32,
     pub ppid: u32,
     pub user: Arc<str>,
-    pub cmdline: String,
+    pub cmdline: Arc<str>,
     /// The systemd unit, cgroup and container, when the cgroup was read;
     /// boxed, as most commands never read them.
     pub placement: Option<Box<Placement>>,
@@ -73,7 +73,7 @@ impl serde::Serialize for Line {
         map.serialize_entry("pid", &self.pid)?;
         map.serialize_entry("ppid", &self.ppid)?;
         map.serialize_entry("user", &*self.user)?;
-        map.serialize_entry("cmdline", &self.cmdline)?;
+        map.serialize_entry("cmdline", &*self.cmdline)?;
         map.serialize_entry("line", &self.text())?;
         if let Some(placement) = &self.placement {
             if let Some(unit) = &placement.unit {
@@ -119,7 +119,8 @@ impl Container {
 /// and the rewrites that led there, and the lines in print order.
 pub struct View {
     pub tree: Tree,
-    pub cmdlines: Vec<String>,
+    /// Shared with the lines that print them.
+    pub cmdlines: Vec<Arc<str>>,
     pub decisions: Vec<Decision>,
     pub rewrites: Vec<Vec<Rewrite>>,
     pub lines: Vec<Line>,
@@ -133,12 +134,21 @@ impl View {
             .iter()
             .map(|l| render::line_len(l.depth, &l.cmdline, &l.user) + 1)
             .sum();
-        let mut out = String::with_capacity(size);
+        let mut out = Vec::with_capacity(size);
+        self.write_text(&mut out).expect("a Vec takes every write");
+        String::from_utf8(out).expect("lines are made of strings")
+    }
+
+    /// `text`, written to `out` a line at a time rather than held whole.
+    pub fn write_text(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let mut text = String::new();
         for line in &self.lines {
-            render::push_line(&mut out, line.depth, &line.cmdline, &line.user);
-            out.push('\n');
+            text.clear();
+            render::push_line(&mut text, line.depth, &line.cmdline, &line.user);
+            text.push('\n');
+            out.write_all(text.as_bytes())?;
         }
-        out
+        Ok(())
     }
 }
 
@@ -149,7 +159,7 @@ impl View {
 struct Shaping<'a> {
     tree: &'a Tree,
     population: &'a Population<'a>,
-    cmdlines: &'a [String],
+    cmdlines: &'a [Arc<str>],
     current: Option<(usize, &'a str)>,
 }
 
@@ -271,7 +281,7 @@ pub fn shape(mut tree: Tree, rules: &RuleSet, host: &Host) -> View {
         }
     }
     let processes = std::mem::take(&mut tree.processes);
-    tree.prune_and_sort(&keep, |i| (cmdlines[i].as_str(), &*processes[i].user));
+    tree.prune_and_sort(&keep, |i| (&*cmdlines[i], &*processes[i].user));
     tree.processes = processes;
 
     let lines = emit_lines(&tree, &cmdlines, &mut decisions, host);
@@ -291,12 +301,12 @@ fn transform_all(
     preorder: &[usize],
     population: &Population,
     rules: &RuleSet,
-) -> (Vec<String>, Vec<Vec<Rewrite>>) {
+) -> (Vec<Arc<str>>, Vec<Vec<Rewrite>>) {
     let transforms: Vec<usize> = (0..rules.rules.len())
         .filter(|&r| rules.rules[r].action.is_transform())
         .collect();
     let n = tree.len();
-    let mut cmdlines = vec![String::new(); n];
+    let mut cmdlines: Vec<Arc<str>> = vec![Arc::from(""); n];
     let mut rewrites = vec![Vec::new(); n];
     for &i in preorder {
         let mut cmdline = render::cmdline(&tree.processes[i]);
@@ -326,7 +336,7 @@ fn transform_all(
         if cmdline.chars().any(|c| render::visible(c) != c) {
             cmdline = cmdline.chars().map(render::visible).collect();
         }
-        cmdlines[i] = cmdline;
+        cmdlines[i] = Arc::from(cmdline);
     }
     (cmdlines, rewrites)
 }
@@ -336,7 +346,7 @@ fn transform_all(
 /// a duplicate here, where the sibling order is final.
 fn emit_lines(
     tree: &Tree,
-    cmdlines: &[String],
+    cmdlines: &[Arc<str>],
     decisions: &mut [Decision],
     host: &Host,
 ) -> Vec<Line> {
@@ -347,14 +357,14 @@ fn emit_lines(
         pid: 0,
         ppid: 0,
         user: Arc::from(render::ROOT_USER),
-        cmdline: render::ROOT_CMDLINE.to_string(),
+        cmdline: Arc::from(render::ROOT_CMDLINE),
         placement: None,
     });
     let mut first_of: HashMap<(Option<usize>, &str, &str), usize> = HashMap::new();
     for i in tree.preorder() {
         let process = &tree.processes[i];
         if let Decision::ShownOnce { rule } = decisions[i] {
-            let key = (tree.parent(i), &*process.user, cmdlines[i].as_str());
+            let key = (tree.parent(i), &*process.user, &*cmdlines[i]);
             let first = *first_of.entry(key).or_insert(i);
             if first != i {
                 decisions[i] = Decision::Duplicate { rule, first };

@@ -258,7 +258,9 @@ pub struct Population<'a> {
     pub processes: &'a [Process],
     parents: &'a [Option<usize>],
     pub host: &'a Host,
-    names: Vec<OnceCell<Vec<String>>>,
+    /// Each process's names, worked out when first asked for; the table
+    /// itself too, as most rule sets never ask.
+    names: OnceCell<Vec<OnceCell<Vec<String>>>>,
     invocation: OnceCell<HashSet<usize>>,
     occupied_sessions: OnceCell<HashSet<String>>,
     /// The processes answering to each name and running each exe, in
@@ -275,7 +277,7 @@ impl<'a> Population<'a> {
             processes,
             parents,
             host,
-            names: (0..processes.len()).map(|_| OnceCell::new()).collect(),
+            names: OnceCell::new(),
             invocation: OnceCell::new(),
             occupied_sessions: OnceCell::new(),
             by_name: OnceCell::new(),
@@ -289,7 +291,9 @@ impl<'a> Population<'a> {
 
     /// ps.monitor's names of the process (`names()`).
     pub fn names(&self, i: usize) -> &[String] {
-        self.names[i].get_or_init(|| names(&self.processes[i]))
+        self.names
+            .get_or_init(|| (0..self.processes.len()).map(|_| OnceCell::new()).collect())[i]
+            .get_or_init(|| names(&self.processes[i]))
     }
 
     /// The processes `selector` may match, in index order: those with the
@@ -742,9 +746,9 @@ mod tests {
                 1 => ("sshd", "/usr/sbin/sshd"),
                 _ => ("python3", "/usr/bin/python3"),
             };
-            p.comm = comm.as_bytes().to_vec();
-            p.cmdline = format!("{argv0}\0-x").into_bytes();
-            p.exe = Some(format!("/usr/bin/{comm}").into());
+            p.comm = comm.as_bytes().into();
+            p.cmdline = format!("{argv0}\0-x").into_bytes().into();
+            p.exe = Some(PathBuf::from(format!("/usr/bin/{comm}")).into());
         }
         let parents: Vec<Option<usize>> = processes.iter().map(|_| None).collect();
         let host = Host::at(PathBuf::from("/nonexistent"));

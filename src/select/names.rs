@@ -65,8 +65,8 @@ mod tests {
 
     fn process(comm: &str, argv: &[&str]) -> Process {
         let mut p = test_process(10, 1);
-        p.comm = comm.as_bytes().to_vec();
-        p.cmdline = argv.join("\0").into_bytes();
+        p.comm = comm.as_bytes().into();
+        p.cmdline = argv.join("\0").into_bytes().into();
         p
     }
 

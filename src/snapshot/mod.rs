@@ -29,11 +29,11 @@ pub struct Process {
     pub user: Arc<str>,
     pub uids: Ids,
     pub gids: Ids,
-    pub comm: Vec<u8>,
+    pub comm: Box<[u8]>,
     /// The target of /proc/PID/exe, when it can be read.
-    pub exe: Option<PathBuf>,
+    pub exe: Option<Box<Path>>,
     /// The SELinux context (/proc/PID/attr/current), when asked for.
-    pub selinux: Option<String>,
+    pub selinux: Option<Box<str>>,
     /// Its cgroup and what it says (unit, session, container), when asked
     /// for and readable.
     pub cgroup: Option<Arc<Cgroup>>,
@@ -42,7 +42,7 @@ pub struct Process {
     pub disguised: Option<bool>,
     /// /proc/PID/cmdline without its trailing NULs: the arguments as
     /// bytes, NUL-separated, empty ones kept. See `argv()`.
-    pub cmdline: Vec<u8>,
+    pub cmdline: Box<[u8]>,
     pub state: char,
     pub kernel_thread: bool,
     /// Clock ticks after boot.
@@ -83,12 +83,12 @@ pub fn test_process(pid: u32, ppid: u32) -> Process {
         user: Arc::from("root"),
         uids: Ids::default(),
         gids: Ids::default(),
-        comm: b"x".to_vec(),
+        comm: Box::from(&b"x"[..]),
         exe: None,
         selinux: None,
         cgroup: None,
         disguised: None,
-        cmdline: format!("p{pid}").into_bytes(),
+        cmdline: format!("p{pid}").into_bytes().into(),
         state: 'S',
         kernel_thread: false,
         start_time: 1,
@@ -359,9 +359,9 @@ impl Reader {
             return Some(self.process(stat, Ids::default(), Ids::default()));
         }
         let status = parse::parse_status(dir.read("status", buf)?)?;
-        let cmdline = parse::trim_cmdline(dir.read("cmdline", buf)?).to_vec();
+        let cmdline: Box<[u8]> = parse::trim_cmdline(dir.read("cmdline", buf)?).into();
         let exe = if fields.exe {
-            dir.read_link("exe")
+            dir.read_link("exe").map(PathBuf::into_boxed_path)
         } else {
             None
         };
@@ -392,7 +392,7 @@ impl Reader {
         };
         Some(Process {
             exe,
-            selinux,
+            selinux: selinux.map(String::into_boxed_str),
             cgroup,
             disguised,
             cmdline,
@@ -410,12 +410,12 @@ impl Reader {
             uids,
             gids,
             kernel_thread: stat.is_kernel_thread(),
-            comm: stat.comm,
+            comm: stat.comm.into(),
             exe: None,
             selinux: None,
             cgroup: None,
             disguised: None,
-            cmdline: Vec::new(),
+            cmdline: Box::default(),
             state: stat.state,
             start_time: stat.start_time,
             utime: stat.utime,
