@@ -116,8 +116,10 @@ pub fn settled(context: &Context, wanted: Wanted, retry: bool) -> Result<Compari
         retry && present,
         |_| {
             let processes = context.snapshot(fields)?.processes;
-            let text = context.shape(processes.clone(), rules.compared()).text();
-            Ok::<_, Error>((text, processes))
+            // The view keeps every process (pruning only unlinks them):
+            // taken back for a second shaping, not copied beforehand.
+            let view = context.shape(processes, rules.compared());
+            Ok::<_, Error>((view.text(), view.tree.processes))
         },
         |(new, _)| !report::changes(&old, new, wanted).is_empty(),
     )?;
