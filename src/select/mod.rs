@@ -219,6 +219,15 @@ fn glob_regex(glob: &str) -> Regex {
     })
 }
 
+/// The indices under each key, in the order given.
+fn index<'k>(keyed: impl Iterator<Item = (&'k str, usize)>) -> HashMap<String, Vec<usize>> {
+    let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+    for (key, i) in keyed {
+        index.entry(key.to_string()).or_default().push(i);
+    }
+    index
+}
+
 /// Process indices, ascending, that a selector may match.
 pub enum Candidates<'a> {
     All(Range<usize>),
@@ -315,29 +324,26 @@ impl<'a> Population<'a> {
             };
         }
         match &selector.command {
-            Some(Command::Name(name)) => some(
-                self.by_name
-                    .get_or_init(|| {
-                        let mut index: HashMap<String, Vec<usize>> = HashMap::new();
-                        for i in 0..self.processes.len() {
-                            for name in self.names(i) {
-                                index.entry(name.clone()).or_default().push(i);
-                            }
-                        }
-                        index
-                    })
-                    .get(name),
-            ),
+            Some(Command::Name(name)) => {
+                some(
+                    self.by_name
+                        .get_or_init(|| {
+                            index((0..self.processes.len()).flat_map(|i| {
+                                self.names(i).iter().map(move |name| (name.as_str(), i))
+                            }))
+                        })
+                        .get(name),
+                )
+            }
             Some(Command::Exe(path)) => some(
                 self.by_exe
                     .get_or_init(|| {
-                        let mut index: HashMap<String, Vec<usize>> = HashMap::new();
-                        for (i, process) in self.processes.iter().enumerate() {
-                            if let Some(exe) = process.exe_path() {
-                                index.entry(exe.to_string()).or_default().push(i);
-                            }
-                        }
-                        index
+                        index(
+                            self.processes
+                                .iter()
+                                .enumerate()
+                                .filter_map(|(i, p)| Some((p.exe_path()?, i))),
+                        )
                     })
                     .get(path),
             ),
