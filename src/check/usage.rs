@@ -245,12 +245,14 @@ impl Usage {
             }
             _ => {}
         }
-        if resource == Resource::FdRatio {
-            // The descriptors counted once for both keys.
-            let fds = self.of(p, Resource::Fds)?;
-            return Some(fds / soft_fd_limit(&*self.process_dir(p.pid)?)?);
+        let dir = self.process_dir(p.pid)?;
+        match resource {
+            // The ratio takes the count of the `fds` key: one count for both.
+            Resource::FdRatio => {
+                read_in(&dir, resource, self.page_size, || self.of(p, Resource::Fds))
+            }
+            _ => read_in(&dir, resource, self.page_size, || count_descriptors(&dir)),
         }
-        read_in(&*self.process_dir(p.pid)?, resource, self.page_size)
     }
 
     /// Reads the resources of `processes` that come from their /proc
@@ -263,7 +265,7 @@ impl Usage {
             .copied()
             .filter(|r| r.is_read_from_files())
             .collect();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let threads = crate::snapshot::reading_threads();
         if resources.is_empty() || threads < 2 || processes.len() < PREFETCH_MIN {
             return;
         }
@@ -284,18 +286,13 @@ impl Usage {
             let mut found = Vec::with_capacity(part.len() * resources.len());
             for p in part {
                 let dir = root.process(p.pid);
-                let mut fds = None;
+                // The descriptors are counted once for both keys.
+                let fds = std::cell::OnceCell::new();
+                let count = |dir: &ProcDir| *fds.get_or_init(|| count_descriptors(dir));
                 for &resource in resources {
-                    let value = dir.as_ref().and_then(|dir| match resource {
-                        Resource::FdRatio => {
-                            let fds = fds.or_else(|| read_in(dir, Resource::Fds, page_size))?;
-                            Some(fds / soft_fd_limit(dir)?)
-                        }
-                        _ => read_in(dir, resource, page_size),
-                    });
-                    if resource == Resource::Fds {
-                        fds = value;
-                    }
+                    let value = dir
+                        .as_ref()
+                        .and_then(|dir| read_in(dir, resource, page_size, || count(dir)));
                     found.push(((p.pid, resource), value));
                 }
             }
@@ -329,8 +326,14 @@ impl Resource {
     }
 }
 
-/// A resource kept in the /proc folder `dir`: memory, or descriptors.
-fn read_in(dir: &ProcDir, resource: Resource, page_size: f64) -> Option<f64> {
+/// A resource kept in the /proc folder `dir`: memory, or descriptors,
+/// which `fds` counts (or says what was counted already).
+fn read_in(
+    dir: &ProcDir,
+    resource: Resource,
+    page_size: f64,
+    fds: impl FnOnce() -> Option<f64>,
+) -> Option<f64> {
     match resource {
         Resource::Rss | Resource::Vsz => {
             let statm = dir.read_vec("statm")?;
@@ -356,13 +359,14 @@ fn read_in(dir: &ProcDir, resource: Resource, page_size: f64) -> Option<f64> {
                 })?;
             Some(kb * 1024.0)
         }
-        Resource::Fds => Some(dir.count_descriptors()? as f64),
-        Resource::FdRatio => {
-            let fds = dir.count_descriptors()? as f64;
-            Some(fds / soft_fd_limit(dir)?)
-        }
+        Resource::Fds => fds(),
+        Resource::FdRatio => Some(fds()? / soft_fd_limit(dir)?),
         Resource::Threads | Resource::CpuTime | Resource::Age => None,
     }
+}
+
+fn count_descriptors(dir: &ProcDir) -> Option<f64> {
+    dir.count_descriptors().map(|n| n as f64)
 }
 
 /// The soft limit on open files (at least 1).
@@ -459,7 +463,7 @@ mod tests {
         }
         child.kill().unwrap();
         child.wait().unwrap();
-        if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        if crate::snapshot::reading_threads() > 1 {
             assert_eq!(prefetched, resources.len(), "nothing was read ahead");
         }
     }

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::ProcDir;
 use crate::mounts::Mount;
 
 /// What a cgroup path says, worked out once per path (many processes
@@ -308,6 +309,13 @@ impl Cgroups {
         let parsed = Arc::new(Cgroup::parse(path));
         self.0.insert(path.to_string(), parsed.clone());
         parsed
+    }
+
+    /// The cgroup that /proc/PID/cgroup of `dir`'s process names.
+    pub fn read(&mut self, dir: &ProcDir, buf: &mut Vec<u8>) -> Option<Arc<Cgroup>> {
+        dir.read("cgroup", buf)
+            .and_then(path_of)
+            .map(|path| self.get(path))
     }
 }
 

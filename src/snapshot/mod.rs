@@ -237,6 +237,12 @@ fn open_root(root: &Path) -> Result<ProcRoot, SnapshotError> {
     })
 }
 
+/// How many threads read /proc at once: one per CPU, up to four (more
+/// only contend in the kernel).
+pub fn reading_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
 /// Pids a reading thread takes at a time: small enough that the threads
 /// finish together, large enough that taking costs nothing.
 const CHUNK: usize = 64;
@@ -254,7 +260,7 @@ fn read_all(root: &ProcRoot, fields: Fields, pids: &[u32]) -> Vec<Process> {
         None
     };
     let per_process_cgroup = hierarchies.is_none();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let threads = reading_threads();
     let mut slots: Vec<Option<Process>> = Vec::new();
     slots.resize_with(pids.len(), || None);
     let work = Mutex::new(pids.chunks(CHUNK).zip(slots.chunks_mut(CHUNK)));
@@ -323,8 +329,7 @@ fn late_cgroup(
     if dir.stat(&mut buf)?.start_time != process.start_time {
         return None;
     }
-    let path = cgroup::path_of(dir.read("cgroup", &mut buf)?)?;
-    Some(cgroups.get(path))
+    cgroups.read(&dir, &mut buf)
 }
 
 /// What one reading thread keeps between processes: a buffer, and the
@@ -378,9 +383,7 @@ impl Reader {
         };
         // A zombie is in no cgroup.procs, though its file still tells.
         let cgroup = if fields.cgroup && (self.per_process_cgroup || stat.state == 'Z') {
-            dir.read("cgroup", buf)
-                .and_then(cgroup::path_of)
-                .map(|path| self.cgroups.get(path))
+            self.cgroups.read(dir, buf)
         } else {
             None
         };
