@@ -97,6 +97,7 @@ struct task_struct {
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
+	char comm[TASK_COMM_LEN];
 } __attribute__((preserve_access_index));
 
 struct linux_binprm {
@@ -179,12 +180,20 @@ static __always_inline struct config *config(void)
 	return bpf_map_lookup_elem(&CONFIG, &zero);
 }
 
-static __always_inline struct event *scratch(__u32 kind, __u32 pid, __u32 tid)
+// A full ring buffer is counted, never silent.
+static __always_inline void count_lost(void)
 {
 	__u32 zero = 0;
-	struct event *e = bpf_map_lookup_elem(&SCRATCH, &zero);
-	if (!e)
-		return 0;
+	__u64 *lost = bpf_map_lookup_elem(&LOST, &zero);
+	if (lost)
+		*lost += 1;
+}
+
+// The fields every event has. The name is read straight from the task:
+// cheaper than a helper call, and this runs for every event.
+static __always_inline void fill(struct event *e, __u32 kind, __u32 pid, __u32 tid)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
 	e->time_ns = bpf_ktime_get_ns();
 	e->kind = kind;
 	e->pid = pid;
@@ -195,23 +204,42 @@ static __always_inline struct event *scratch(__u32 kind, __u32 pid, __u32 tid)
 	e->ret = 0;
 	e->flags = 0;
 	e->path_len = 0;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	__builtin_memcpy(e->comm, task->comm, TASK_COMM_LEN);
+}
+
+// An event of `size` bytes (the header alone) written in place in the ring
+// buffer. psdiff drains every millisecond, so nothing wakes it.
+static __always_inline struct event *reserve(__u64 size)
+{
+	struct event *e = bpf_ringbuf_reserve(&EVENTS, size, 0);
+	if (!e)
+		count_lost();
 	return e;
 }
 
-// Sends the header and path_len bytes of the path; a full ring buffer
-// is counted, never silent. No wake-up: psdiff drains every millisecond.
+static __always_inline void submit(struct event *e)
+{
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+// An event with a path, put together in SCRATCH: too big for the stack.
+static __always_inline struct event *scratch(__u32 kind, __u32 pid, __u32 tid)
+{
+	__u32 zero = 0;
+	struct event *e = bpf_map_lookup_elem(&SCRATCH, &zero);
+	if (e)
+		fill(e, kind, pid, tid);
+	return e;
+}
+
+// Sends a SCRATCH event: the header and path_len bytes of the path.
 static __always_inline void send(struct event *e)
 {
 	__u64 size = HEADER_SIZE + (e->path_len & (PATH_MAX - 1));
 	if (e->path_len >= PATH_MAX)
 		size = sizeof(*e);
-	if (bpf_ringbuf_output(&EVENTS, e, size, BPF_RB_NO_WAKEUP) != 0) {
-		__u32 zero = 0;
-		__u64 *lost = bpf_map_lookup_elem(&LOST, &zero);
-		if (lost)
-			*lost += 1;
-	}
+	if (bpf_ringbuf_output(&EVENTS, e, size, BPF_RB_NO_WAKEUP) != 0)
+		count_lost();
 }
 
 // Whether an absolute path lies under one of the --path prefixes (a
@@ -230,11 +258,20 @@ static __always_inline int wanted(struct event *e, struct config *cfg)
 		__u32 len = p->len;
 		if (len >= PREFIX_MAX)
 			continue;
+		// Eight bytes at a time (little-endian: the first bytes are the
+		// low ones); bytes past the prefix are masked off.
 		int same = 1;
-		for (__u32 j = 0; j < PREFIX_MAX; j++) {
-			if (j >= len)
+		for (__u32 at = 0; at < PREFIX_MAX; at += 8) {
+			if (at >= len)
 				break;
-			if (e->path[j] != p->path[j]) {
+			__u64 a = *(__u64 *)&e->path[at];
+			__u64 b = *(__u64 *)&p->path[at];
+			if (len - at < 8) {
+				__u64 mask = (1ULL << ((len - at) * 8)) - 1;
+				a &= mask;
+				b &= mask;
+			}
+			if (a != b) {
 				same = 0;
 				break;
 			}
@@ -260,13 +297,36 @@ static __always_inline int read_path(struct event *e, const char *user_path)
 	return len;
 }
 
+// One of the opens. The path is read after the kernel has read it, so its
+// pages are in memory; it is read into SCRATCH and sent at its length (a
+// path read straight into a reservation of the largest size measured no
+// faster, and made every event as large).
+static __always_inline int opened(__u32 pid, __u32 tid, long ret, int dirfd, const char *path,
+				  __u32 flags)
+{
+	struct config *cfg = config();
+	if (!cfg)
+		return 0;
+	struct event *e = scratch(ret >= 0 ? K_OPEN : K_FAILED, pid, tid);
+	if (!e)
+		return 0;
+	read_path(e, path);
+	if (!wanted(e, cfg))
+		return 0;
+	e->ret = ret;
+	e->arg = dirfd;
+	e->flags = flags;
+	if (ret >= 0)
+		e->fd = ret;
+	send(e);
+	return 0;
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 pid = id >> 32, tid = (__u32)id;
-	if (!bpf_map_lookup_elem(&WATCHED, &pid))
-		return 0;
+	// Every system call of every task comes here: calls not followed, and
+	// followed ones that changed no descriptor, leave before any map is read.
 	long nr = regs->orig_ax;
 	__u64 a0 = regs->di, a1 = regs->si, a2 = regs->dx;
 	switch (nr) {
@@ -274,123 +334,110 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	case NR_CREAT:
 	case NR_OPENAT:
 	case NR_OPENAT2:
-	case NR_CLOSE:
-	case NR_CLOSE_RANGE:
-	case NR_DUP:
-	case NR_DUP2:
-	case NR_DUP3:
-	case NR_CHDIR:
-	case NR_FCHDIR:
 		break;
-	case NR_FCNTL:
-		if (a1 == F_DUPFD || a1 == F_DUPFD_CLOEXEC || a1 == F_SETFD)
-			break;
-		return 0;
-	default:
-		return 0;
-	}
-	struct config *cfg = config();
-	if (!cfg)
-		return 0;
-	struct event *e = scratch(K_OPEN, pid, tid);
-	if (!e)
-		return 0;
-	e->ret = ret;
-	const char *path = 0;
-	switch (nr) {
-	case NR_OPEN:
-		path = (const char *)a0;
-		e->arg = AT_FDCWD;
-		e->flags = a1;
-		break;
-	case NR_CREAT:
-		path = (const char *)a0;
-		e->arg = AT_FDCWD;
-		e->flags = O_CREAT | O_WRONLY | O_TRUNC;
-		break;
-	case NR_OPENAT:
-		path = (const char *)a1;
-		e->arg = (int)a0;
-		e->flags = a2;
-		break;
-	case NR_OPENAT2: {
-		__u64 flags = 0;
-		bpf_probe_read_user(&flags, sizeof(flags), (void *)a2);
-		path = (const char *)a1;
-		e->arg = (int)a0;
-		e->flags = flags;
-		break;
-	}
 	case NR_CLOSE:
 		// A close of no descriptor closed nothing.
 		if (ret == -EBADF)
 			return 0;
-		e->kind = K_CLOSE;
-		e->fd = a0;
-		send(e);
-		return 0;
+		break;
 	case NR_CLOSE_RANGE:
+	case NR_CHDIR:
+	case NR_FCHDIR:
 		if (ret != 0)
 			return 0;
+		break;
+	case NR_DUP:
+	case NR_DUP3:
+		if (ret < 0)
+			return 0;
+		break;
+	case NR_DUP2:
+		// dup2(fd, fd) copies nothing.
+		if (ret < 0 || (int)a0 == (int)ret)
+			return 0;
+		break;
+	case NR_FCNTL:
+		if (ret < 0 || !(a1 == F_DUPFD || a1 == F_DUPFD_CLOEXEC || a1 == F_SETFD))
+			return 0;
+		break;
+	default:
+		return 0;
+	}
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32, tid = (__u32)id;
+	if (!bpf_map_lookup_elem(&WATCHED, &pid))
+		return 0;
+	// One call of opened() for the four opens: each copy of its path
+	// filter would be verified again at load.
+	if (nr == NR_OPEN || nr == NR_CREAT || nr == NR_OPENAT || nr == NR_OPENAT2) {
+		int dirfd = AT_FDCWD;
+		const char *path = (const char *)a0;
+		__u64 flags = a1;
+		if (nr == NR_CREAT)
+			flags = O_CREAT | O_WRONLY | O_TRUNC;
+		if (nr == NR_OPENAT || nr == NR_OPENAT2) {
+			dirfd = a0;
+			path = (const char *)a1;
+			flags = a2;
+		}
+		if (nr == NR_OPENAT2) {
+			// struct open_how starts with the flags.
+			flags = 0;
+			bpf_probe_read_user(&flags, sizeof(flags), (void *)a2);
+		}
+		return opened(pid, tid, ret, dirfd, path, flags);
+	}
+	switch (nr) {
+	case NR_CHDIR: {
+		struct event *e = scratch(K_CHDIR, pid, tid);
+		if (!e)
+			return 0;
+		read_path(e, (const char *)a0);
+		send(e);
+		return 0;
+	}
+	}
+	// The rest carry descriptors only.
+	struct event *e = reserve(HEADER_SIZE);
+	if (!e)
+		return 0;
+	fill(e, K_CLOSE, pid, tid);
+	e->ret = ret;
+	switch (nr) {
+	case NR_CLOSE:
+		e->fd = a0;
+		break;
+	case NR_CLOSE_RANGE:
 		e->kind = K_CLOSE_RANGE;
 		e->fd = a0;
 		e->arg = a1 > 0x7fffffff ? 0x7fffffff : a1;
 		e->flags = a2;
-		send(e);
-		return 0;
-	case NR_DUP:
-	case NR_DUP2:
-	case NR_DUP3:
+		break;
+	case NR_FCHDIR:
+		e->kind = K_FCHDIR;
+		e->fd = a0;
+		break;
 	case NR_FCNTL:
-		if (ret < 0)
-			return 0;
-		if (nr == NR_FCNTL && a1 == F_SETFD) {
+		if (a1 == F_SETFD) {
 			e->kind = K_SETFD;
 			e->fd = a0;
 			e->flags = (a2 & 1) ? O_CLOEXEC : 0;
-			send(e);
-			return 0;
+			break;
 		}
-		// dup2(fd, fd) copies nothing.
-		if (nr == NR_DUP2 && (int)a0 == (int)ret)
-			return 0;
+		e->kind = K_DUP;
+		e->fd = ret;
+		e->arg = a0;
+		e->flags = a1 == F_DUPFD_CLOEXEC ? O_CLOEXEC : 0;
+		break;
+	default: // dup, dup2, dup3
 		e->kind = K_DUP;
 		e->fd = ret;
 		e->arg = a0;
 		if (nr == NR_DUP3)
 			e->flags = a2 & O_CLOEXEC;
-		if (nr == NR_FCNTL && a1 == F_DUPFD_CLOEXEC)
-			e->flags = O_CLOEXEC;
-		send(e);
-		return 0;
-	case NR_CHDIR:
-		if (ret != 0)
-			return 0;
-		e->kind = K_CHDIR;
-		read_path(e, (const char *)a0);
-		send(e);
-		return 0;
-	case NR_FCHDIR:
-		if (ret != 0)
-			return 0;
-		e->kind = K_FCHDIR;
-		e->fd = a0;
-		send(e);
-		return 0;
-	default:
-		return 0;
+		break;
 	}
-	// One of the opens: read the path after the kernel has, so its
-	// pages are in memory.
-	read_path(e, path);
-	if (!wanted(e, cfg))
-		return 0;
-	if (ret >= 0) {
-		e->fd = ret;
-	} else {
-		e->kind = K_FAILED;
-	}
-	send(e);
+	submit(e);
 	return 0;
 }
 
@@ -435,11 +482,12 @@ int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct 
 	if (entry.depth > cfg->max_depth)
 		return 0;
 	bpf_map_update_elem(&WATCHED, &child_pid, &entry, BPF_ANY);
-	struct event *e = scratch(K_FORK, child_pid, child->pid);
+	struct event *e = reserve(HEADER_SIZE);
 	if (!e)
 		return 0;
+	fill(e, K_FORK, child_pid, child->pid);
 	e->ppid = parent_pid;
-	send(e);
+	submit(e);
 	return 0;
 }
 
@@ -483,9 +531,11 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 	if (pid != tid || !bpf_map_lookup_elem(&WATCHED, &pid))
 		return 0;
 	bpf_map_delete_elem(&WATCHED, &pid);
-	struct event *e = scratch(K_EXIT, pid, tid);
-	if (e)
-		send(e);
+	struct event *e = reserve(HEADER_SIZE);
+	if (!e)
+		return 0;
+	fill(e, K_EXIT, pid, tid);
+	submit(e);
 	return 0;
 }
 
