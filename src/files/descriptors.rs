@@ -293,6 +293,14 @@ impl Descriptors {
 
 /// `a/./b/../c` as `a/c`, by name (as the kernel would without links).
 fn normalize(path: &Path) -> PathBuf {
+    // Most paths an open names are normal already: copied as they are.
+    if is_normal(path) {
+        return path.to_path_buf();
+    }
+    normalize_by_parts(path)
+}
+
+fn normalize_by_parts(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for part in path.components() {
         match part {
@@ -306,12 +314,52 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// Absolute, with no `.` or `..` part and no doubled or trailing `/`:
+/// what `normalize` would make of it.
+fn is_normal(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    bytes == b"/"
+        || (bytes.first() == Some(&b'/')
+            && bytes[1..]
+                .split(|&b| b == b'/')
+                .all(|part| !matches!(part, b"" | b"." | b"..")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn path(p: &str) -> Arc<OsStr> {
         Arc::from(OsStr::new(p))
+    }
+
+    #[test]
+    fn normal_paths_are_kept_and_others_normalized() {
+        for p in [
+            "/",
+            "/etc",
+            "/etc/passwd",
+            "/etc/",
+            "//etc",
+            "/etc//x",
+            "/etc/./x",
+            "/etc/../x",
+            "/a/.",
+            "/a/..",
+            "/.hidden/..x/x..",
+            "rel/x",
+            "",
+            "/a/b/c.d",
+        ] {
+            assert_eq!(
+                normalize(Path::new(p)),
+                normalize_by_parts(Path::new(p)),
+                "{p:?}"
+            );
+        }
+        assert!(is_normal(Path::new("/etc/passwd")) && is_normal(Path::new("/")));
+        assert!(!is_normal(Path::new("/etc/")) && !is_normal(Path::new("/etc/./x")));
     }
 
     #[test]

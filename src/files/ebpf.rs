@@ -4,8 +4,6 @@
 //! its ring buffer. The kernel side follows the tree itself; psdiff only
 //! says where it starts.
 
-use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
 use aya::Btf;
@@ -83,9 +81,10 @@ impl Kind {
     }
 }
 
-/// One event as the kernel wrote it (`struct event`).
-#[derive(Debug, Clone)]
-pub struct KernelEvent {
+/// One event as the kernel wrote it (`struct event`), read in place in
+/// the ring buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelEvent<'a> {
     /// CLOCK_MONOTONIC.
     pub time_ns: u64,
     pub kind: Kind,
@@ -98,12 +97,14 @@ pub struct KernelEvent {
     pub arg: i32,
     pub ret: i64,
     pub flags: u32,
-    pub comm: String,
-    pub path: OsString,
+    /// The thread's name, without its NUL.
+    pub comm: &'a [u8],
+    /// Without its NUL; empty when the event has none.
+    pub path: &'a [u8],
 }
 
-impl KernelEvent {
-    fn parse(bytes: &[u8]) -> Option<KernelEvent> {
+impl<'a> KernelEvent<'a> {
+    fn parse(bytes: &'a [u8]) -> Option<KernelEvent<'a>> {
         let u32_at = |at: usize| Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
         let u64_at = |at: usize| Some(u64::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
         let path_len = u32_at(44)? as usize;
@@ -123,8 +124,8 @@ impl KernelEvent {
             arg: u32_at(28)? as i32,
             ret: u64_at(32)? as i64,
             flags: u32_at(40)?,
-            comm: String::from_utf8_lossy(comm).into_owned(),
-            path: OsString::from_vec(path.to_vec()),
+            comm,
+            path,
         })
     }
 }
@@ -302,11 +303,12 @@ impl Tracer {
         Ok(())
     }
 
-    /// Every event in the ring buffer now, appended to `out`.
-    pub fn drain(&mut self, out: &mut Vec<KernelEvent>) {
+    /// Hands `each` every event in the ring buffer now, in order, each
+    /// read where the kernel wrote it.
+    pub fn drain(&mut self, mut each: impl FnMut(KernelEvent)) {
         while let Some(item) = self.events.next() {
             if let Some(event) = KernelEvent::parse(&item) {
-                out.push(event);
+                each(event);
             }
         }
     }

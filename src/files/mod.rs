@@ -248,6 +248,18 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
+/// Whether `path` is `dir` or lies under it, as `Path::starts_with` says
+/// for absolute, normal paths (no `.`, `..` or doubled `/`; psdiff makes
+/// them so), compared as bytes: it runs for every event.
+fn under(path: &Path, dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let (path, dir) = (path.as_os_str().as_bytes(), dir.as_os_str().as_bytes());
+    let dir = dir.strip_suffix(b"/").unwrap_or(dir);
+    path.first() == Some(&b'/')
+        && path.starts_with(dir)
+        && matches!(path.get(dir.len()), None | Some(b'/'))
+}
+
 /// One watch from start to end: the event sources, who is followed, the
 /// files open, and what is written.
 struct Session {
@@ -365,7 +377,7 @@ impl Session {
             if kinds.contains(&Kind::Exec) {
                 self.follow.exec_of(pid, &path);
             }
-            let wanted = self.paths.is_empty() || self.paths.iter().any(|p| path.starts_with(p));
+            let wanted = self.paths.is_empty() || self.paths.iter().any(|dir| under(&path, dir));
             if pid == me || !wanted {
                 continue;
             }
@@ -403,6 +415,40 @@ impl Session {
                     duration,
                     closed_by: None,
                 });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn under_is_starts_with_on_normal_paths() {
+        let dirs = ["/", "/etc", "/etc/ssh", "/var/lib/psdiff"];
+        let paths = [
+            "/",
+            "/etc",
+            "/etc/",
+            "/etcetera",
+            "/etc/ssh",
+            "/etc/sshd",
+            "/etc/ssh/x",
+            "/var",
+            "/var/lib/psdiff.db",
+            "/var/lib/psdiff/a",
+            "relative",
+            "",
+        ];
+        for dir in dirs {
+            for path in paths {
+                let (dir, path) = (Path::new(dir), Path::new(path));
+                assert_eq!(
+                    under(path, dir),
+                    path.starts_with(dir),
+                    "{path:?} under {dir:?}"
+                );
             }
         }
     }

@@ -2,6 +2,7 @@
 //! same for both backends. Fields a backend cannot know (fanotify has no
 //! thread, descriptor or failed open) are left out, or null for `tid`.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -20,8 +21,8 @@ pub struct Line<'a> {
     pub fd: Option<i32>,
     /// The descriptor a `dup` copied.
     pub from_fd: Option<i32>,
-    /// An open's flags, as `O_RDONLY|O_CLOEXEC`.
-    pub flags: Option<String>,
+    /// An open's flags, written as `O_RDONLY|O_CLOEXEC`.
+    pub flags: Option<u32>,
     /// A failed open's errno name.
     pub error: Option<String>,
     /// How long a closed descriptor was open.
@@ -39,7 +40,7 @@ struct JsonEvent<'a> {
     ppid: u32,
     tid: Option<u32>,
     comm: &'a str,
-    path: String,
+    path: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     fd: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,6 +59,8 @@ struct JsonEvent<'a> {
 pub struct Output {
     json: bool,
     buffer: Vec<u8>,
+    /// Open flags as their names, made once for each set of flags.
+    flag_names: HashMap<u32, String>,
     /// When the events being written happened (or were read).
     pub time: String,
 }
@@ -67,6 +70,7 @@ impl Output {
         Output {
             json,
             buffer: Vec::with_capacity(64 * 1024),
+            flag_names: HashMap::new(),
             time: String::new(),
         }
     }
@@ -74,6 +78,9 @@ impl Output {
     pub fn write(&mut self, line: &Line) {
         let duration_ms = line.duration.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3);
         let path = line.path.to_string_lossy();
+        let flags = line
+            .flags
+            .map(|f| &**self.flag_names.entry(f).or_insert_with(|| open_flags(f)));
         if self.json {
             let event = JsonEvent {
                 event: line.event,
@@ -82,10 +89,10 @@ impl Output {
                 ppid: line.ppid,
                 tid: line.tid,
                 comm: line.comm,
-                path: path.into_owned(),
+                path: &path,
                 fd: line.fd,
                 from_fd: line.from_fd,
-                flags: line.flags.as_deref(),
+                flags,
                 error: line.error.as_deref(),
                 duration_ms,
                 closed_by: line.closed_by,

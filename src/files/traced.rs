@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::descriptors::{Descriptor, Descriptors};
 use super::ebpf::{self, Filter, KernelEvent, Kind, Tracer};
 use super::follow::Follow;
-use super::output::{Line, Output, open_flags};
+use super::output::{Line, Output};
 use super::{FilesError, STOP, Settings};
 
 const O_CLOEXEC: u32 = 0o2000000;
@@ -150,9 +151,12 @@ fn spawn_watched(
     Ok(child)
 }
 
-/// Kernel time (CLOCK_MONOTONIC) to wall-clock time.
+/// Kernel time (CLOCK_MONOTONIC) to wall-clock time, as text made once
+/// per millisecond (its precision): events come hundreds to the millisecond.
 struct Clock {
     boot_offset: Duration,
+    /// The millisecond last written.
+    written_ms: Option<u128>,
 }
 
 impl Clock {
@@ -169,11 +173,18 @@ impl Clock {
         let monotonic = Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
         Clock {
             boot_offset: wall.saturating_sub(monotonic),
+            written_ms: None,
         }
     }
 
-    fn timestamp(&self, ns: u64) -> String {
-        crate::clock::format(SystemTime::UNIX_EPOCH + self.boot_offset + Duration::from_nanos(ns))
+    /// Makes `text` the time of `ns`.
+    fn write(&mut self, ns: u64, text: &mut String) {
+        let wall = self.boot_offset + Duration::from_nanos(ns);
+        let ms = Some(wall.as_millis());
+        if ms != self.written_ms {
+            self.written_ms = ms;
+            *text = crate::clock::format(SystemTime::UNIX_EPOCH + wall);
+        }
     }
 }
 
@@ -206,16 +217,12 @@ impl Session {
         mut child: Option<Child>,
         end_with_targets: bool,
     ) -> i32 {
-        let mut events = Vec::new();
         let mut exit_status = None;
         let mut last_check = Instant::now();
         loop {
             // Drained every millisecond: the kernel side never wakes us.
             std::thread::sleep(Duration::from_millis(1));
-            tracer.drain(&mut events);
-            for event in events.drain(..) {
-                self.handle(event);
-            }
+            tracer.drain(|event| self.handle(event));
             let lost = tracer.lost();
             if lost > self.lost {
                 eprintln!(
@@ -269,22 +276,23 @@ impl Session {
     }
 
     fn handle(&mut self, e: KernelEvent) {
+        let comm = || String::from_utf8_lossy(e.comm);
         if e.pid == self.me {
             return;
         }
         let at = e.time_ns;
         match e.kind {
             Kind::Fork => {
-                self.known(e.pid, e.ppid, &e.comm);
+                self.known(e.pid, e.ppid, &comm());
                 self.descriptors.fork(e.ppid, e.pid);
             }
             Kind::Exec => {
                 match self.processes.get_mut(&e.pid) {
-                    Some((_, comm)) => *comm = e.comm.clone(),
+                    Some((_, name)) => *name = comm().into_owned(),
                     None => {
                         // A target by --name: what it holds and where it
                         // is, from /proc, as it starts.
-                        self.known(e.pid, e.ppid, &e.comm);
+                        self.known(e.pid, e.ppid, &comm());
                         if let Some(dir) = self.root.as_ref().and_then(|r| r.process(e.pid)) {
                             self.descriptors
                                 .seed(e.pid, dir.descriptors(), dir.read_link("cwd"));
@@ -317,7 +325,7 @@ impl Session {
                 let error = failed.then(|| errno_name(e.ret));
                 self.line(&e, if failed { "error" } else { "open" }, &path, |l| {
                     l.fd = (!failed).then_some(e.fd);
-                    l.flags = Some(open_flags(e.flags));
+                    l.flags = Some(e.flags);
                     l.error = error;
                 });
             }
@@ -348,7 +356,9 @@ impl Session {
                     self.closed(&e, fd, d, None);
                 }
             }
-            Kind::Chdir => self.descriptors.chdir(e.pid, Path::new(&e.path)),
+            Kind::Chdir => self
+                .descriptors
+                .chdir(e.pid, Path::new(OsStr::from_bytes(e.path))),
             Kind::Fchdir => self.descriptors.fchdir(e.pid, e.fd),
         }
     }
@@ -356,14 +366,14 @@ impl Session {
     /// The path an open named, made absolute; as given when the directory
     /// it is relative to is not known.
     fn path(&self, e: &KernelEvent) -> PathBuf {
-        let given = Path::new(&e.path);
+        let given = Path::new(OsStr::from_bytes(e.path));
         self.descriptors
             .resolve(e.pid, e.arg, given)
             .unwrap_or_else(|| given.to_path_buf())
     }
 
     fn wanted(&self, path: &Path) -> bool {
-        self.paths.is_empty() || self.paths.iter().any(|p| path.starts_with(p))
+        self.paths.is_empty() || self.paths.iter().any(|dir| super::under(path, dir))
     }
 
     /// A descriptor closed: reported when it was opened during the watch
@@ -397,7 +407,7 @@ impl Session {
             pid: e.pid,
             ppid,
             tid: Some(e.tid),
-            comm: &e.comm,
+            comm: &String::from_utf8_lossy(e.comm),
             path,
             fd: None,
             from_fd: None,
@@ -407,7 +417,7 @@ impl Session {
             closed_by: None,
         };
         fill(&mut line);
-        self.out.time = self.clock.timestamp(e.time_ns);
+        self.clock.write(e.time_ns, &mut self.out.time);
         self.out.write(&line);
         self.events += 1;
     }
