@@ -157,7 +157,10 @@ impl Follow {
         }
         let running = self.read_process(pid);
         let script = is_script(program);
-        if let Some(f) = self.followed.get_mut(&pid).filter(|f| f.exited.is_none()) {
+        // An exited process too: under load its exit can be read before
+        // the file events it caused, this exec among them. (A pid reused
+        // since was dropped at the new process's fork.)
+        if let Some(f) = self.followed.get_mut(&pid) {
             if std::mem::replace(&mut f.interpreter_next, script) {
                 // The interpreter of the script it was named after.
                 f.interpreter_next = false;
@@ -357,5 +360,21 @@ mod tests {
         follow.exit(101);
         follow.fork(7, 101);
         assert!(follow.lookup(101).is_none());
+    }
+
+    #[test]
+    fn an_exec_read_after_the_exit_still_names_the_process() {
+        let root = ProcRoot::open(Path::new("/proc")).unwrap();
+        let mut follow = Follow::new(root, vec![], None);
+        follow.forks_reported = true;
+        follow.insert(100, 1, 0, "sh".into());
+        // A pid no process has here (above pid_max), so /proc has nothing.
+        let child = 4_194_400;
+        follow.fork(100, child);
+        follow.exec(child);
+        follow.exit(child);
+        // The file events come after: its exec of cat, then its opens.
+        follow.exec_of(child, Path::new("/usr/bin/cat"));
+        assert_eq!(follow.lookup(child).map(|f| f.comm.as_str()), Some("cat"));
     }
 }
