@@ -20,6 +20,12 @@ pub struct Tree {
     by_pid: Vec<(u32, usize)>,
 }
 
+/// The index of `pid` in `by_pid`, (pid, index) pairs sorted by pid.
+fn find(by_pid: &[(u32, usize)], pid: u32) -> Option<usize> {
+    let at = by_pid.binary_search_by_key(&pid, |&(pid, _)| pid).ok()?;
+    Some(by_pid[at].1)
+}
+
 impl Tree {
     /// Links every process to its parent. A process whose parent is gone,
     /// or whose ppid now names a younger process (the pid was reused while
@@ -35,14 +41,10 @@ impl Tree {
         if !by_pid.is_sorted() {
             by_pid.sort_unstable();
         }
-        let index_of = |pid: u32| {
-            let at = by_pid.binary_search_by_key(&pid, |&(pid, _)| pid).ok()?;
-            Some(by_pid[at].1)
-        };
         let mut parent: Vec<Option<usize>> = processes
             .iter()
             .map(|p| {
-                let i = index_of(p.ppid)?;
+                let i = find(&by_pid, p.ppid)?;
                 let candidate = &processes[i];
                 (p.ppid != p.pid && candidate.start_time <= p.start_time).then_some(i)
             })
@@ -80,11 +82,7 @@ impl Tree {
     }
 
     pub fn index_of(&self, pid: u32) -> Option<usize> {
-        let at = self
-            .by_pid
-            .binary_search_by_key(&pid, |&(pid, _)| pid)
-            .ok()?;
-        Some(self.by_pid[at].1)
+        find(&self.by_pid, pid)
     }
 
     pub fn parent(&self, i: usize) -> Option<usize> {
