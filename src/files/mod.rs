@@ -248,9 +248,15 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
+/// Whether `path` is reported under the --path folders `dirs`: any path
+/// when there are none. Both backends ask it of every event.
+fn wanted(dirs: &[PathBuf], path: &Path) -> bool {
+    dirs.is_empty() || dirs.iter().any(|dir| under(path, dir))
+}
+
 /// Whether `path` is `dir` or lies under it, as `Path::starts_with` says
 /// for absolute, normal paths (no `.`, `..` or doubled `/`; psdiff makes
-/// them so), compared as bytes: it runs for every event.
+/// them so), compared as bytes.
 fn under(path: &Path, dir: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let (path, dir) = (path.as_os_str().as_bytes(), dir.as_os_str().as_bytes());
@@ -377,8 +383,7 @@ impl Session {
             if kinds.contains(&Kind::Exec) {
                 self.follow.exec_of(pid, &path);
             }
-            let wanted = self.paths.is_empty() || self.paths.iter().any(|dir| under(&path, dir));
-            if pid == me || !wanted {
+            if pid == me || !wanted(&self.paths, &path) {
                 continue;
             }
             let Some(process) = self.follow.lookup(pid) else {

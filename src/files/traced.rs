@@ -313,7 +313,7 @@ impl Session {
             }
             Kind::Open | Kind::Failed => {
                 let path = self.path(&e);
-                if !self.wanted(&path) {
+                if !super::wanted(&self.paths, &path) {
                     return;
                 }
                 let failed = e.kind == Kind::Failed;
@@ -372,10 +372,6 @@ impl Session {
             .unwrap_or_else(|| given.to_path_buf())
     }
 
-    fn wanted(&self, path: &Path) -> bool {
-        self.paths.is_empty() || self.paths.iter().any(|dir| super::under(path, dir))
-    }
-
     /// A descriptor closed: reported when it was opened during the watch
     /// (what was open before has no open to match) and under --path.
     fn closed(&mut self, e: &KernelEvent, fd: i32, d: Descriptor, by: Option<&'static str>) {
@@ -383,7 +379,7 @@ impl Session {
             return;
         };
         let path = Path::new(&d.path);
-        if !self.wanted(path) {
+        if !super::wanted(&self.paths, path) {
             return;
         }
         let duration = Duration::from_nanos(e.time_ns.saturating_sub(opened));
