@@ -2,6 +2,7 @@
 //! laid out like it).
 
 pub mod access;
+pub mod attest;
 pub mod cgroup;
 pub mod parse;
 mod procdir;
@@ -364,9 +365,20 @@ impl Reader {
             return Some(self.process(stat, Ids::default(), Ids::default()));
         }
         let status = parse::parse_status(dir.read("status", buf)?)?;
-        let cmdline: Box<[u8]> = parse::trim_cmdline(dir.read("cmdline", buf)?).into();
+        // A leader that called pthread_exit is a zombie while its other
+        // threads run on: the process lives in them, so its state, argv
+        // and exe are theirs, never a zombie's nothing.
+        let live_thread = (stat.state == 'Z' && stat.num_threads > 1)
+            .then(|| dir.live_thread(buf))
+            .flatten();
+        let task = match &live_thread {
+            Some((tid, _)) => format!("task/{tid}/"),
+            None => String::new(),
+        };
+        let task = |file: &str| format!("{task}{file}");
+        let cmdline: Box<[u8]> = parse::trim_cmdline(dir.read(&task("cmdline"), buf)?).into();
         let exe = if fields.exe {
-            dir.read_link("exe").map(PathBuf::into_boxed_path)
+            dir.read_link(&task("exe")).map(PathBuf::into_boxed_path)
         } else {
             None
         };
@@ -389,18 +401,22 @@ impl Reader {
         };
         let disguised = if fields.disguise {
             let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
-            dir.disguised(argv0, exe.as_deref())
+            dir.disguised(argv0, exe.as_deref(), &task(""))
         } else {
             None
         };
-        Some(Process {
+        let mut process = Process {
             exe,
             selinux: selinux.map(String::into_boxed_str),
             cgroup,
             disguised,
             cmdline,
             ..self.process(stat, status.uids, status.gids)
-        })
+        };
+        if let Some((_, state)) = live_thread {
+            process.state = state;
+        }
+        Some(process)
     }
 
     /// A process of what its stat and ids say, and nothing more.

@@ -94,6 +94,11 @@ impl ProcDir {
         self.pid
     }
 
+    /// The folder's descriptor, for the readers of this module's folder.
+    pub(super) fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
     /// The whole of `file` (`stat`, `status`, `net/tcp`, ...) in `buf`.
     pub fn read<'b>(&self, file: &str, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
         read_at(&self.fd, file, buf)?;
@@ -170,6 +175,15 @@ impl ProcDir {
         Some(ids)
     }
 
+    /// A thread of the process that has not exited, and its state: what
+    /// a zombie leader's process still runs as.
+    pub fn live_thread(&self, buf: &mut Vec<u8>) -> Option<(u32, char)> {
+        self.thread_ids()?.into_iter().find_map(|tid| {
+            let stat = parse::parse_stat(self.read(&format!("task/{tid}/stat"), buf)?)?;
+            (stat.state != 'Z' && stat.state != 'X').then_some((tid, stat.state))
+        })
+    }
+
     /// The entries of `folder` named by numbers (`fd`, `task`).
     fn numbered_entries<N: std::str::FromStr>(&self, folder: &str) -> Option<Vec<N>> {
         let dir = openat(
@@ -198,13 +212,24 @@ impl ProcDir {
     /// the kernel runs: the path is looked up inside the process's own
     /// root, and the two files compared by device and inode. `None` when
     /// it cannot be told: argv[0] is no absolute path, or the process is
-    /// not ours to look at (psdiff is not root), or gone.
+    /// not ours to look at (psdiff is not root), or gone. A path that
+    /// cannot name a file at all (too long, a loop) names no program that
+    /// runs: it is a disguise, never "cannot tell".
     ///
+    /// Trailing blanks are dropped first, as the printed line drops them.
+    /// The running program's own path in other letter case names it too.
     /// A binary replaced by an upgrade (`PATH (deleted)`) is still the
     /// program argv[0] names when their paths agree; one run from memory
-    /// (`/memfd:x (deleted)`) is not.
-    /// `exe` is the link's target when already read.
-    pub fn disguised(&self, argv0: &[u8], exe: Option<&Path>) -> Option<bool> {
+    /// (`/memfd:x (deleted)`) is not. A script named by its path
+    /// (`/usr/sbin/amavisd-new`) runs as its `#!` interpreter: that is
+    /// the program, not a disguise.
+    /// `exe` is the link's target when already read; `task` is "" or,
+    /// for a zombie leader, a live thread's `task/TID/`, whose `exe` and
+    /// `root` links are read.
+    pub fn disguised(&self, argv0: &[u8], exe: Option<&Path>, task: &str) -> Option<bool> {
+        let exe_link = format!("{task}exe");
+        let exe_link = exe_link.as_str();
+        let argv0 = argv0.trim_ascii_end();
         if argv0.first() != Some(&b'/') {
             return None;
         }
@@ -212,12 +237,17 @@ impl ProcDir {
         let exe = match exe {
             Some(exe) => exe,
             None => {
-                read = self.read_link("exe")?;
+                read = self.read_link(exe_link)?;
                 &read
             }
         };
-        // The common case: run by the path it names.
-        if exe.as_os_str().as_encoded_bytes() == argv0 {
+        // The common case: run by the path it names; or by that path in
+        // capitals, as cron titles its per-job child `/usr/sbin/CRON`.
+        if exe
+            .as_os_str()
+            .as_encoded_bytes()
+            .eq_ignore_ascii_case(argv0)
+        {
             return Some(false);
         }
         let exe = exe.to_str()?;
@@ -226,17 +256,15 @@ impl ProcDir {
             let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
             return Some(argv0 != former && base(argv0) != base(former));
         }
-        let running = fstatat(&self.fd, "exe", AtFlags::empty()).ok()?;
+        let running = fstatat(&self.fd, exe_link, AtFlags::empty()).ok()?;
+        let running = (running.st_dev, running.st_ino);
         let root = openat(
             &self.fd,
-            "root",
+            format!("{task}root").as_str(),
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
         .ok()?;
-        let how = OpenHow::new()
-            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT);
         // A title set over argv (`/usr/bin/redis-server 127.0.0.1:6379`,
         // `/usr/sbin/zabbix_agentd: collector`) names its program in its
         // first word.
@@ -245,25 +273,87 @@ impl ProcDir {
             .next()
             .map(|w| w.strip_suffix(b":").unwrap_or(w))
             .filter(|w| w.len() < argv0.len());
-        let missing = |e| matches!(e, nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR);
-        let named = match openat2(&root, argv0, how) {
-            Ok(fd) => fd,
-            Err(e) if missing(e) => match first_word.map(|w| openat2(&root, w, how)) {
-                Some(Ok(fd)) => fd,
-                Some(Err(e)) if !missing(e) => return None,
+        use nix::errno::Errno;
+        let named = match open_in_root(&root, argv0) {
+            Ok(file) => file,
+            Err(Errno::ENOENT | Errno::ENOTDIR) => match first_word.map(|w| open_in_root(&root, w))
+            {
+                Some(Ok(file)) => file,
+                Some(Err(Errno::EACCES | Errno::EPERM)) => return None,
                 _ => return Some(true),
             },
-            Err(_) => return None,
+            Err(Errno::EACCES | Errno::EPERM) => return None,
+            Err(_) => return Some(true),
         };
-        let named = nix::sys::stat::fstat(&named).ok()?;
-        Some((named.st_dev, named.st_ino) != (running.st_dev, running.st_ino))
+        let stat = nix::sys::stat::fstat(&named).ok()?;
+        if (stat.st_dev, stat.st_ino) == running {
+            return Some(false);
+        }
+        Some(!interpreted_by(&root, &named, running))
     }
 
-    /// Whether descriptor `fd` is a regular file (what it points to, not
+    /// Whether descriptor `fd` is a regular file    /// Whether descriptor `fd` is a regular file (what it points to, not
     /// the link).
     pub fn is_regular_file(&self, fd: i32) -> bool {
         fstatat(&self.fd, format!("fd/{fd}").as_str(), AtFlags::empty())
             .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG)
+    }
+}
+
+/// Opens `path` (as an `O_PATH` handle: nothing is read, no device is
+/// opened) as the process with root `root` sees it.
+fn open_in_root(root: &OwnedFd, path: &[u8]) -> nix::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT);
+    openat2(root, path, how)
+}
+
+/// Whether `script` is a regular file starting `#!INTERPRETER` (or
+/// `#!/usr/bin/env NAME`) whose interpreter is the file `running`
+/// (device, inode) in the process's root.
+fn interpreted_by(root: &OwnedFd, script: &OwnedFd, running: (u64, u64)) -> bool {
+    use std::io::Read;
+    let regular = nix::sys::stat::fstat(script)
+        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG);
+    if !regular {
+        return false;
+    }
+    // Only a regular file is opened to be read, through its handle.
+    use std::os::fd::AsRawFd;
+    let Ok(mut file) = std::fs::File::open(format!("/proc/self/fd/{}", script.as_raw_fd())) else {
+        return false;
+    };
+    let mut head = [0u8; 256];
+    let Ok(n) = file.read(&mut head) else {
+        return false;
+    };
+    let Some(line) = head[..n].strip_prefix(b"#!") else {
+        return false;
+    };
+    let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+    let mut words = line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty());
+    let Some(interpreter) = words.next() else {
+        return false;
+    };
+    let is_running = |path: &[u8]| {
+        open_in_root(root, path)
+            .ok()
+            .and_then(|fd| nix::sys::stat::fstat(&fd).ok())
+            .is_some_and(|st| (st.st_dev, st.st_ino) == running)
+    };
+    if is_running(interpreter) {
+        return true;
+    }
+    // `#!/usr/bin/env perl`: the program env finds in the system's PATH.
+    let env = interpreter.rsplit(|&b| b == b'/').next() == Some(b"env");
+    match words.next() {
+        Some(name) if env && !name.contains(&b'/') => ["/usr/local/bin/", "/usr/bin/", "/bin/"]
+            .iter()
+            .any(|dir| is_running(&[dir.as_bytes(), name].concat())),
+        _ => false,
     }
 }
 
