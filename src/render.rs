@@ -75,9 +75,16 @@ pub fn cmdline(process: &Process) -> String {
     let text = printable(&joined);
     let trimmed = text.trim_end_matches(' ');
     if trimmed.is_empty() {
-        format!("[{}]", printable(&process.comm))
-    } else {
+        return format!("[{}]", printable(&process.comm));
+    }
+    // Leading blanks would read as indent, a line deeper in the tree than
+    // its process: each is shown as `?`, as a control character is.
+    let body = trimmed.trim_start_matches(' ');
+    let lead = trimmed.len() - body.len();
+    if lead == 0 {
         trimmed.to_string()
+    } else {
+        format!("{}{body}", "?".repeat(lead))
     }
 }
 
@@ -99,6 +106,7 @@ pub fn visible(c: char) -> char {
         c,
         '\u{200b}'..='\u{200f}'   // zero-width space, joiners, LRM, RLM
             | '\u{202a}'..='\u{202e}' // bidi embeddings and overrides
+            | '\u{2028}'..='\u{2029}' // line and paragraph separators
             | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
             | '\u{2066}'..='\u{2069}' // bidi isolates
             | '\u{061c}'               // Arabic letter mark
@@ -148,5 +156,16 @@ mod tests {
             printable("/usr/sbin/\u{202e}dhss\u{200b}x".as_bytes()),
             "/usr/sbin/?dhss?x"
         );
+        assert_eq!(printable("a\u{2028}b\u{2029}".as_bytes()), "a?b?");
+    }
+
+    /// A title cannot start with blanks that read as a deeper line.
+    #[test]
+    fn leading_blanks_show_as_marks() {
+        let mut p = crate::snapshot::test_process(7, 1);
+        p.cmdline = b"   INIT\0x".to_vec().into();
+        let text = line(2, &cmdline(&p), "mallory");
+        assert_eq!(text, "    ???INIT x  {user=mallory}");
+        assert_eq!(parse_line(&text).unwrap().depth, 2);
     }
 }
