@@ -185,6 +185,18 @@ fn identity(out: &mut String, process: &Process, host: &Host) {
             "  disguised argv[0] names another program than the one running"
         );
     }
+    if process.uids.real != process.uids.effective {
+        let _ = writeln!(
+            out,
+            "  setuid   runs as uid {} for uid {}: no rule that hides takes its user",
+            process.uids.effective, process.uids.real
+        );
+    }
+    if process.exe.is_some() {
+        for doubt in host.doubts(process) {
+            let _ = writeln!(out, "  doubted  {doubt}: no rule that hides takes its exe");
+        }
+    }
 }
 
 fn human(age: Duration) -> String {

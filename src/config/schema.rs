@@ -229,6 +229,8 @@ pub struct MatchDef {
     pub disguised: Option<bool>,
     /// Part of the running of psdiff itself (`crate::invocation`).
     pub invocation: Option<bool>,
+    /// Started less than this long ago (`90s`, `5m`).
+    pub younger_than: Option<Spanned<String>>,
     /// Conditions on the parent process.
     pub parent: Option<Box<MatchDef>>,
 }

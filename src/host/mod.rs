@@ -13,7 +13,8 @@ mod timers;
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 
-use crate::snapshot::ContainerId;
+use crate::snapshot::attest::{Attestor, Doubt};
+use crate::snapshot::{ContainerId, Process};
 pub use logins::Logins;
 
 pub struct Host {
@@ -24,6 +25,8 @@ pub struct Host {
     logins: OnceCell<Logins>,
     timer_units: OnceCell<std::collections::HashSet<String>>,
     container_names: OnceCell<containers::Names>,
+    attestor: OnceCell<Option<Attestor>>,
+    uptime_ticks: OnceCell<Option<u64>>,
 }
 
 impl Host {
@@ -49,6 +52,8 @@ impl Host {
             logins: OnceCell::new(),
             timer_units: OnceCell::new(),
             container_names: OnceCell::new(),
+            attestor: OnceCell::new(),
+            uptime_ticks: OnceCell::new(),
         }
     }
 
@@ -73,6 +78,40 @@ impl Host {
             .and_then(|r| r.process(pid))
             .map(|dir| crate::invocation::standard_pipes(&dir))
             .unwrap_or_default()
+    }
+
+    /// Whether its processes can be looked at beyond what their files
+    /// say: a real proc file system, not a test's synthetic tree.
+    pub fn attests(&self) -> bool {
+        self.attestor().is_some()
+    }
+
+    fn attestor(&self) -> Option<&Attestor> {
+        self.attestor
+            .get_or_init(|| Attestor::new(self.local_proc.as_deref().unwrap_or(Path::new("/proc"))))
+            .as_ref()
+    }
+
+    /// Why the executable /proc names for `process` may not be what it
+    /// runs (`snapshot::attest`); none on a tree that is no proc file
+    /// system, whose word is all there is.
+    pub fn doubts(&self, process: &Process) -> Vec<Doubt> {
+        match (self.attestor(), process.exe_path()) {
+            (None, _) => Vec::new(),
+            (Some(_), None) => vec![Doubt::CannotTell],
+            (Some(a), Some(exe)) => a.doubts(process.pid, process.start_time, exe),
+        }
+    }
+
+    /// The time since boot in clock ticks, as process start times count
+    /// it, read once; `None` where the proc tree has no `uptime`.
+    pub fn uptime_ticks(&self) -> Option<u64> {
+        *self.uptime_ticks.get_or_init(|| {
+            use procfs::FromRead;
+            let proc = self.local_proc.as_deref().unwrap_or(Path::new("/proc"));
+            let uptime = procfs::Uptime::from_file(proc.join("uptime")).ok()?;
+            Some((uptime.uptime * procfs::ticks_per_second() as f64) as u64)
+        })
     }
 
     pub fn logins(&self) -> &Logins {

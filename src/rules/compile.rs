@@ -31,7 +31,12 @@ fn compile(located: &Located<RuleDef>, users: &UserNames) -> Result<Rule, Config
         ));
     }
     let kind = def.action;
+    let hides = matches!(
+        kind,
+        ActionKind::Hide | ActionKind::HideTree | ActionKind::HideChildren | ActionKind::Once
+    );
     let selector = match &def.matcher {
+        Some(m) if !m.is_empty() && hides => Selector::compile(m, users, &fail)?.into_strict(),
         Some(m) if !m.is_empty() => Selector::compile(m, users, &fail)?,
         _ => {
             return Err(fail(

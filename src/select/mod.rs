@@ -21,6 +21,7 @@ use crate::config::ConfigError;
 use crate::config::schema::{Globs, MatchDef};
 use crate::host::Host;
 use crate::render;
+use crate::snapshot::attest::Doubt;
 use crate::snapshot::{Cgroup, ContainerId, Fields, Process, UserNames};
 pub use names::{basename, names};
 
@@ -91,6 +92,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "true when it runs only to run psdiff (the invoker's shells, pipeline partners)",
     ),
     (
+        "younger_than",
+        "a time (90s, 5m, 1h): the process started less than that long ago, by the kernel's clock",
+    ),
+    (
         "parent",
         "a table of these keys that the parent process must match",
     ),
@@ -156,7 +161,13 @@ pub struct Selector {
     pub timer_job: Option<bool>,
     pub disguised: Option<bool>,
     pub invocation: Option<bool>,
+    pub younger_than: Option<std::time::Duration>,
     pub parent: Option<Box<Selector>>,
+    /// Whether the selector picks what is hidden: then it takes no name
+    /// of a process whose disguise cannot be told, no executable the
+    /// host does not attest (`Population::doubts`), and no user or group
+    /// borrowed through a setuid or setgid file. See `matches`.
+    pub strict: bool,
 }
 
 /// Compiled globs; any may match. Plain names (most of them) are
@@ -271,6 +282,8 @@ pub struct Population<'a> {
     /// itself too, as most rule sets never ask.
     names: OnceCell<Vec<OnceCell<Vec<String>>>>,
     invocation: OnceCell<HashSet<usize>>,
+    /// Why each executable may not be what the host runs, when asked.
+    doubts: OnceCell<Vec<OnceCell<Vec<Doubt>>>>,
     occupied_sessions: OnceCell<HashSet<String>>,
     /// The processes answering to each name and running each exe, in
     /// index order: what `candidates` narrows to.
@@ -288,6 +301,7 @@ impl<'a> Population<'a> {
             host,
             names: OnceCell::new(),
             invocation: OnceCell::new(),
+            doubts: OnceCell::new(),
             occupied_sessions: OnceCell::new(),
             by_name: OnceCell::new(),
             by_exe: OnceCell::new(),
@@ -349,6 +363,14 @@ impl<'a> Population<'a> {
             ),
             _ => all(),
         }
+    }
+
+    /// Why the executable /proc names for process `i` may not be what
+    /// it runs (`snapshot::attest`), looked at when first asked.
+    pub fn doubts(&self, i: usize) -> &[Doubt] {
+        self.doubts
+            .get_or_init(|| (0..self.processes.len()).map(|_| OnceCell::new()).collect())[i]
+            .get_or_init(|| self.host.doubts(&self.processes[i]))
     }
 
     /// Whether the process runs only to run psdiff (`crate::invocation`).
@@ -468,12 +490,46 @@ impl Selector {
             timer_job: def.timer_job,
             disguised: def.disguised,
             invocation: def.invocation,
+            younger_than: def
+                .younger_than
+                .as_ref()
+                .map(|t| {
+                    humantime::parse_duration(t.get_ref()).map_err(|e| {
+                        fail(
+                            Some(t.span()),
+                            format!(
+                                "match.younger_than {:?} is not a time ({e}); write 90s, 5m or 1h",
+                                t.get_ref()
+                            ),
+                        )
+                    })
+                })
+                .transpose()?,
             parent: def
                 .parent
                 .as_deref()
                 .map(|p| Selector::compile(p, users, fail).map(Box::new))
                 .transpose()?,
+            strict: false,
         })
+    }
+
+    /// This selector, and its parent's, as a rule that hides needs them
+    /// (`strict`).
+    pub fn into_strict(mut self) -> Selector {
+        self.strict = true;
+        self.parent = self.parent.map(|p| Box::new(p.into_strict()));
+        self
+    }
+
+    /// Whether it names its processes by anything a user chooses: comm,
+    /// argv, cmdline.
+    pub fn by_name(&self) -> bool {
+        self.comm.is_some()
+            || self.argv0.is_some()
+            || matches!(self.command, Some(Command::Name(_)))
+            || self.cmdline.is_some()
+            || !self.cmdline_prefix.is_empty()
     }
 
     /// The keys this selector tests, in the table's order, for `explain`
@@ -502,7 +558,9 @@ impl Selector {
             timer_job,
             disguised,
             invocation,
+            younger_than,
             parent,
+            strict: _,
         } = self;
         [
             ("pid", pid.is_some()),
@@ -527,6 +585,7 @@ impl Selector {
             ("timer_job", timer_job.is_some()),
             ("disguised", disguised.is_some()),
             ("invocation", invocation.is_some()),
+            ("younger_than", younger_than.is_some()),
             ("parent", parent.is_some()),
         ]
         .into_iter()
@@ -585,15 +644,23 @@ impl Selector {
                 || self.invocation.is_some(),
             selinux: self.selinux.is_some() || self.selinux_domain.is_some(),
             cgroup,
-            disguise: self.disguised.is_some() || matches!(self.command, Some(Command::Name(_))),
+            // A name is taken only from a process known not to be
+            // disguised.
+            disguise: self.disguised.is_some() || self.by_name(),
         }
         .union(parent)
     }
 
+    /// Whether process `i` meets every condition. A name (comm, argv,
+    /// cmdline) is never taken from a process whose argv[0] names another
+    /// program than it runs; a strict selector (a rule that hides) also
+    /// takes none where that cannot be told, and trusts an executable,
+    /// user or group only as far as `trusted` says.
     pub fn matches(&self, subjects: &(impl Subjects + ?Sized), i: usize) -> bool {
         let population = subjects.population();
         let process = &population.processes[i];
-        self.pid.is_none_or(|pid| process.pid == pid)
+        (!self.by_name() || names_are_its_own(process, self.strict && population.host.attests()))
+            && self.pid.is_none_or(|pid| process.pid == pid)
             && self
                 .kernel_thread
                 .is_none_or(|k| process.kernel_thread == k)
@@ -656,12 +723,56 @@ impl Selector {
                 .invocation
                 .is_none_or(|v| population.invocation(i) == v)
             && self.matches_cgroup(population, process)
+            && self.younger_than.is_none_or(|limit| {
+                let (Some(now), Some(tps)) = (population.host.uptime_ticks(), ticks_per_second())
+                else {
+                    return false;
+                };
+                let age = now.saturating_sub(process.start_time);
+                (age as u128) * 1000 < limit.as_millis() * tps as u128
+            })
             && self.parent.as_ref().is_none_or(|sel| {
                 population
                     .parent(i)
                     .is_some_and(|p| sel.matches(subjects, p))
             })
+            // Last: it may read /proc, so only for what matched otherwise.
+            && (!self.strict || self.trusted(population, i))
     }
+
+    /// Whether a strict selector may take process `i` at what its
+    /// conditions on the executable, user and group saw: the executable
+    /// is the host's file with no code slipped in (`Population::doubts`),
+    /// and the user and group are the process's own, not lent by a
+    /// setuid or setgid file it runs (`passwd` titled like a daemon).
+    fn trusted(&self, population: &Population, i: usize) -> bool {
+        let process = &population.processes[i];
+        let by_exe = self.exe.is_some() || matches!(self.command, Some(Command::Exe(_)));
+        (self.user.is_none() || process.uids.real == process.uids.effective)
+            && (self.group.is_none() || process.gids.real == process.gids.effective)
+            && (!by_exe || population.doubts(i).is_empty())
+    }
+}
+
+/// Whether a process's comm and argv may be taken as naming it: not when
+/// argv[0] names another program than it runs, and, for a strict
+/// selector, not when an absolute argv[0] could not be told either way.
+fn names_are_its_own(process: &Process, strict: bool) -> bool {
+    match process.disguised {
+        Some(disguised) => !disguised,
+        None => {
+            !strict
+                || process
+                    .argv()
+                    .next()
+                    .is_none_or(|argv0| argv0.trim_ascii_end().first() != Some(&b'/'))
+        }
+    }
+}
+
+/// The kernel's clock ticks per second, as process start times count.
+fn ticks_per_second() -> Option<u64> {
+    Some(procfs::ticks_per_second()).filter(|&t| t > 0)
 }
 
 impl Selector {
