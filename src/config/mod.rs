@@ -141,8 +141,17 @@ pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
         config.append(parsed);
     }
     if use_defaults {
+        // A rule of the operator's named like a built-in one takes its
+        // place: the way to change a built-in bound or list.
         let defaults = parse(DEFAULTS_NAME, DEFAULTS_TOML)?;
-        config.rules.extend(defaults.rules);
+        let taken: std::collections::HashSet<String> =
+            config.rules.iter().map(|r| r.def.name.clone()).collect();
+        config.rules.extend(
+            defaults
+                .rules
+                .into_iter()
+                .filter(|r| !taken.contains(&r.def.name)),
+        );
         config.sources.push(defaults.source);
     }
     config.files = files;
