@@ -224,3 +224,83 @@ pub fn started(cmd: &mut Command) -> (Child, String) {
         .unwrap();
     (child, line)
 }
+
+/// The real Zabbix agent with the shipped UserParameter file
+/// (`zabbix_agentd -t KEY` runs an item as the agent does).
+pub struct ZabbixAgent {
+    dir: TempDir,
+}
+
+impl ZabbixAgent {
+    pub fn new() -> ZabbixAgent {
+        if Command::new("zabbix_agentd").arg("-V").output().is_err() {
+            skip("zabbix_agentd (Debian package zabbix-agent)");
+        }
+        let dir = TempDir::new("zabbix");
+        // The shipped file, with psdiff run directly (the agent runs as
+        // root here; the live Debian suite runs it through sudo) so that
+        // the test's tree and baseline reach it.
+        let shipped = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/zabbix/userparameter_psdiff.conf"),
+        )
+        .unwrap();
+        let params = dir.path().join("userparameter_psdiff.conf");
+        std::fs::write(
+            &params,
+            shipped.replace("sudo -n /usr/bin/psdiff", env!("CARGO_BIN_EXE_psdiff")),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("agent.conf"),
+            format!(
+                "LogType=console\nAllowRoot=1\nInclude={}\n",
+                params.display()
+            ),
+        )
+        .unwrap();
+        ZabbixAgent { dir }
+    }
+
+    /// The item's value over the proc tree `proc` (a fixture, with the
+    /// fixtures' passwd file).
+    pub fn item(&self, key: &str, proc: &Path) -> String {
+        self.item_with(
+            key,
+            &[
+                ("PSDIFF_PROC_ROOT", proc.as_os_str()),
+                ("PSDIFF_PASSWD", fixtures().join("passwd").as_os_str()),
+            ],
+        )
+    }
+
+    /// The item's value as the agent reports it (`KEY [t|VALUE]`), with
+    /// psdiff's built-in rules, this agent's baseline, and `env`.
+    pub fn item_with(&self, key: &str, env: &[(&str, &std::ffi::OsStr)]) -> String {
+        let bin = Path::new(env!("CARGO_BIN_EXE_psdiff")).parent().unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new("zabbix_agentd")
+            .arg("-c")
+            .arg(self.dir.path().join("agent.conf"))
+            .args(["-t", key])
+            .env("PATH", path)
+            .env("PSDIFF_CONFIG", "/dev/null")
+            .env("PSDIFF_DB", self.db())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let text = stdout(&out);
+        let value = text
+            .split_once("[t|")
+            .unwrap_or_else(|| panic!("no value for {key}: {text} {}", stderr(&out)))
+            .1;
+        value.trim_end().strip_suffix(']').unwrap().to_string()
+    }
+
+    pub fn db(&self) -> std::path::PathBuf {
+        self.dir.path().join("psdiff.db")
+    }
+}

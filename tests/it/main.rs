@@ -25,6 +25,7 @@ mod debian;
 mod docs;
 mod dump;
 mod errors;
+mod evasions;
 mod explain;
 mod files;
 mod hostile;
@@ -87,6 +88,7 @@ fn main() -> std::process::ExitCode {
         docs::tests(),
         dump::tests(),
         errors::tests(),
+        evasions::tests(),
         explain::tests(),
         files::tests(),
         hostile::tests(),

@@ -620,7 +620,7 @@ fn diff_check_and_metrics_agree_with_the_commands() {
     let config = dir.path().join("psdiff.toml");
     std::fs::write(
         &config,
-        "[[check]]\nname = \"cron\"\nmatch = { comm = \"cron\" }\ncrit = \"3:\"\n\n[[check]]\nname = \"sshd\"\nmatch = { comm = \"sshd\" }\ncount = \"1-\"\n",
+        "[[check]]\nname = \"cron\"\nmatch = { comm = \"cron\" }\ncrit = \"5:\"\n\n[[check]]\nname = \"sshd\"\nmatch = { comm = \"sshd\" }\ncount = \"1-\"\n",
     )
     .unwrap();
     let db = dir.path().join("psdiff.db");

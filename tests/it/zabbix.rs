@@ -2,77 +2,9 @@
 //! (`zabbix_agentd -t KEY` runs an item as the agent does).
 
 use crate::common::*;
-use std::path::Path;
-use std::process::Command;
-
-struct Agent {
-    dir: TempDir,
-}
-
-impl Agent {
-    fn new() -> Option<Agent> {
-        if Command::new("zabbix_agentd").arg("-V").output().is_err() {
-            skip("zabbix_agentd (Debian package zabbix-agent)");
-        }
-        let dir = TempDir::new("zabbix");
-        // The shipped file, with psdiff run directly (the agent runs as
-        // root here; the live Debian suite runs it through sudo) so that
-        // the test's tree and baseline reach it.
-        let shipped = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/zabbix/userparameter_psdiff.conf"),
-        )
-        .unwrap();
-        let params = dir.path().join("userparameter_psdiff.conf");
-        std::fs::write(
-            &params,
-            shipped.replace("sudo -n /usr/bin/psdiff", env!("CARGO_BIN_EXE_psdiff")),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("agent.conf"),
-            format!(
-                "LogType=console\nAllowRoot=1\nInclude={}\n",
-                params.display()
-            ),
-        )
-        .unwrap();
-        Some(Agent { dir })
-    }
-
-    /// The item's value as the agent reports it: `KEY [t|VALUE]`.
-    fn item(&self, key: &str, proc: &Path) -> String {
-        let bin = Path::new(env!("CARGO_BIN_EXE_psdiff")).parent().unwrap();
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let out = Command::new("zabbix_agentd")
-            .arg("-c")
-            .arg(self.dir.path().join("agent.conf"))
-            .args(["-t", key])
-            .env("PATH", path)
-            .env("PSDIFF_CONFIG", "/dev/null")
-            .env("PSDIFF_DB", self.db())
-            .env("PSDIFF_PROC_ROOT", proc)
-            .env("PSDIFF_PASSWD", fixtures().join("passwd"))
-            .output()
-            .unwrap();
-        let text = stdout(&out);
-        let value = text
-            .split_once("[t|")
-            .unwrap_or_else(|| panic!("no value for {key}: {text} {}", stderr(&out)))
-            .1;
-        value.trim_end().strip_suffix(']').unwrap().to_string()
-    }
-
-    fn db(&self) -> std::path::PathBuf {
-        self.dir.path().join("psdiff.db")
-    }
-}
 
 fn zabbix_items_report_missing_and_extra() {
-    let Some(agent) = Agent::new() else { return };
+    let agent = ZabbixAgent::new();
     let tree = fixtures().join("defaults/proc");
 
     // No baseline yet: the missing item is not empty, so the trigger fires.

@@ -1,0 +1,306 @@
+//! Issue 24's evasions, each made by an unprivileged user (nobody, through
+//! setpriv) against the real binary and the shipped rules, with a
+//! baseline written before the attack: the miner must be in
+//! `show-extra --retry`, asked directly and through the real Zabbix agent.
+//! Each hole is tried with the next variation a careful attacker would
+//! use.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::common::*;
+
+/// A work folder nobody may read and run from, with the helpers built in
+/// it, and a baseline of the machine as it is before the attack.
+struct Attack {
+    work: TempDir,
+    agent: ZabbixAgent,
+    config: PathBuf,
+    held: Vec<Child>,
+}
+
+impl Attack {
+    /// With the built-in rules and, before them, `rules` (TOML).
+    fn new(tag: &str, rules: &str) -> Attack {
+        need_root();
+        need_live();
+        need_file("/usr/bin/setpriv", "util-linux");
+        let work = TempDir::new(tag);
+        std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        build_helper(work.path(), "evader");
+        let preload = work.path().join("evader.so");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/evader.c");
+        let built = Command::new("cc")
+            .args(["-O", "-shared", "-fPIC", "-DPRELOAD", "-o"])
+            .arg(&preload)
+            .arg(&src)
+            .status()
+            .unwrap();
+        assert!(built.success(), "cc failed to build the preload library");
+        // The attacker's own files, as they would be.
+        for helper in [&preload, &work.path().join("evader")] {
+            std::os::unix::fs::chown(helper, Some(65534), Some(65534)).unwrap();
+        }
+        let config = work.path().join("psdiff.toml");
+        std::fs::write(&config, rules).unwrap();
+        let agent = ZabbixAgent::new();
+        let attack = Attack {
+            work,
+            agent,
+            config,
+            held: Vec::new(),
+        };
+        let (code, _, err) = run(attack.psdiff().arg("write"));
+        assert_eq!(code, 0, "{err}");
+        attack
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.work.path().join(name).display().to_string()
+    }
+
+    fn psdiff(&self) -> Command {
+        let mut cmd = psdiff();
+        cmd.env("PSDIFF_CONFIG", &self.config)
+            .env("PSDIFF_DB", self.agent.db());
+        cmd
+    }
+
+    /// Runs `script` with bash as nobody, its stdin a pipe held open,
+    /// and waits until its processes are in place.
+    fn start(&mut self, script: &str) {
+        let child = as_nobody(&["bash", "-c", script])
+            .current_dir(self.work.path())
+            .env("WORK", self.work.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.held.push(child);
+        std::thread::sleep(Duration::from_millis(700));
+    }
+
+    /// What `show-extra --retry` says, directly and through the agent
+    /// (the same, but for the order of concurrent tests' processes).
+    fn extra(&self) -> (String, String) {
+        let (_, direct, err) = run(self.psdiff().args(["show-extra", "--retry"]));
+        assert!(err.is_empty(), "{err}");
+        let config = self.config.as_os_str();
+        let agent = self
+            .agent
+            .item_with("psdiff.extra", &[("PSDIFF_CONFIG", config)]);
+        (direct, agent)
+    }
+
+    /// Asserts that a line with `text` is extra, both ways, and returns
+    /// the direct output.
+    fn assert_extra(&self, text: &str) -> String {
+        let (direct, agent) = self.extra();
+        assert!(direct.contains(text), "{text:?} is not extra:\n{direct}");
+        assert!(
+            agent.contains(text),
+            "{text:?} is not extra through the agent:\n{agent}"
+        );
+        direct
+    }
+
+    fn explain(&self, pid: u32) -> String {
+        let (_, out, _) = run(self.psdiff().args(["explain", &pid.to_string()]));
+        out
+    }
+}
+
+impl Drop for Attack {
+    fn drop(&mut self) {
+        // Every process of nobody's that this test started.
+        for child in &mut self.held {
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-s", &child.id().to_string()])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The pid of nobody's process whose cmdline is exactly `cmdline`.
+fn pid_of(cmdline: &str) -> u32 {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let argv = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&argv).replace('\0', " ");
+        if text.trim_end() == cmdline {
+            return pid;
+        }
+    }
+    panic!("no process {cmdline:?}");
+}
+
+/// A setuid-root program (passwd, blocked reading the password) titled
+/// like a daemon a built-in rule hides the tree of: its euid is root,
+/// its title the daemon's; the miner it forked before the exec is shown.
+/// Next: the title padded with 300 blanks, so that the lookup of argv[0]
+/// fails; and su instead of passwd.
+fn a_setuid_parent_titled_like_a_daemon_hides_nothing() {
+    need_file("/usr/bin/passwd", "passwd");
+    let mut attack = Attack::new("setuid-parent", "");
+    let pad = " ".repeat(300);
+    attack.start("sleep 6011 & exec -a /usr/libexec/fwupd/fwupd passwd");
+    attack.start(&format!(
+        r#"
+sleep 6012 & exec -a "/usr/libexec/fwupd/fwupd{pad}" passwd
+"#
+    ));
+    attack.start(
+        r#"
+sleep 6013 & exec -a "/usr/bin/python3 /usr/bin/salt-minion" passwd
+"#,
+    );
+    let out = attack.assert_extra("sleep 6011  {user=nobody}");
+    attack.assert_extra("sleep 6012  {user=nobody}");
+    attack.assert_extra("sleep 6013  {user=nobody}");
+    assert!(
+        out.contains("/usr/libexec/fwupd/fwupd (running /usr/bin/passwd)  {user=root}"),
+        "{out}"
+    );
+    // The padded title is a disguise too, marked though the blanks go.
+    assert_eq!(
+        out.matches("/usr/libexec/fwupd/fwupd (running /usr/bin/passwd)")
+            .count(),
+        2,
+        "{out}"
+    );
+    let story = attack.explain(pid_of("sleep 6011"));
+    assert!(
+        story.contains("shown    no visibility rule applies"),
+        "{story}"
+    );
+}
+
+/// A process whose main thread called pthread_exit reads as a zombie
+/// (state Z) while its worker thread runs: it is shown, named by its
+/// live thread's argv. Next: the same under a name that a hiding rule
+/// knows.
+fn a_zombie_leader_with_a_live_thread_is_shown() {
+    let mut attack = Attack::new("zombie-leader", "");
+    let evader = attack.path("evader");
+    attack.start(&format!("exec {evader} zombie-leader"));
+    attack.start(&format!(
+        "exec -a /usr/libexec/fwupd/fwupd {evader} zombie-leader"
+    ));
+    let pid = pid_of_stat_z();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("State:\tZ (zombie)"), "{status}");
+    attack.assert_extra(&format!("{evader} zombie-leader  {{user=nobody}}"));
+    attack.assert_extra(&format!(
+        "/usr/libexec/fwupd/fwupd zombie-leader (running {evader})  {{user=nobody}}"
+    ));
+}
+
+/// A process of nobody's in state Z with more than one thread.
+fn pid_of_stat_z() -> u32 {
+    for _ in 0..50 {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            if status.contains("State:\tZ")
+                && status.contains("Uid:\t65534")
+                && !status.contains("Threads:\t1\n")
+            {
+                return entry.file_name().to_string_lossy().parse().unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no zombie leader of nobody's");
+}
+
+/// An operator's rule hides nobody's sleep by its executable and user.
+/// The host's /usr/bin/sleep with a preloaded library (whose constructor
+/// is the miner), and a miner bind-mounted over /usr/bin/sleep in a user
+/// namespace of nobody's own (so /proc/PID/exe still reads
+/// /usr/bin/sleep), are not that program: both are shown, and explain
+/// says why. Next: LD_AUDIT instead of LD_PRELOAD, and the preloaded
+/// library removed once it is loaded.
+fn a_spoofed_executable_satisfies_no_hiding_rule() {
+    let rules = r#"
+[[rule]]
+name = "nobody-sleeps"
+match = { exe = "/usr/bin/sleep", user = "nobody" }
+action = "hide-tree"
+"#;
+    let mut attack = Attack::new("spoofed-exe", rules);
+    let (evader, preload) = (attack.path("evader"), attack.path("evader.so"));
+    attack.start("exec sleep 6020");
+    attack.start(&format!("LD_PRELOAD={preload} exec sleep 6021"));
+    attack.start(&format!(
+        "exec unshare -Urm sh -c 'mount --bind {evader} /usr/bin/sleep && exec /usr/bin/sleep 6022'"
+    ));
+    attack.start(&format!("LD_AUDIT={preload} exec sleep 6023"));
+    attack.start(&format!(
+        "cp {preload} $WORK/gone.so && (sleep 0.3; rm $WORK/gone.so) & LD_PRELOAD=$WORK/gone.so exec sleep 6024"
+    ));
+    let (direct, _) = attack.extra();
+    assert!(
+        !direct.contains("sleep 6020"),
+        "the operator's rule hides the real thing: {direct}"
+    );
+    for n in 6021..=6024 {
+        attack.assert_extra(&format!("sleep {n}  {{user=nobody}}"));
+    }
+    let preloaded = attack.explain(pid_of("sleep 6021"));
+    assert!(
+        preloaded.contains("its environment sets LD_PRELOAD")
+            && preloaded.contains("evader.so, which a user could have written"),
+        "{preloaded}"
+    );
+    let mounted = attack.explain(pid_of("/usr/bin/sleep 6022"));
+    assert!(
+        mounted.contains("runs in a user namespace a user made")
+            && mounted.contains("the file it runs is not the host's /usr/bin/sleep"),
+        "{mounted}"
+    );
+}
+
+/// Titles cannot shed the mark of a disguise or pass for another line:
+/// a rewrite that matches by name (the built-in amavisd rule) does not
+/// cut `(running EXE)` off, leading blanks do not read as indent, and
+/// U+2028 does not split a line. A Perl daemon titled with its own
+/// script's path is that program, not a disguise.
+fn titles_cannot_pass_for_another_line() {
+    need_file("/usr/bin/perl", "perl");
+    let mut attack = Attack::new("titles", "");
+    attack.start("exec -a '/usr/sbin/amavisd-new (master)' sleep 6031");
+    attack.start("exec -a '   INIT' sleep 6032");
+    attack.start("exec -a $'x\\u2028  INIT' sleep 6033");
+    let script = attack.path("daemon.pl");
+    std::fs::write(
+        &script,
+        "#!/usr/bin/perl\n$0 = \"$0 (master)\";\nprint \"ready\\n\";\nsleep 600;\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    attack.start(&format!("exec {script} 6034"));
+    let out = attack.assert_extra(
+        "/usr/sbin/amavisd-new (master) 6031 (running /usr/bin/sleep)  {user=nobody}",
+    );
+    attack.assert_extra("    ???INIT 6032  {user=nobody}");
+    attack.assert_extra("    x?  INIT 6033  {user=nobody}");
+    attack.assert_extra(&format!("    {script} (master)  {{user=nobody}}"));
+    assert!(!out.contains('\u{2028}'), "{out:?}");
+    assert!(
+        !out.contains(&format!("{script} (master) (running")),
+        "a script's own title is no disguise: {out}"
+    );
+}
+
+crate::tests![
+    a_setuid_parent_titled_like_a_daemon_hides_nothing,
+    a_zombie_leader_with_a_live_thread_is_shown,
+    a_spoofed_executable_satisfies_no_hiding_rule,
+    titles_cannot_pass_for_another_line,
+];
