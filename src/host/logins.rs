@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 pub struct Logins {
     /// `None` when logind keeps no records here (no systemd, or another
@@ -15,8 +16,15 @@ pub struct Logins {
 struct Known {
     /// Each session's state and its user.
     sessions: HashMap<String, (String, Option<u32>)>,
-    users: HashMap<u32, String>,
+    /// Each user's state, and when logind last wrote it.
+    users: HashMap<u32, (String, Option<SystemTime>)>,
 }
+
+/// How long after a logout a user's manager still counts as part of the
+/// login: logind's UserStopDelaySec (10 s by default), and a few seconds
+/// for the manager to stop. A user service that ignores SIGTERM keeps the
+/// manager stopping for TimeoutStopSec (90 s); it is shown after this.
+pub const CLOSING_GRACE: Duration = Duration::from_secs(15);
 
 fn open(state: &str) -> bool {
     matches!(state, "active" | "online")
@@ -38,7 +46,12 @@ impl Logins {
         let users = records(&dir.join("users"))
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|(uid, record)| Some((uid.parse().ok()?, record.get("STATE")?.clone())))
+            .filter_map(|(uid, record)| {
+                let written = std::fs::metadata(dir.join("users").join(&uid))
+                    .and_then(|m| m.modified())
+                    .ok();
+                Some((uid.parse().ok()?, (record.get("STATE")?.clone(), written)))
+            })
             .collect();
         Logins {
             known: Some(Known { sessions, users }),
@@ -54,15 +67,26 @@ impl Logins {
     pub fn user_logged_in(&self, uid: u32) -> bool {
         self.known
             .as_ref()
-            .is_none_or(|k| k.users.get(&uid).is_some_and(|s| open(s)))
+            .is_none_or(|k| k.users.get(&uid).is_some_and(|(s, _)| open(s)))
     }
 
-    /// Whether the user logged out and logind is stopping what is theirs
-    /// (or waits for what they left in a session).
+    /// Whether the user logged out at most `CLOSING_GRACE` ago (as the
+    /// time logind wrote the user's record says) and logind is stopping
+    /// what is theirs (or waits for what they left in a session).
     pub fn user_closing(&self, uid: u32) -> bool {
-        self.known
-            .as_ref()
-            .is_some_and(|k| k.users.get(&uid).is_some_and(|s| s == "closing"))
+        self.known.as_ref().is_some_and(|k| {
+            k.users.get(&uid).is_some_and(|(s, written)| {
+                s == "closing"
+                    && written
+                        .and_then(|w| w.elapsed().ok())
+                        .is_some_and(|age| age <= CLOSING_GRACE)
+            })
+        })
+    }
+
+    /// The user of a session, as logind recorded it.
+    pub fn session_user(&self, id: &str) -> Option<u32> {
+        self.known.as_ref()?.sessions.get(id)?.1
     }
 
     /// The sessions of user `uid`, open or not.
@@ -78,7 +102,7 @@ impl Logins {
     pub fn user_state(&self, uid: u32) -> Option<&str> {
         match &self.known {
             None => Some("unknown (no logind records)"),
-            Some(k) => k.users.get(&uid).map(String::as_str),
+            Some(k) => k.users.get(&uid).map(|(s, _)| s.as_str()),
         }
     }
 
@@ -135,12 +159,20 @@ mod tests {
         std::fs::write(run.join("users/1001"), "STATE=lingering\n").unwrap();
         std::fs::write(run.join("users/1002"), "STATE=closing\n").unwrap();
         let logins = Logins::read(&root);
-        std::fs::remove_dir_all(&root).unwrap();
         assert!(logins.session_open("4"));
         assert!(!logins.session_open("5") && !logins.session_open("6"));
         assert!(logins.user_logged_in(1000));
         assert!(!logins.user_logged_in(1001) && !logins.user_logged_in(7));
         assert!(logins.user_closing(1002) && !logins.user_closing(1001));
+        // A logout longer ago than the stop delay is no longer closing.
+        let old = std::fs::File::options()
+            .write(true)
+            .open(run.join("users/1002"));
+        old.unwrap()
+            .set_modified(SystemTime::now() - CLOSING_GRACE - Duration::from_secs(1))
+            .unwrap();
+        assert!(!Logins::read(&root).user_closing(1002));
+        std::fs::remove_dir_all(&root).unwrap();
         assert_eq!(logins.sessions_of(1000).collect::<Vec<_>>(), ["4"]);
         let nothing = Logins::read(Path::new("/nonexistent"));
         assert!(nothing.session_open("1") && nothing.user_logged_in(1));

@@ -86,6 +86,12 @@ impl Host {
         self.attestor().is_some()
     }
 
+    /// The folder of process `pid` on a real proc file system, for what
+    /// only the live process tells (its descriptors, its sockets).
+    pub fn live_process(&self, pid: u32) -> Option<crate::snapshot::ProcDir> {
+        self.attestor()?.proc().process(pid)
+    }
+
     fn attestor(&self) -> Option<&Attestor> {
         self.attestor
             .get_or_init(|| Attestor::new(self.local_proc.as_deref().unwrap_or(Path::new("/proc"))))

@@ -8,6 +8,7 @@
 //! parts, `[...]` a set.
 
 mod names;
+mod self_held;
 
 use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
@@ -67,16 +68,19 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "user_unit",
-        "a glob on the unit inside a user's manager (a systemd-run --user service)",
+        "a glob on the unit inside a user's manager (a systemd-run --user service); its user names it",
     ),
     (
         "slice",
         "a glob on the slice of the unit (system.slice, user-1000.slice)",
     ),
-    ("cgroup", "a glob on the whole cgroup path"),
+    (
+        "cgroup",
+        "a glob on the whole cgroup path; below user@UID.service its user names the parts",
+    ),
     (
         "container",
-        "a glob on the container's name (docker, podman) or id; \"*\": in any container",
+        "a glob on the container's name (docker, podman) or id; \"*\": in any container; a user can name a cgroup of their own like one",
     ),
     (
         "login",
@@ -285,6 +289,7 @@ pub struct Population<'a> {
     /// Why each executable may not be what the host runs, when asked.
     doubts: OnceCell<Vec<OnceCell<Vec<Doubt>>>>,
     occupied_sessions: OnceCell<HashSet<String>>,
+    self_held: OnceCell<HashSet<String>>,
     /// The processes answering to each name and running each exe, in
     /// index order: what `candidates` narrows to.
     by_name: OnceCell<HashMap<String, Vec<usize>>>,
@@ -303,6 +308,7 @@ impl<'a> Population<'a> {
             invocation: OnceCell::new(),
             doubts: OnceCell::new(),
             occupied_sessions: OnceCell::new(),
+            self_held: OnceCell::new(),
             by_name: OnceCell::new(),
             by_exe: OnceCell::new(),
         }
@@ -392,19 +398,37 @@ impl<'a> Population<'a> {
     /// seconds (UserStopDelaySec): it is still part of the login while
     /// none of that user's sessions holds a process; what a user left
     /// running in a session is no login of anyone.
+    ///
+    /// A session that holds itself open (`self_held`) is no login, and a
+    /// user whose open sessions all do so is not logged in.
     pub fn in_open_login(&self, cgroup: &Cgroup) -> bool {
         let logins = self.host.logins();
         if let Some(session) = &cgroup.session {
-            return logins.session_open(session);
+            return logins.session_open(session) && !self.self_held().contains(session);
         }
         let Some(uid) = cgroup.user_manager else {
             return false;
         };
-        logins.user_logged_in(uid)
+        let self_held_only = {
+            let mut open = logins
+                .sessions_of(uid)
+                .filter(|s| logins.session_open(s))
+                .peekable();
+            open.peek().is_some() && open.all(|s| self.self_held().contains(s))
+        };
+        (logins.user_logged_in(uid) && !self_held_only)
             || (logins.user_closing(uid)
                 && !logins
                     .sessions_of(uid)
                     .any(|s| self.occupied_sessions().contains(s)))
+    }
+
+    /// The open sessions no person is behind (`self_held`).
+    pub fn self_held(&self) -> &HashSet<String> {
+        self.self_held.get_or_init(|| {
+            let logins = self.host.logins();
+            self_held::sessions(self.processes, self.host, &|s| logins.session_open(s))
+        })
     }
 
     fn occupied_sessions(&self) -> &HashSet<String> {
@@ -607,6 +631,31 @@ impl Selector {
             || self.cgroup.is_some()
             || self.container.is_some()
             || self.parent.as_ref().is_some_and(|p| p.attested())
+    }
+
+    /// Whether it rests only on what a local user can shape: names
+    /// (comm, argv, cmdline), and the cgroup names a user chooses in the
+    /// subtree systemd delegates to them (`user_unit`, `container`, a
+    /// `cgroup` glob), with nothing the kernel or root attests beside
+    /// them. `config check` warns of a rule that hides so.
+    pub fn user_shaped(&self) -> bool {
+        !self.kernel_attested()
+    }
+
+    fn kernel_attested(&self) -> bool {
+        self.exe.is_some()
+            || matches!(self.command, Some(Command::Exe(_)))
+            || self.user.is_some()
+            || self.group.is_some()
+            || self.unit.is_some()
+            || self.slice.is_some()
+            || self.pid.is_some()
+            || self.kernel_thread.is_some()
+            || self.state.is_some()
+            || self.login.is_some()
+            || self.timer_job.is_some()
+            || self.invocation.is_some()
+            || self.parent.as_ref().is_some_and(|p| p.kernel_attested())
     }
 
     /// Users and groups named here that this host does not have, as

@@ -111,6 +111,11 @@ impl Attestor {
         })
     }
 
+    /// The proc tree it looks at.
+    pub fn proc(&self) -> &ProcRoot {
+        &self.proc
+    }
+
     /// The doubts about process `pid` (started at `start_time`) running
     /// `exe`; none when the kernel's word holds.
     pub fn doubts(&self, pid: u32, start_time: u64, exe: &str) -> Vec<Doubt> {
