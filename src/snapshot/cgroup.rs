@@ -223,15 +223,32 @@ impl Hierarchies {
         (v2.is_some() || systemd.is_some()).then_some(Hierarchies { systemd, v2 })
     }
 
-    /// Reads the v1 `name=systemd` hierarchy; empty where it is not mounted.
-    pub fn read_systemd(&self) -> Members {
-        self.systemd.as_ref().map(members).unwrap_or_default()
+    /// Reads the v1 `name=systemd` hierarchy, at most `budget` cgroups of
+    /// it; empty where it is not mounted.
+    pub fn read_systemd(&self, budget: usize) -> Members {
+        self.systemd
+            .as_ref()
+            .map(|m| members(m, budget))
+            .unwrap_or_default()
     }
 
-    /// Reads the v2 hierarchy; empty where it is not mounted.
-    pub fn read_v2(&self) -> Members {
-        self.v2.as_ref().map(members).unwrap_or_default()
+    /// Reads the v2 hierarchy, at most `budget` cgroups of it; empty where
+    /// it is not mounted.
+    pub fn read_v2(&self, budget: usize) -> Members {
+        self.v2
+            .as_ref()
+            .map(|m| members(m, budget))
+            .unwrap_or_default()
     }
+}
+
+/// How many cgroups a walk reads for `processes` processes: a server has
+/// fewer cgroups than processes, and a user can make thousands of empty
+/// ones in a second (their delegated subtree). Past this, the processes
+/// the walk did not reach are read from /proc/PID/cgroup, so the cost
+/// follows the processes, not the cgroups.
+pub fn walk_budget(processes: usize) -> usize {
+    2 * processes + 256
 }
 
 /// Every process's cgroup from both hierarchies' members, combined as
@@ -257,15 +274,20 @@ pub fn by_pid(systemd: Members, v2: Members, cgroups: &mut Cgroups) -> HashMap<u
 }
 
 /// Every cgroup under `mount` with its processes (the mount's own root
-/// first).
-fn members(mount: &Mount) -> Members {
+/// first), up to `budget` cgroups.
+fn members(mount: &Mount, budget: usize) -> Members {
     let mut members = Vec::new();
     let mut pending = vec![(
         mount.point.clone(),
         mount.root.trim_end_matches('/').to_string(),
     )];
     let mut buf = Vec::new();
+    let mut visited = 0;
     while let Some((dir, path)) = pending.pop() {
+        visited += 1;
+        if visited > budget {
+            break;
+        }
         if let Ok(mut file) = std::fs::File::open(dir.join("cgroup.procs")) {
             use std::io::Read;
             buf.clear();
@@ -288,6 +310,10 @@ fn members(mount: &Mount) -> Members {
             continue;
         };
         for entry in entries.flatten() {
+            // Past the budget no more is read, not even the names.
+            if visited + pending.len() >= budget {
+                break;
+            }
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 pending.push((entry.path(), format!("{path}/{name}")));

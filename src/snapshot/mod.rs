@@ -261,6 +261,7 @@ fn read_all(root: &ProcRoot, fields: Fields, pids: &[u32]) -> Vec<Process> {
         None
     };
     let per_process_cgroup = hierarchies.is_none();
+    let budget = cgroup::walk_budget(pids.len());
     let threads = reading_threads();
     let mut slots: Vec<Option<Process>> = Vec::new();
     slots.resize_with(pids.len(), || None);
@@ -280,13 +281,13 @@ fn read_all(root: &ProcRoot, fields: Fields, pids: &[u32]) -> Vec<Process> {
         read_chunks();
         hierarchies
             .as_ref()
-            .map(|h| (h.read_systemd(), h.read_v2()))
+            .map(|h| (h.read_systemd(budget), h.read_v2(budget)))
     } else {
         std::thread::scope(|scope| {
             let walking = hierarchies.as_ref().map(|h| {
                 (
-                    scope.spawn(|| h.read_systemd()),
-                    scope.spawn(|| h.read_v2()),
+                    scope.spawn(|| h.read_systemd(budget)),
+                    scope.spawn(|| h.read_v2(budget)),
                 )
             });
             for _ in 0..threads {
