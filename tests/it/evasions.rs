@@ -298,9 +298,77 @@ fn titles_cannot_pass_for_another_line() {
     );
 }
 
+/// 12,000 empty cgroups, which a user makes in a second in the subtree
+/// delegated to them, cost a check no more than its processes do: the
+/// walk stops at a bound and the rest is read per process, with the
+/// same placement (bench/cgroup_flood.sh measures the cost).
+fn a_cgroup_flood_changes_no_placement() {
+    need_root();
+    let Some(v2) = std::fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(' ');
+            let point = f.nth(1)?;
+            (f.next()? == "cgroup2").then(|| PathBuf::from(point))
+        })
+    else {
+        skip("a mounted cgroup2 hierarchy");
+    };
+    let placed = || {
+        let (_, out, err) = run(psdiff().args(["dump", "--format", "json"]));
+        assert!(err.is_empty(), "{err}");
+        let lines: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let me = std::process::id();
+        let mine = lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["pid"] == me)
+            .cloned();
+        mine.map(|l| l["cgroup"].clone())
+    };
+    let before = placed();
+    let flood = v2.join(format!("psdiff-flood-{}", std::process::id()));
+    std::fs::create_dir(&flood).unwrap();
+    for i in 0..12_000 {
+        std::fs::create_dir(flood.join(format!("c{i}"))).unwrap();
+    }
+    let after = placed();
+    for i in 0..12_000 {
+        let _ = std::fs::remove_dir(flood.join(format!("c{i}")));
+    }
+    std::fs::remove_dir(&flood).unwrap();
+    assert!(before.is_some(), "the test process is in the dump");
+    assert_eq!(before, after);
+}
+
+/// A rule that hides by nothing but what a user shapes (a container's
+/// name, which a user's own cgroup can take) is warned of.
+fn config_check_warns_of_rules_a_user_can_shape() {
+    let dir = TempDir::new("shapeable");
+    let config = dir.path().join("psdiff.toml");
+    std::fs::write(
+        &config,
+        "[[rule]]\nname = \"web-box\"\nmatch = { container = \"web\" }\naction = \"hide-tree\"\n\n[[rule]]\nname = \"web-unit\"\nmatch = { unit = \"web.service\" }\naction = \"hide-tree\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(psdiff()
+        .env("PSDIFF_CONFIG", &config)
+        .args(["config", "check"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("warning: rule \"web-box\"") && out.contains("add exe, user or unit"),
+        "{out}"
+    );
+    assert_eq!(out.matches("warning:").count(), 1, "only web-box: {out}");
+}
+
 crate::tests![
     a_setuid_parent_titled_like_a_daemon_hides_nothing,
     a_zombie_leader_with_a_live_thread_is_shown,
     a_spoofed_executable_satisfies_no_hiding_rule,
     titles_cannot_pass_for_another_line,
+    a_cgroup_flood_changes_no_placement,
+    config_check_warns_of_rules_a_user_can_shape,
 ];
