@@ -32,7 +32,7 @@ pub fn run(context: &Context, command: ConfigCommand) -> Result<Exit, Error> {
                 print(&format!("  {note}\n"))?;
             }
             for rule in rules.rules.iter().filter(|r| r.selector.strict) {
-                if rule.selector.user_shaped() {
+                if !rule.selector.kernel_attested() {
                     print(&format!(
                         "  warning: rule {:?} ({}) hides by what a local user can shape (titles, and the names of cgroups under their own user@UID.service: user_unit, container, cgroup); add exe, user or unit\n",
                         rule.name, rule.origin

@@ -633,16 +633,13 @@ impl Selector {
             || self.parent.as_ref().is_some_and(|p| p.attested())
     }
 
-    /// Whether it rests only on what a local user can shape: names
-    /// (comm, argv, cmdline), and the cgroup names a user chooses in the
-    /// subtree systemd delegates to them (`user_unit`, `container`, a
-    /// `cgroup` glob), with nothing the kernel or root attests beside
-    /// them. `config check` warns of a rule that hides so.
-    pub fn user_shaped(&self) -> bool {
-        !self.kernel_attested()
-    }
-
-    fn kernel_attested(&self) -> bool {
+    /// Whether it rests on something the kernel or root attests, not only
+    /// on what a local user can shape: names (comm, argv, cmdline), and
+    /// the cgroup names a user chooses in the subtree systemd delegates to
+    /// them (`user_unit`, `container`, a `cgroup` glob). `config check`
+    /// warns of a rule that hides without it. (`attested`, which kill
+    /// checks use, still counts those cgroup keys.)
+    pub fn kernel_attested(&self) -> bool {
         self.exe.is_some()
             || matches!(self.command, Some(Command::Exe(_)))
             || self.user.is_some()
