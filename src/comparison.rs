@@ -12,6 +12,7 @@ use crate::baseline;
 use crate::config::Config;
 use crate::context::Context;
 use crate::error::Error;
+use crate::identity;
 use crate::record;
 use crate::report::{self, Wanted};
 use crate::rules::RuleSet;
@@ -111,7 +112,13 @@ pub fn settled(context: &Context, wanted: Wanted, retry: bool) -> Result<Compari
     } else {
         (Rules::InForce(in_force), None)
     };
-    let fields = rules.needs();
+    // Who each line was; a line is kept only by a process of that identity.
+    let recorded = if present {
+        identity::read(&context.db)?
+    } else {
+        identity::Recorded::default()
+    };
+    let fields = rules.needs().union(identity::FIELDS);
     let (new, processes) = settle(
         retry && present,
         |_| {
@@ -119,7 +126,9 @@ pub fn settled(context: &Context, wanted: Wanted, retry: bool) -> Result<Compari
             // The view keeps every process (pruning only unlinks them):
             // taken back for a second shaping, not copied beforehand.
             let view = context.shape(processes, rules.compared());
-            Ok::<_, Error>((view.text(), view.tree.processes))
+            let lives = identity::of_view(&view, &context.proc_root);
+            let text = recorded.mark(&old, &view.text(), &lives);
+            Ok::<_, Error>((text, view.tree.processes))
         },
         |(new, _)| !report::changes(&old, new, wanted).is_empty(),
     )?;

@@ -42,6 +42,8 @@ pub enum Error {
     Baseline(#[from] crate::baseline::BaselineError),
     #[error(transparent)]
     Record(#[from] crate::record::RecordError),
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
     #[error("cannot read the passwd file {}: {source}", .path.display())]
     Passwd {
         path: std::path::PathBuf,
@@ -71,6 +73,7 @@ impl Error {
             Error::Snapshot(_)
             | Error::Baseline(_)
             | Error::Record(_)
+            | Error::Identity(_)
             | Error::Output(_)
             | Error::OutputFile { .. }
             | Error::Passwd { .. } => false,

@@ -20,7 +20,7 @@
 //!   the sibling order; `rules`: shaping the tree into a `View`;
 //!   `render`: the line format.
 //! - `baseline`: the stored file; `record`: the rules it was written
-//!   with; `diff`: the line diff; `comparison`:
+//!   with; `identity`: who each of its lines was; `diff`: the line diff; `comparison`:
 //!   the baseline against a fresh dump; `settle`: the retry loop.
 //! - `check`: counts, resources, ports, CPU, credential and deleted-file
 //!   checks, and their actions; `contain`: how serve runs a command.
@@ -42,6 +42,7 @@ pub mod error;
 pub mod files;
 pub mod fuzz;
 pub mod host;
+pub mod identity;
 pub mod invocation;
 pub mod mounts;
 pub mod pidfd;

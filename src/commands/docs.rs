@@ -239,6 +239,9 @@ the baseline and the previous one.
 /var/lib/psdiff.rules
 the rules the baseline was written with.
 .TP
+/var/lib/psdiff.ids
+who each baseline line was: executable, unit and container.
+.TP
 /etc/psdiff/tokens
 the API's tokens (names and SHA\\-256 hashes, mode 0600).
 .TP

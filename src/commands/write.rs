@@ -4,6 +4,7 @@ use super::print;
 use crate::baseline::{self, WriteLock, Written};
 use crate::context::Context;
 use crate::error::{Error, Exit};
+use crate::identity;
 use crate::record;
 use crate::report::{self, Wanted};
 
@@ -24,15 +25,23 @@ pub fn run(context: &Context, verbose: bool) -> Result<Exit, Error> {
         },
         None => String::new(),
     };
-    let text = context.view(&rules)?.text();
+    let view = context.view_with(&rules, identity::FIELDS)?;
+    let text = view.text();
     let written = lock.replace(current.as_deref(), &text)?;
-    // The rules go with the baseline, readable by whoever reads it.
+    // The rules and who each line is go with the baseline, readable by
+    // whoever reads it.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o777);
     let recorded = record::read(path).ok().flatten();
     if recorded.is_none_or(|r| r.sources != config.sources) {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o777);
         record::write(path, &config.sources, mode)?;
     }
+    identity::write(
+        path,
+        &text,
+        &identity::of_view(&view, &context.proc_root),
+        mode,
+    )?;
     let mut out = String::new();
     if verbose {
         out.push_str(&report::text(&report::changes(

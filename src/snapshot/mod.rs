@@ -112,6 +112,27 @@ pub fn age(root: &Path, process: &Process) -> Option<std::time::Duration> {
     uptime.uptime_duration().checked_sub(started)
 }
 
+/// The effective uid of the process tracing `pid` (TracerPid), read at
+/// `root`; `None` when nothing traces it or the tracer is gone.
+pub fn tracer_uid(root: &Path, pid: u32) -> Option<u32> {
+    let field = |pid: u32, name: &str| -> Option<String> {
+        let status = std::fs::read_to_string(root.join(pid.to_string()).join("status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+    };
+    let tracer: u32 = field(pid, "TracerPid:")?.parse().ok()?;
+    if tracer == 0 {
+        return None;
+    }
+    field(tracer, "Uid:")?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// Whether SELinux is on: its file system is mounted beside `root`'s
 /// machine. (With `--proc-root`, this is the local machine's answer.)
 pub fn selinux_enabled() -> bool {

@@ -107,6 +107,26 @@ impl Attack {
         direct
     }
 
+    /// Writes the baseline again, with what runs now.
+    fn rewrite(&self) {
+        let (code, _, err) = run(self.psdiff().arg("write"));
+        assert_eq!(code, 0, "{err}");
+    }
+
+    /// What `show-missing --retry` and `show-extra --retry` say, and the
+    /// agent's missing item.
+    fn changes(&self) -> (String, String, String) {
+        let (_, missing, err) = run(self.psdiff().args(["show-missing", "--retry"]));
+        assert!(err.is_empty(), "{err}");
+        let (_, extra, err) = run(self.psdiff().args(["show-extra", "--retry"]));
+        assert!(err.is_empty(), "{err}");
+        let config = self.config.as_os_str();
+        let agent = self
+            .agent
+            .item_with("psdiff.missing", &[("PSDIFF_CONFIG", config)]);
+        (missing, extra, agent)
+    }
+
     fn explain(&self, pid: u32) -> String {
         let (_, out, _) = run(self.psdiff().args(["explain", &pid.to_string()]));
         out
@@ -364,6 +384,135 @@ fn config_check_warns_of_rules_a_user_can_shape() {
     assert_eq!(out.matches("warning:").count(), 1, "only web-box: {out}");
 }
 
+/// A daemon's line is kept only by a process of the identity it had when
+/// the baseline was written (issue 25, item 6): with the "daemon" gone, a
+/// setuid-root passwd of nobody's titled exactly like it does not keep
+/// its line, which is missing, and the stand-in is extra with what
+/// differs. Before `psdiff.ids`, the stand-in kept the line.
+fn a_stand_in_keeps_no_daemons_line() {
+    need_file("/usr/bin/passwd", "passwd");
+    let mut attack = Attack::new("stand-in", "");
+    let title = "testd: accepting connections 6021";
+    // Daemons under init, as the stand-in will be: the line is the same.
+    let detached = |program: &str| {
+        format!("setsid -f bash -c \"exec -a '{title}' {program}\" < <(exec sleep 600)")
+    };
+    let started = Command::new("bash")
+        .args(["-c", &detached("cat")])
+        .status()
+        .unwrap();
+    assert!(started.success());
+    std::thread::sleep(Duration::from_millis(300));
+    attack.rewrite();
+    let ids = std::fs::read_to_string(attack.agent.db().with_extension("ids")).unwrap();
+    assert!(
+        ids.contains(title) && ids.contains("\"exe\": \"/usr/bin/cat\""),
+        "{ids}"
+    );
+    let kill = |user: &str| {
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-u", user, "-f", &format!("^{title}")])
+            .status();
+    };
+    kill("root");
+    attack.start(&detached("passwd"));
+    let line = format!("{title}  {{user=root}}");
+    let (missing, extra, agent) = attack.changes();
+    // The hole as it was: without the identities, the title is enough.
+    std::fs::remove_file(attack.agent.db().with_extension("ids")).unwrap();
+    let (before, _, _) = attack.changes();
+    kill("nobody");
+    assert!(
+        missing.contains(&line),
+        "the daemon is not missing:\n{missing}"
+    );
+    assert!(
+        agent.contains(&line),
+        "not missing through the agent:\n{agent}"
+    );
+    assert!(
+        extra.contains(&format!("{title} (running /usr/bin/passwd)  {{user=root}}")),
+        "{extra}"
+    );
+    assert!(!before.contains(&line), "{before}");
+}
+
+/// A baseline process held stopped (SIGSTOP by its own user) serves
+/// nothing: its line is missing and the process extra as `(stopped)`
+/// (issue 25, item 7). Next: stopped under a tracer of the user's own
+/// (state t) is as stopped; stopped under root's debugger is the admin's
+/// business, and quiet.
+fn a_stopped_process_keeps_no_line() {
+    need_file("/usr/bin/strace", "strace");
+    let mut attack = Attack::new("stopped", "");
+    attack.start("sleep 6031 & sleep 6032 & sleep 6033 & wait");
+    attack.rewrite();
+    let line = |n: u32| format!("sleep {n}  {{user=nobody}}");
+    let (missing, _, _) = attack.changes();
+    assert!(!missing.contains(&line(6031)), "{missing}");
+    let signal = |sig: &str, pid: u32| {
+        let ok = as_nobody(&["kill", sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    let (stopped, traced) = (pid_of("sleep 6031"), pid_of("sleep 6032"));
+    signal("-STOP", stopped);
+    // The user's own tracer, then the stop: state t.
+    let mut tracer = as_nobody(&["strace", "-o", "/dev/null", "-p", &traced.to_string()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Root's debugger holding a process of nobody's: the admin at work.
+    let admin = pid_of("sleep 6033");
+    let mut debugger = Command::new("strace")
+        .args(["-o", "/dev/null", "-p", &admin.to_string()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    signal("-STOP", traced);
+    let ok = Command::new("kill")
+        .args(["-STOP", &admin.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    std::thread::sleep(Duration::from_millis(300));
+    for pid in [stopped, traced, admin] {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        assert!(
+            status.contains("State:\tT (stopped)") || status.contains("State:\tt (tracing stop)"),
+            "{pid}: {status}"
+        );
+    }
+    let (missing, extra, agent) = attack.changes();
+    for n in [6031, 6032] {
+        assert!(missing.contains(&line(n)), "{n} not missing:\n{missing}");
+        assert!(
+            agent.contains(&line(n)),
+            "{n} not missing through the agent:\n{agent}"
+        );
+        assert!(
+            extra.contains(&format!("sleep {n} (stopped)  {{user=nobody}}")),
+            "{extra}"
+        );
+    }
+    assert!(!missing.contains(&line(6033)), "{missing}");
+    let _ = tracer.kill();
+    let _ = debugger.kill();
+    let _ = tracer.wait();
+    let _ = debugger.wait();
+    for pid in [stopped, traced, admin] {
+        let _ = Command::new("kill")
+            .args(["-CONT", &pid.to_string()])
+            .status();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (missing, extra, _) = attack.changes();
+    assert!(!missing.contains(&line(6031)), "{missing}");
+    assert!(!extra.contains("(stopped)"), "{extra}");
+}
+
 crate::tests![
     a_setuid_parent_titled_like_a_daemon_hides_nothing,
     a_zombie_leader_with_a_live_thread_is_shown,
@@ -371,4 +520,6 @@ crate::tests![
     titles_cannot_pass_for_another_line,
     a_cgroup_flood_changes_no_placement,
     config_check_warns_of_rules_a_user_can_shape,
+    a_stand_in_keeps_no_daemons_line,
+    a_stopped_process_keeps_no_line,
 ];
