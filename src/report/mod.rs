@@ -43,18 +43,67 @@ pub fn changes<'a>(old: &'a str, new: &'a str, wanted: Wanted) -> Vec<Change<'a>
     changes
 }
 
-/// `- LINE` for missing and `+ LINE` for extra, as the Python psdiff.
+/// The longest line a text report prints: a title of 512 KB is cut to
+/// this, with a mark that says so.
+pub const LINE_MAX: usize = 4096;
+
+/// The most a text report prints. zabbix_agentd takes less than 512 KiB
+/// from a command and above that returns ZBX_NOTSUPPORTED with no text,
+/// so the trigger never fires; a report is cut to fit, keeping a line
+/// for every change.
+pub const TEXT_MAX: usize = 512 * 1024 - 4096;
+
+/// The least of a line kept when many changes share `TEXT_MAX`.
+const LINE_MIN: usize = 96;
+
+/// `- LINE` for missing and `+ LINE` for extra, as the Python psdiff; each
+/// line at most `LINE_MAX` bytes, and the whole within `TEXT_MAX`.
 pub fn text(changes: &[Change]) -> String {
-    let mut out = String::with_capacity(changes.iter().map(|c| c.line.len() + 3).sum());
-    for change in changes {
+    let room = (TEXT_MAX / changes.len().max(1)).clamp(LINE_MIN, LINE_MAX);
+    let mut out = String::with_capacity(changes.iter().map(|c| c.line.len().min(room) + 3).sum());
+    for (i, change) in changes.iter().enumerate() {
+        if out.len() + room + 3 > TEXT_MAX {
+            out.push_str(&format!(
+                "... {} more changes not printed: more than a monitoring agent carries; `--format json` prints them all\n",
+                changes.len() - i
+            ));
+            break;
+        }
         out.push_str(match change.kind {
             Kind::Missing => "- ",
             Kind::Extra => "+ ",
         });
-        out.push_str(change.line);
+        out.push_str(&cut(change.line, room));
         out.push('\n');
     }
     out
+}
+
+/// `line` in at most `room` bytes: a longer cmdline is cut, marked with
+/// how much was left out, and the user kept.
+fn cut(line: &str, room: usize) -> std::borrow::Cow<'_, str> {
+    if line.len() <= room {
+        return line.into();
+    }
+    let (depth, cmdline, user) = match crate::render::parse_line(line) {
+        Some(p) => (p.depth, p.cmdline, p.user),
+        None => (0, line, ""),
+    };
+    let fixed = crate::render::line_len(depth, "", user) + " ...(cut: 00000000 bytes)".len();
+    let mut keep = room.saturating_sub(fixed).min(cmdline.len());
+    while !cmdline.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    let marked = format!(
+        "{} ...(cut: {} bytes)",
+        &cmdline[..keep],
+        cmdline.len() - keep
+    );
+    if user.is_empty() {
+        marked.into()
+    } else {
+        crate::render::line(depth, &marked, user).into()
+    }
 }
 
 /// A missing and an extra line, for the formats' tests.
@@ -75,6 +124,51 @@ pub fn sample_changes() -> Vec<Change<'static>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_title_is_cut_and_the_report_fits_an_agent() {
+        let huge = format!("  {}  {{user=mallory}}", "x".repeat(512 * 1024));
+        let one = [Change {
+            kind: Kind::Extra,
+            line: &huge,
+        }];
+        let out = text(&one);
+        assert!(out.len() <= LINE_MAX + 3, "{}", out.len());
+        assert!(out.starts_with("+   xxx"), "{out:.20}");
+        assert!(
+            out.ends_with(" ...(cut: 520235 bytes)  {user=mallory}\n"),
+            "{}",
+            &out[out.len() - 60..]
+        );
+        // Many changes: every one keeps a line while they fit.
+        let lines: Vec<String> = (0..3000)
+            .map(|i| format!("miner {i} {}  {{user=x}}", "y".repeat(400)))
+            .collect();
+        let many: Vec<Change> = lines
+            .iter()
+            .map(|l| Change {
+                kind: Kind::Extra,
+                line: l,
+            })
+            .collect();
+        let out = text(&many);
+        assert!(out.len() <= TEXT_MAX, "{}", out.len());
+        assert_eq!(out.lines().count(), 3000);
+        assert!(
+            out.lines()
+                .all(|l| l.starts_with("+ miner ") && l.ends_with("{user=x}"))
+        );
+        // Past what fits, the rest is counted.
+        let lines: Vec<String> = (0..10_000).map(|i| format!("m{i}  {{user=x}}")).collect();
+        let all: Vec<Change> = lines
+            .iter()
+            .map(|l| Change {
+                kind: Kind::Missing,
+                line: l,
+            })
+            .collect();
+        assert_eq!(text(&all).lines().count(), 10_000, "short lines all fit");
+    }
 
     #[test]
     fn text_format() {
