@@ -80,6 +80,14 @@ fn compile(context: &Context, args: &CheckArgs) -> Result<Vec<Check>, Error> {
         None => context.config()?,
     };
     let checks = check::compile_all(&config, &context.users()?)?;
+    if checks.is_empty() && config.checks_elsewhere > 0 {
+        // A fleet's file with no check for this host: all is as configured.
+        eprintln!(
+            "psdiff: no check applies on host {}: the {} [[check]] table(s) are for other hosts (`psdiff config check` lists them)",
+            context.host.full, config.checks_elsewhere
+        );
+        return Ok(checks);
+    }
     if checks.is_empty() {
         return Err(Error::Usage(
             "no checks: give NAME:MIN-MAX rules (e.g. `psdiff check sshd:1-`) or [[check]] tables in psdiff.toml (or --rules FILE)".into(),

@@ -44,6 +44,9 @@ pub struct Config {
     /// After `for_host`: why each rule or check with host conditions
     /// applies, and what was left out, as `config check` says it.
     pub host_notes: Vec<String>,
+    /// After `for_host`: the `[[check]]` tables left out, as for other
+    /// hosts. A fleet's file may have none for this one, which is no error.
+    pub checks_elsewhere: usize,
 }
 
 /// One file's name and text.
@@ -94,6 +97,7 @@ impl Config {
                 notes.push(format!("{what} {name:?} applies: {why}"));
             }
         }
+        self.checks_elsewhere = checks_out.len();
         for (what, left_out) in [("rule", rules_out), ("check", checks_out)] {
             for name in left_out {
                 notes.push(format!(

@@ -96,7 +96,9 @@ pub fn checks(checks: &[Check], outcomes: &[Outcome]) -> (String, NagiosState) {
         .filter(|g| g.level.is_some())
         .map(|g| g.detail.as_deref().unwrap_or(&g.label))
         .collect();
-    let mut text = if failing.is_empty() {
+    let mut text = if outcomes.is_empty() {
+        "no check applies on this host".to_string()
+    } else if failing.is_empty() {
         let counted: usize = outcomes
             .iter()
             .filter(|o| o.not_applicable.is_none())

@@ -870,6 +870,31 @@ action = "hide"
     let (_, out, _) = on("web1", &["explain", &miner]);
     assert!(!out.contains("hide-miner-in-moscow"), "{out}");
 
+    // A fleet's file whose every check is for other hosts is no error
+    // here: nothing to check, and it says so (issue 25, item 5).
+    std::fs::write(
+        &config,
+        "defaults = false\n[[check]]\nname = \"mta\"\nhosts = [\"mail*\"]\nmatch = { comm = \"master\" }\ncount = \"1-\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = on("web1", &["check"]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(
+        err.contains("no check applies on host web1: the 1 [[check]] table(s) are for other hosts"),
+        "{err}"
+    );
+    let (code, out, _) = on("web1", &["check", "--format", "nagios"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("PROCS OK - no check applies on this host"),
+        "{out}"
+    );
+    let (code, _, err) = on("web1", &["check", "--rules", "/dev/null"]);
+    assert_eq!(
+        code, 2,
+        "a file with no checks at all is still a mistake: {err}"
+    );
+
     std::fs::write(&config, "[[check]]\nname = \"x\"\ngroups = [\"mailservers\"]\nmatch = { comm = \"master\" }\ncount = \"1-\"\n").unwrap();
     let (code, _, err) = on("web1", &["config", "check"]);
     assert_eq!(code, 2);
