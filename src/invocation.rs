@@ -110,7 +110,7 @@ pub fn members(
     let chain_above = |mut at: Option<usize>, started: u64, members: &mut HashSet<usize>| {
         while let Some(i) = at {
             let old = processes[i].start_time + window < started;
-            if old || processes[i].pid == 1 || !members.insert(i) {
+            if old || is_daemon(&processes[i]) || !members.insert(i) {
                 break;
             }
             at = parent(i);
@@ -162,6 +162,16 @@ pub fn members(
     members
 }
 
+/// Whether `process` is a daemon init started: pid 1 itself, or a child
+/// of pid 1 that leads its own process group, as a unit's main process
+/// and a daemonized process do. Such a process is the invoker itself
+/// (zabbix_agentd a moment after `systemctl restart`), never part of one
+/// request; a request's handler that was re-parented to init (NRPE's)
+/// stays in its daemon's group.
+fn is_daemon(process: &Process) -> bool {
+    process.pid == 1 || (process.ppid == 1 && process.pgrp == process.pid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,8 +189,12 @@ mod tests {
         // nrpe (long-lived) > handler (re-parented to init) > sh > psdiff.
         let processes = vec![
             at(1, 0, 0),
-            at(100, 1, 50),   // nrpe daemon
-            at(200, 1, 1000), // handler, 2 s before psdiff
+            at(100, 1, 50), // nrpe daemon
+            // The handler, 2 s before psdiff, in nrpe's process group.
+            Process {
+                pgrp: 100,
+                ..at(200, 1, 1000)
+            },
             at(201, 200, 1001),
             at(203, 201, 1002), // grep, reading psdiff's output
             at(204, 201, 1002), // cut, reading grep's
@@ -219,5 +233,38 @@ mod tests {
             .collect();
         found.sort();
         assert_eq!(found, [200, 201, 203, 204]);
+    }
+
+    #[test]
+    fn a_daemon_init_started_a_moment_ago_is_not_the_request() {
+        // zabbix_agentd restarted 1 s ago > its collector > sh > sudo > psdiff.
+        let processes = vec![
+            at(1, 0, 0),
+            at(500, 1, 1001),
+            Process {
+                pgrp: 500,
+                ..at(501, 500, 1001)
+            },
+            at(502, 501, 1002),
+            Process {
+                pgrp: 502,
+                ..at(503, 502, 1002)
+            },
+        ];
+        let me = Me {
+            pid: 504,
+            ppid: 503,
+            start_time: 1002 * procfs::ticks_per_second(),
+            euid: 0,
+            exe: None,
+            pipes: Pipes::default(),
+        };
+        let parent = |i: usize| processes.iter().position(|p| p.pid == processes[i].ppid);
+        let mut found: Vec<u32> = members(&processes, &parent, &|_| Pipes::default(), &me)
+            .into_iter()
+            .map(|i| processes[i].pid)
+            .collect();
+        found.sort();
+        assert_eq!(found, [501, 502, 503]);
     }
 }
