@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# Builds (once) the root file system of a Debian 12 server for the live
-# suite: systemd, and the daemons a real server runs, from Debian's own
-# packages, with their own units and default configurations, plus what
-# the suite needs (two users, a web site with PHP, a timer job, the
+# Builds (once) the root file system of a Debian server for the live
+# suite, Debian 12 (bookworm) or 13 (trixie) as PSDIFF_DEBIAN_RELEASE
+# says (12 by default): systemd, and the daemons a real server runs, from
+# Debian's own packages, with their own units and default configurations,
+# plus what the suite needs (two users, a web site with PHP, a timer job, the
 # monitoring agents listening on loopback). Prints the root's path.
 #
 # The image is cached under /var/tmp/psdiff-debian/KEY/root, where KEY is a
-# hash of this script: change the script and a new image is made. The
-# Debian mirror is the one apt uses on this machine.
+# hash of this script and the release: change the script and a new image
+# is made. The Debian mirror is the one apt uses on this machine.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-key=$(sha256sum "$here/image.sh" | cut -c1-12)
+release=${PSDIFF_DEBIAN_RELEASE:-12}
+case "$release" in
+    12) suite=bookworm ;;
+    13) suite=trixie ;;
+    *) echo "image.sh: no Debian release '$release' (12 or 13)" >&2; exit 2 ;;
+esac
+key=$( (cat "$here/image.sh"; echo "$release") | sha256sum | cut -c1-12)
 cache=${PSDIFF_DEBIAN_CACHE:-/var/tmp/psdiff-debian}
 root="$cache/$key/root"
 if [ -e "$root/.complete" ]; then
@@ -34,9 +41,9 @@ PACKAGES=(
 tmp="$cache/$key/root.tmp"
 rm -rf "$tmp"
 mkdir -p "$tmp"
-echo "image.sh: debootstrap bookworm from $mirror into $tmp" >&2
+echo "image.sh: debootstrap $suite from $mirror into $tmp" >&2
 debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,libpam-systemd \
-    bookworm "$tmp" "$mirror" >&2
+    "$suite" "$tmp" "$mirror" >&2
 
 mounts=()
 cleanup() {
@@ -63,6 +70,9 @@ in_root apt-get update -qq >&2
 in_root apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >&2
 in_root apt-get clean
 rm "$tmp/usr/sbin/policy-rc.d"
+# Each release has its PHP (8.2 in 12, 8.4 in 13); the suite reads it here.
+php=$(ls "$tmp/etc/php")
+echo "$php" > "$tmp/etc/psdiff-test-php"
 
 # Users: alice logs in to work, mallory is the attacker; both by key.
 ssh-keygen -q -t ed25519 -N '' -f "$cache/$key/id_ed25519" <<< y >/dev/null 2>&1 || true
@@ -87,18 +97,20 @@ server {
     index index.html;
     location ~ \.php$ {
         include snippets/fastcgi-php.conf;
-        fastcgi_pass unix:/run/php/php8.2-fpm.sock;
+        fastcgi_pass unix:/run/php/phpPHP-fpm.sock;
     }
 }
 NGINX
+sed -i "s/phpPHP-fpm/php$php-fpm/" "$tmp/etc/nginx/sites-available/default"
 head -c 50000000 /dev/zero > "$tmp/var/www/html/big.bin"
 # php-fpm's pool grows and shrinks with the load.
-sed -i 's/^pm.max_children = .*/pm.max_children = 20/' "$tmp/etc/php/8.2/fpm/pool.d/www.conf"
+sed -i 's/^pm.max_children = .*/pm.max_children = 20/' "$tmp/etc/php/$php/fpm/pool.d/www.conf"
 
-# Agents: loopback, long enough for `--retry`, remote commands allowed.
+# Agents: loopback, remote commands allowed. zabbix_agentd keeps its
+# default Timeout of 3 s, which `--retry` must fit in (issue 24).
 for conf in "$tmp/etc/zabbix/zabbix_agentd.conf"; do
     sed -i 's/^Server=.*/Server=127.0.0.1/; s/^ServerActive=.*/ServerActive=/' "$conf"
-    printf 'ListenIP=127.0.0.1\nTimeout=30\nAllowKey=system.run[*]\n' >> "$conf"
+    printf 'ListenIP=127.0.0.1\nTimeout=3\nAllowKey=system.run[*]\n' >> "$conf"
 done
 conf="$tmp/etc/zabbix/zabbix_agent2.conf"
 sed -i 's/^Server=.*/Server=127.0.0.1/; s/^ServerActive=.*/ServerActive=/' "$conf"
