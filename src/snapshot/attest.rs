@@ -68,6 +68,8 @@ pub struct Attestor {
     host_user_ns: Option<std::path::PathBuf>,
     host_root: Option<OwnedFd>,
     files: RefCell<HashMap<String, Option<(u64, u64)>>>,
+    /// The device of the kernel's own anonymous shared memory.
+    anonymous: Option<u64>,
 }
 
 /// Where code may be mapped from without a doubt: the system's own
@@ -108,6 +110,7 @@ impl Attestor {
             host_root,
             proc,
             files: RefCell::new(HashMap::new()),
+            anonymous: anonymous_memory_device(),
         })
     }
 
@@ -154,7 +157,9 @@ impl Attestor {
             doubts.push(Doubt::CannotTell);
         }
         match dir.read("maps", &mut buf) {
-            Some(maps) => doubts.extend(foreign_code(&dir, maps).map(Doubt::ForeignCode)),
+            Some(maps) => {
+                doubts.extend(foreign_code(&dir, maps, self.anonymous).map(Doubt::ForeignCode))
+            }
             None => doubts.push(Doubt::CannotTell),
         }
         doubts.dedup();
@@ -225,9 +230,32 @@ fn preload(environ: &[u8]) -> impl Iterator<Item = String> + '_ {
     })
 }
 
+/// The device that the kernel's anonymous shared memory lives on, learnt
+/// from a page of psdiff's own. PHP's opcache maps its JIT buffer so
+/// (`/dev/zero (deleted)` in maps): memory the process wrote itself, not
+/// a file a user did, as a tmpfs of a user's own named /dev would be.
+fn anonymous_memory_device() -> Option<u64> {
+    use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous, munmap};
+    let len = std::num::NonZeroUsize::new(4096)?;
+    // SAFETY: a fresh mapping that nothing else refers to, unmapped below.
+    let page =
+        unsafe { mmap_anonymous(None, len, ProtFlags::PROT_READ, MapFlags::MAP_SHARED) }.ok()?;
+    let start = page.as_ptr() as usize;
+    let name = format!("/proc/self/map_files/{start:x}-{:x}", start + len.get());
+    let dev = nix::sys::stat::stat(name.as_str()).ok().map(|st| st.st_dev);
+    // SAFETY: the mapping made above, of that length, no longer used.
+    let _ = unsafe { munmap(page, len.get()) };
+    dev
+}
+
 /// Files mapped executable (`/proc/PID/maps`) that lie outside the
-/// system's folders and are not root's alone.
-fn foreign_code<'m>(dir: &'m ProcDir, maps: &'m [u8]) -> impl Iterator<Item = String> + 'm {
+/// system's folders and are not root's alone; the kernel's anonymous
+/// shared memory (on device `anonymous`) is none.
+fn foreign_code<'m>(
+    dir: &'m ProcDir,
+    maps: &'m [u8],
+    anonymous: Option<u64>,
+) -> impl Iterator<Item = String> + 'm {
     let mut seen = Vec::new();
     maps.split(|&b| b == b'\n').filter_map(move |line| {
         let line = std::str::from_utf8(line).ok()?;
@@ -252,6 +280,7 @@ fn foreign_code<'m>(dir: &'m ProcDir, maps: &'m [u8]) -> impl Iterator<Item = St
             AtFlags::empty(),
         );
         match file {
+            Ok(st) if anonymous == Some(st.st_dev) => None,
             Ok(st) if path.starts_with('/') && !path.ends_with(" (deleted)") && root_only(&st) => {
                 None
             }
@@ -272,6 +301,41 @@ mod tests {
         assert_eq!(preload(b"LD_PRELOADX=a\0=\0noequals").count(), 0);
     }
 
+    /// Executable anonymous shared memory, as opcache's JIT maps it, is
+    /// the process's own; a deleted file on a tmpfs is not.
+    #[test]
+    fn anonymous_shared_memory_is_no_foreign_code() {
+        use nix::sys::mman::{MapFlags, ProtFlags, mmap, mmap_anonymous};
+        let len = std::num::NonZeroUsize::new(4096).unwrap();
+        let exec = ProtFlags::PROT_READ | ProtFlags::PROT_EXEC;
+        // SAFETY: fresh mappings, never read or run, left to the test's end.
+        let jit = unsafe { mmap_anonymous(None, len, exec, MapFlags::MAP_SHARED) }.unwrap();
+        // Beside the test binary: /tmp may be mounted noexec.
+        let exe = std::env::current_exe().unwrap();
+        let path = exe.with_file_name(format!("psdiff-code-{}", std::process::id()));
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(4096).unwrap();
+        let code = unsafe { mmap(None, len, exec, MapFlags::MAP_SHARED, &file, 0) }.unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let proc = ProcRoot::open(Path::new("/proc")).unwrap();
+        let me = proc.process(std::process::id()).unwrap();
+        let maps = me.read_vec("maps").unwrap();
+        let foreign: Vec<String> = foreign_code(&me, &maps, anonymous_memory_device()).collect();
+        assert!(anonymous_memory_device().is_some());
+        assert!(
+            !foreign.iter().any(|p| p.starts_with("/dev/zero")),
+            "{foreign:?}"
+        );
+        let deleted = format!("{} (deleted)", path.display());
+        assert!(foreign.contains(&deleted), "{foreign:?}");
+        let _ = (jit, code);
+    }
+
     /// This test binary runs from target/, which root does not own alone
     /// here or a user wrote: its own code is foreign, libc is not.
     #[test]
@@ -279,7 +343,7 @@ mod tests {
         let proc = ProcRoot::open(Path::new("/proc")).unwrap();
         let me = proc.process(std::process::id()).unwrap();
         let maps = me.read_vec("maps").unwrap();
-        let foreign: Vec<String> = foreign_code(&me, &maps).collect();
+        let foreign: Vec<String> = foreign_code(&me, &maps, anonymous_memory_device()).collect();
         let exe = std::env::current_exe().unwrap();
         assert!(
             foreign.iter().all(|p| !p.starts_with("/usr/lib")),
