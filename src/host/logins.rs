@@ -1,6 +1,8 @@
-//! Open logins, as logind records them in /run/systemd: a session is open
-//! while its state is `active` or `online`; `closing` means its user
-//! logged out and what is left in its scope was left running.
+//! Open logins, as logind says (over D-Bus, `logind.rs`; from its records
+//! in /run/systemd where it does not answer, or for another machine's
+//! root): a session is open while its state is `active` or `online`;
+//! `closing` means its user logged out and what is left in its scope was
+//! left running.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,6 +28,14 @@ struct Known {
 /// manager stopping for TimeoutStopSec (90 s); it is shown after this.
 pub const CLOSING_GRACE: Duration = Duration::from_secs(15);
 
+/// Whether a session of logind's class `class` is a person's: not the
+/// session systemd 256 and later open for each user manager (`manager`),
+/// nor a non-interactive one (`background`). Records without a class
+/// (older systemd) are a person's.
+pub fn a_persons(class: &str) -> bool {
+    !(class.starts_with("manager") || class.starts_with("background") || class == "none")
+}
+
 fn open(state: &str) -> bool {
     matches!(state, "active" | "online")
 }
@@ -33,11 +43,40 @@ fn open(state: &str) -> bool {
 impl Logins {
     pub fn read(root: &Path) -> Logins {
         let dir = root.join("run/systemd");
+        if root == Path::new("/")
+            && let Ok(answer) = super::logind::ask()
+        {
+            return Logins::answered(answer, &dir);
+        }
+        Logins::recorded(&dir)
+    }
+
+    /// From logind's answer; when each user's state last changed is the
+    /// time logind rewrote the user's record.
+    fn answered(answer: super::logind::Answer, dir: &Path) -> Logins {
+        let sessions = answer
+            .sessions
+            .into_iter()
+            .map(|(id, uid, state)| (id, (state, Some(uid))))
+            .collect();
+        let users = answer
+            .users
+            .into_iter()
+            .map(|(uid, state)| (uid, (state, written(dir, &uid.to_string()))))
+            .collect();
+        Logins {
+            known: Some(Known { sessions, users }),
+        }
+    }
+
+    /// From logind's records under `dir`.
+    fn recorded(dir: &Path) -> Logins {
         let Ok(sessions) = records(&dir.join("sessions")) else {
             return Logins { known: None };
         };
         let sessions = sessions
             .into_iter()
+            .filter(|(_, record)| a_persons(record.get("CLASS").map_or("", String::as_str)))
             .filter_map(|(id, record)| {
                 let uid = record.get("UID").and_then(|u| u.parse().ok());
                 Some((id, (record.get("STATE")?.clone(), uid)))
@@ -47,9 +86,7 @@ impl Logins {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|(uid, record)| {
-                let written = std::fs::metadata(dir.join("users").join(&uid))
-                    .and_then(|m| m.modified())
-                    .ok();
+                let written = written(dir, &uid);
                 Some((uid.parse().ok()?, (record.get("STATE")?.clone(), written)))
             })
             .collect();
@@ -84,6 +121,11 @@ impl Logins {
         })
     }
 
+    /// Whether logind's sessions are known (else every one counts as open).
+    pub fn knows_sessions(&self) -> bool {
+        self.known.is_some()
+    }
+
     /// The user of a session, as logind recorded it.
     pub fn session_user(&self, id: &str) -> Option<u32> {
         self.known.as_ref()?.sessions.get(id)?.1
@@ -113,6 +155,13 @@ impl Logins {
             Some(k) => k.sessions.get(id).map(|(s, _)| s.as_str()),
         }
     }
+}
+
+/// When logind last wrote the record of user `uid` under `dir`.
+fn written(dir: &Path, uid: &str) -> Option<SystemTime> {
+    std::fs::metadata(dir.join("users").join(uid))
+        .and_then(|m| m.modified())
+        .ok()
 }
 
 /// The `KEY=VALUE` lines of every file in `dir`, by file name.

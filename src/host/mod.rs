@@ -7,6 +7,7 @@
 //! (a host's root mounted in a container, or a test's tree).
 
 mod containers;
+mod logind;
 mod logins;
 mod timers;
 

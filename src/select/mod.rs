@@ -409,14 +409,20 @@ impl<'a> Population<'a> {
         let Some(uid) = cgroup.user_manager else {
             return false;
         };
-        let self_held_only = {
+        // Logged in: a person's session is open, and a person is behind
+        // one (the user manager's own session, systemd 256 on, is none).
+        let person_behind = {
             let mut open = logins
                 .sessions_of(uid)
                 .filter(|s| logins.session_open(s))
                 .peekable();
-            open.peek().is_some() && open.all(|s| self.self_held().contains(s))
+            if open.peek().is_none() {
+                !logins.knows_sessions()
+            } else {
+                open.any(|s| !self.self_held().contains(s))
+            }
         };
-        (logins.user_logged_in(uid) && !self_held_only)
+        (logins.user_logged_in(uid) && person_behind)
             || (logins.user_closing(uid)
                 && !logins
                     .sessions_of(uid)
