@@ -96,6 +96,11 @@ PHP_FPM="php$(in_vm cat /etc/psdiff-test-php)-fpm"
 POSTGRESQL="postgresql@$(in_vm ls /etc/postgresql)-main"
 USER_MANAGER=$(in_vm sed -n 's/^ExecStart=-\?//p' /lib/systemd/system/user@.service)
 echo "Debian ${PSDIFF_DEBIAN_RELEASE:-12}: $PHP_FPM, $POSTGRESQL, user manager '$USER_MANAGER'"
+# OpenSSH 9.8 and later refuse a source for a while after a flood of
+# connections (PerSourcePenalties); the banner check comes after one.
+in_vm sh -c 'echo "PerSourcePenalties no" > /etc/ssh/sshd_config.d/psdiff-suite.conf
+    sshd -t 2>/dev/null || rm /etc/ssh/sshd_config.d/psdiff-suite.conf
+    systemctl reload ssh'
 # A user's cron job is shown once it has run 40 s (the shipped bound is 5
 # minutes: the operator's rule of the same name takes its place).
 in_vm sh -c 'cat > /etc/psdiff.toml' <<'TOML'

@@ -1,7 +1,8 @@
-//! The live Debian suite (tests/debian/suite.sh): a Debian 12 server
-//! booted with systemd-nspawn, its daemons started by their units, every
+//! The live Debian suite (tests/debian/suite.sh): a Debian 12 and a
+//! Debian 13 server booted with systemd-nspawn, one after the other (the
+//! machine has one name), their daemons started by their units, every
 //! check asked through the real agents. This runs the reduced set; the
-//! full one is `tests/debian/suite.sh --full`.
+//! full one is `tests/debian/suite.sh --full --release 12|13`.
 
 use crate::common::*;
 use std::process::Command;
@@ -32,16 +33,22 @@ fn a_booted_debian_server_is_quiet_and_nothing_hides() {
             if root { "" } else { "; not root" }
         ));
     }
-    let out = Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/debian/suite.sh"
-    ))
-    .env("PSDIFF_BIN", env!("CARGO_BIN_EXE_psdiff"))
-    .output()
-    .unwrap();
-    let log = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(out.status.success(), "{log}");
-    assert!(log.contains(" passed, 0 failed\n"), "{log}");
+    for release in ["12", "13"] {
+        let out = Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/debian/suite.sh"
+        ))
+        .args(["--release", release])
+        .env("PSDIFF_BIN", env!("CARGO_BIN_EXE_psdiff"))
+        .output()
+        .unwrap();
+        let log = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(out.status.success(), "Debian {release}:\n{log}");
+        assert!(
+            log.contains(" passed, 0 failed\n"),
+            "Debian {release}:\n{log}"
+        );
+    }
 }
 
 crate::tests![a_booted_debian_server_is_quiet_and_nothing_hides,];
