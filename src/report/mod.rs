@@ -62,7 +62,9 @@ pub fn text(changes: &[Change]) -> String {
     let room = (TEXT_MAX / changes.len().max(1)).clamp(LINE_MIN, LINE_MAX);
     let mut out = String::with_capacity(changes.iter().map(|c| c.line.len().min(room) + 3).sum());
     for (i, change) in changes.iter().enumerate() {
-        if out.len() + room + 3 > TEXT_MAX {
+        // A line deep in the tree is longer than its room: the indent stays.
+        let line = cut(change.line, room);
+        if out.len() + line.len() + 3 > TEXT_MAX {
             out.push_str(&format!(
                 "... {} more changes not printed: more than a monitoring agent carries; `--format json` prints them all\n",
                 changes.len() - i
@@ -73,7 +75,7 @@ pub fn text(changes: &[Change]) -> String {
             Kind::Missing => "- ",
             Kind::Extra => "+ ",
         });
-        out.push_str(&cut(change.line, room));
+        out.push_str(&line);
         out.push('\n');
     }
     out
