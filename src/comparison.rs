@@ -119,7 +119,7 @@ pub fn settled(context: &Context, wanted: Wanted, retry: bool) -> Result<Compari
         identity::Recorded::default()
     };
     let fields = rules.needs().union(identity::FIELDS);
-    let (new, processes) = settle(
+    let (new, unmarked, processes) = settle(
         retry && present,
         |_| {
             let processes = context.snapshot(fields)?.processes;
@@ -127,15 +127,17 @@ pub fn settled(context: &Context, wanted: Wanted, retry: bool) -> Result<Compari
             // taken back for a second shaping, not copied beforehand.
             let view = context.shape(processes, rules.compared());
             let lives = identity::of_view(&view, &context.proc_root);
-            let text = recorded.mark(&old, &view.text(), &lives);
-            Ok::<_, Error>((text, view.tree.processes))
+            let text = view.text();
+            let marked = recorded.mark(&old, &text, &lives);
+            Ok::<_, Error>((marked, text, view.tree.processes))
         },
-        |(new, _)| !report::changes(&old, new, wanted).is_empty(),
+        |(new, _, _)| !report::changes(&old, new, wanted).is_empty(),
     )?;
     let note = match (&rules, note) {
         (Rules::Recorded { in_force, .. }, _) => {
+            // What the rules change, apart from who prints each line.
             let by_rules_in_force = context.shape(processes, in_force).text();
-            let lines = report::changes(&new, &by_rules_in_force, Wanted::BOTH).len();
+            let lines = report::changes(&unmarked, &by_rules_in_force, Wanted::BOTH).len();
             (lines > 0).then_some(RulesNote::Changed { lines })
         }
         (_, Some(RulesNote::Unrecorded)) if old == new => None,
