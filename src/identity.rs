@@ -122,19 +122,25 @@ pub struct LiveLine {
     pub stopped: bool,
 }
 
+impl LiveLine {
+    pub fn of(process: &Process, proc_root: &Path) -> LiveLine {
+        LiveLine {
+            identity: Identity::of(process),
+            stopped: held_stopped(process, proc_root),
+        }
+    }
+}
+
 /// Who prints each line of `view`, in the view's order.
 pub fn of_view(view: &View, proc_root: &Path) -> Vec<LiveLine> {
     view.lines
         .iter()
-        .map(|line| {
-            let process = view
-                .tree
-                .index_of(line.pid)
-                .map(|i| &view.tree.processes[i]);
-            LiveLine {
-                identity: process.map(Identity::of).unwrap_or_default(),
-                stopped: process.is_some_and(|p| held_stopped(p, proc_root)),
-            }
+        .map(|line| match view.tree.index_of(line.pid) {
+            Some(i) => LiveLine::of(&view.tree.processes[i], proc_root),
+            None => LiveLine {
+                identity: Identity::default(),
+                stopped: false,
+            },
         })
         .collect()
 }
@@ -163,6 +169,26 @@ impl Recorded {
                 .push(live.identity.clone());
         }
         Recorded(by_line)
+    }
+
+    /// What `explain` says of `line` printed by `live`: how it stands to
+    /// the identities recorded for that line; `None` when none are.
+    pub fn explain(&self, line: &str, live: &LiveLine) -> Option<String> {
+        if live.stopped {
+            return Some(
+                "stopped: while it stays stopped, its line in the baseline counts as missing"
+                    .to_string(),
+            );
+        }
+        let ids = self.0.get(line)?;
+        if ids.iter().any(|id| live.identity.same_as(id)) {
+            return Some("as recorded with the baseline (exe, unit, container)".to_string());
+        }
+        let first = ids.first()?;
+        Some(format!(
+            "not as recorded with the baseline: {}; its line there counts as missing",
+            live.identity.differences(first).join(", ")
+        ))
     }
 
     /// `new` (a dump whose lines `lives` are) with the mark of what

@@ -8,6 +8,7 @@ use super::print;
 use crate::context::Context;
 use crate::error::{Error, Exit};
 use crate::host::Host;
+use crate::identity;
 use crate::render;
 use crate::rules::{Decision, RuleSet, View};
 use crate::snapshot::{self, Fields, Process};
@@ -24,6 +25,10 @@ pub fn run(context: &Context, pids: &[u32]) -> Result<Exit, Error> {
         },
     )?;
     let host = Host::of(&context.proc_root);
+    let recorded = identity::read(&context.db).unwrap_or_else(|e| {
+        eprintln!("psdiff: warning: {e}");
+        identity::Recorded::default()
+    });
     let mut missing = Vec::new();
     let targets: Vec<usize> = if pids.is_empty() {
         (0..view.tree.len()).collect()
@@ -42,6 +47,14 @@ pub fn run(context: &Context, pids: &[u32]) -> Result<Exit, Error> {
     for i in targets {
         let age = snapshot::age(&context.proc_root, &view.tree.processes[i]);
         explain_one(&mut out, &view, &rules, &config.host_notes, &host, i, age);
+        let process = &view.tree.processes[i];
+        if view.decisions[i].is_shown() {
+            let line = render::line(view.tree.depth(i), &view.cmdlines[i], &process.user);
+            let live = identity::LiveLine::of(process, &context.proc_root);
+            if let Some(said) = recorded.explain(&line, &live) {
+                let _ = writeln!(out, "  identity {said}");
+            }
+        }
     }
     print(&out)?;
     for pid in &missing {

@@ -418,6 +418,11 @@ fn a_stand_in_keeps_no_daemons_line() {
     attack.start(&detached("passwd"));
     let line = format!("{title}  {{user=root}}");
     let (missing, extra, agent) = attack.changes();
+    let story = attack.explain(pid_of(title));
+    assert!(
+        story.contains("identity not as recorded with the baseline: running /usr/bin/passwd"),
+        "{story}"
+    );
     // The hole as it was: without the identities, the title is enough.
     std::fs::remove_file(attack.agent.db().with_extension("ids")).unwrap();
     let (before, _, _) = attack.changes();
@@ -498,6 +503,11 @@ fn a_stopped_process_keeps_no_line() {
         );
     }
     assert!(!missing.contains(&line(6033)), "{missing}");
+    let story = attack.explain(stopped);
+    assert!(
+        story.contains("identity stopped: while it stays stopped"),
+        "{story}"
+    );
     let _ = tracer.kill();
     let _ = debugger.kill();
     let _ = tracer.wait();
