@@ -126,7 +126,7 @@ impl LiveLine {
     pub fn of(process: &Process, proc_root: &Path) -> LiveLine {
         LiveLine {
             identity: Identity::of(process),
-            stopped: held_stopped(process, proc_root),
+            stopped: snapshot::held_stopped(proc_root, process),
         }
     }
 }
@@ -143,14 +143,6 @@ pub fn of_view(view: &View, proc_root: &Path) -> Vec<LiveLine> {
             },
         })
         .collect()
-}
-
-fn held_stopped(process: &Process, proc_root: &Path) -> bool {
-    match process.state {
-        'T' => true,
-        't' => snapshot::tracer_uid(proc_root, process.pid).is_none_or(|uid| uid != 0),
-        _ => false,
-    }
 }
 
 /// The identities recorded for a baseline, by line text: as many as the

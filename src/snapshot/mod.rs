@@ -112,25 +112,29 @@ pub fn age(root: &Path, process: &Process) -> Option<std::time::Duration> {
     uptime.uptime_duration().checked_sub(started)
 }
 
+/// Whether `process` is held stopped by someone other than the admin: by
+/// a signal (state T), or by a tracer that is not root (state t). Root's
+/// debugger holding a process is the admin at work. Read at `root`.
+pub fn held_stopped(root: &Path, process: &Process) -> bool {
+    match process.state {
+        'T' => true,
+        't' => tracer_uid(root, process.pid).is_none_or(|uid| uid != 0),
+        _ => false,
+    }
+}
+
 /// The effective uid of the process tracing `pid` (TracerPid), read at
 /// `root`; `None` when nothing traces it or the tracer is gone.
 pub fn tracer_uid(root: &Path, pid: u32) -> Option<u32> {
-    let field = |pid: u32, name: &str| -> Option<String> {
-        let status = std::fs::read_to_string(root.join(pid.to_string()).join("status")).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim().to_string())
+    let status = |pid: u32| {
+        let buf = std::fs::read(root.join(pid.to_string()).join("status")).ok()?;
+        parse::parse_status(&buf)
     };
-    let tracer: u32 = field(pid, "TracerPid:")?.parse().ok()?;
+    let tracer = status(pid)?.tracer;
     if tracer == 0 {
         return None;
     }
-    field(tracer, "Uid:")?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    Some(status(tracer)?.uids.effective)
 }
 
 /// Whether SELinux is on: its file system is mounted beside `root`'s

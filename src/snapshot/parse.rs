@@ -76,19 +76,25 @@ pub struct Ids {
     pub fs: u32,
 }
 
-/// The credential lines of /proc/PID/status.
+/// The credential lines of /proc/PID/status, and who traces the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status {
     pub uids: Ids,
     pub gids: Ids,
+    /// `TracerPid:`, 0 when nothing traces it (and on kernels without it).
+    pub tracer: u32,
 }
 
-/// Reads the `Uid:` and `Gid:` lines; the rest of status is not needed.
+/// Reads the `TracerPid:`, `Uid:` and `Gid:` lines, which come in that
+/// order; the rest of status is not needed.
 pub fn parse_status(buf: &[u8]) -> Option<Status> {
     let mut uids = None;
     let mut gids = None;
+    let mut tracer = 0;
     for line in buf.split(|&b| b == b'\n') {
-        if let Some(rest) = line.strip_prefix(b"Uid:") {
+        if let Some(rest) = line.strip_prefix(b"TracerPid:") {
+            tracer = std::str::from_utf8(rest).ok()?.trim().parse().ok()?;
+        } else if let Some(rest) = line.strip_prefix(b"Uid:") {
             uids = parse_ids(rest);
         } else if let Some(rest) = line.strip_prefix(b"Gid:") {
             gids = parse_ids(rest);
@@ -99,6 +105,7 @@ pub fn parse_status(buf: &[u8]) -> Option<Status> {
     Some(Status {
         uids: uids?,
         gids: gids?,
+        tracer,
     })
 }
 
@@ -189,7 +196,14 @@ mod tests {
                 fs: 8
             }
         );
+        assert_eq!(s.tracer, 0);
         assert_eq!(parse_status(b"Name:\tx\nUid:\t1\t2\n"), None);
+        let traced = b"Name:\tx\nTracerPid:\t4242\nUid:\t1\t1\t1\t1\nGid:\t1\t1\t1\t1\n";
+        assert_eq!(parse_status(traced).unwrap().tracer, 4242);
+        assert_eq!(
+            parse_status(b"TracerPid:\tx\nUid:\t1\t1\t1\t1\nGid:\t1\t1\t1\t1\n"),
+            None
+        );
     }
 
     #[test]
