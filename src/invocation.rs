@@ -18,7 +18,7 @@
 //!   check). A user cannot run processes as the monitoring account, and
 //!   a psdiff of their own only hides their tree from their own run.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::snapshot::{ProcRoot, Process};
@@ -106,6 +106,10 @@ pub fn members(
 ) -> HashSet<usize> {
     let ticks = procfs::ticks_per_second();
     let window = WINDOW_SECONDS * ticks;
+    let eldest = eldest_of_groups(processes);
+    let is_daemon = |p: &Process| {
+        p.pid == 1 || (p.ppid == 1 && eldest.get(&p.pgrp) == Some(&(p.start_time, p.pid)))
+    };
     let mut members = HashSet::new();
     let chain_above = |mut at: Option<usize>, started: u64, members: &mut HashSet<usize>| {
         while let Some(i) = at {
@@ -162,14 +166,25 @@ pub fn members(
     members
 }
 
-/// Whether `process` is a daemon init started: pid 1 itself, or a child
-/// of pid 1 that leads its own process group, as a unit's main process
-/// and a daemonized process do. Such a process is the invoker itself
-/// (zabbix_agentd a moment after `systemctl restart`), never part of one
+/// The eldest living member of each process group, as (start time, pid).
+///
+/// A daemon init started is pid 1 itself, or a child of pid 1 that is the
+/// eldest of its process group: it leads the group (a unit's main
+/// process), or the leader is gone (a daemon that forked twice, as
+/// zabbix_agentd's init script starts it). Such a process is the invoker
+/// itself (zabbix_agentd a moment after a restart), never part of one
 /// request; a request's handler that was re-parented to init (NRPE's)
-/// stays in its daemon's group.
-fn is_daemon(process: &Process) -> bool {
-    process.pid == 1 || (process.ppid == 1 && process.pgrp == process.pid)
+/// stays in its daemon's group, below the daemon.
+fn eldest_of_groups(processes: &[Process]) -> HashMap<u32, (u64, u32)> {
+    let mut eldest: HashMap<u32, (u64, u32)> = HashMap::new();
+    for p in processes {
+        let candidate = (p.start_time, p.pid);
+        eldest
+            .entry(p.pgrp)
+            .and_modify(|e| *e = (*e).min(candidate))
+            .or_insert(candidate);
+    }
+    eldest
 }
 
 #[cfg(test)]
@@ -266,5 +281,39 @@ mod tests {
             .collect();
         found.sort();
         assert_eq!(found, [501, 502, 503]);
+    }
+
+    #[test]
+    fn a_daemon_that_forked_twice_is_not_the_request() {
+        // zabbix_agentd by its init script: the session leader (700) has
+        // exited, its child 701 (ppid 1, group 700) is the daemon; a
+        // listener > sh > sudo > psdiff. NRPE's handler, in the group of
+        // the older nrpe, stays part of its request (the test above).
+        let in_group = |pid, ppid, start| Process {
+            pgrp: 700,
+            ..at(pid, ppid, start)
+        };
+        let processes = vec![
+            at(1, 0, 0),
+            in_group(701, 1, 1001),
+            in_group(702, 701, 1001),
+            at(703, 702, 1002),
+            at(704, 703, 1002),
+        ];
+        let me = Me {
+            pid: 705,
+            ppid: 704,
+            start_time: 1002 * procfs::ticks_per_second(),
+            euid: 0,
+            exe: None,
+            pipes: Pipes::default(),
+        };
+        let parent = |i: usize| processes.iter().position(|p| p.pid == processes[i].ppid);
+        let mut found: Vec<u32> = members(&processes, &parent, &|_| Pipes::default(), &me)
+            .into_iter()
+            .map(|i| processes[i].pid)
+            .collect();
+        found.sort();
+        assert_eq!(found, [702, 703, 704]);
     }
 }
