@@ -54,6 +54,26 @@ impl SocketTables {
             .or_insert_with(|| read(dir))
     }
 
+    /// The TCP connections `dir`'s process holds that it accepted (their
+    /// local port is one a socket of its namespace listens on), as a
+    /// server's session does; not the ones it opened itself.
+    pub fn accepted_by(&mut self, dir: &ProcDir) -> Vec<Socket> {
+        let held = self.held_by(dir);
+        let table = self.of(dir);
+        let listens = |at: &SocketAddr| {
+            table.values().any(|s| {
+                s.protocol == Protocol::Tcp
+                    && s.is_listening()
+                    && s.local.port() == at.port()
+                    && (s.local.ip() == at.ip() || s.local.ip().is_unspecified())
+            })
+        };
+        held.into_iter()
+            .map(|(_, s)| s)
+            .filter(|s| s.protocol == Protocol::Tcp && !s.is_listening() && listens(&s.local))
+            .collect()
+    }
+
     /// The sockets a process holds, with their descriptors.
     pub fn held_by(&mut self, dir: &ProcDir) -> Vec<(i32, Socket)> {
         let descriptors = dir.descriptors();

@@ -121,7 +121,23 @@ fn explain_one(
         let _ = writeln!(out, "           after:  {}", rewrite.after);
     }
     let verdict = match &view.decisions[i] {
-        Decision::Shown => "shown    no visibility rule applies".to_string(),
+        Decision::Shown => {
+            // A tree is hidden only through processes that run (rules::shape).
+            let held = (!host.held_stopped(process))
+                .then(|| {
+                    std::iter::successors(tree.parent(i), |&j| tree.parent(j))
+                        .find(|&j| host.held_stopped(&tree.processes[j]))
+                })
+                .flatten();
+            match held {
+                Some(j) => format!(
+                    "shown    no visibility rule applies: it runs below {}, which is stopped, \
+                     and an ancestor's rule hides nothing through a stopped process",
+                    describe(j)
+                ),
+                None => "shown    no visibility rule applies".to_string(),
+            }
+        }
         Decision::ShownOnce { rule } => {
             format!(
                 "shown    by {}: the first of its identical siblings",

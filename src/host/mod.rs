@@ -87,6 +87,13 @@ impl Host {
         self.attestor().is_some()
     }
 
+    /// Whether `process` is held stopped by a signal or a user's tracer
+    /// (`snapshot::held_stopped`).
+    pub fn held_stopped(&self, process: &Process) -> bool {
+        let proc_root = self.local_proc.as_deref().unwrap_or(Path::new("/proc"));
+        crate::snapshot::held_stopped(proc_root, process)
+    }
+
     /// The folder of process `pid` on a real proc file system, for what
     /// only the live process tells (its descriptors, its sockets).
     pub fn live_process(&self, pid: u32) -> Option<crate::snapshot::ProcDir> {

@@ -217,7 +217,16 @@ pub fn shape(mut tree: Tree, rules: &RuleSet, host: &Host) -> View {
 
     // For each visibility rule, whether each process matches it, and the
     // nearest ancestor that does; one pass in preorder, so no walk up the
-    // tree per process.
+    // tree per process. A tree is hidden only through processes that run:
+    // a running process below a stopped one (a user's `sshd: USER@notty`
+    // held by SIGSTOP once its client has gone, so the session never
+    // ends) is not hidden by an ancestor's rule. A stopped job (Ctrl-Z)
+    // stops its whole group, and stays hidden.
+    let stopped: Vec<bool> = tree
+        .processes
+        .iter()
+        .map(|p| host.held_stopped(p))
+        .collect();
     let visibility: Vec<usize> = (0..rules.rules.len())
         .filter(|&r| !rules.rules[r].action.is_transform())
         .collect();
@@ -235,9 +244,15 @@ pub fn shape(mut tree: Tree, rules: &RuleSet, host: &Host) -> View {
         let rule = &rules.rules[r];
         for &i in &preorder {
             self_match[i] = rule.selector.matches(&subjects, i);
-            nearest[i] = tree
-                .parent(i)
-                .and_then(|p| if self_match[p] { Some(p) } else { nearest[p] });
+            nearest[i] = tree.parent(i).and_then(|p| {
+                if self_match[p] {
+                    Some(p)
+                } else if stopped[p] && !stopped[i] {
+                    None
+                } else {
+                    nearest[p]
+                }
+            });
         }
         for i in 0..n {
             if decided[i] {

@@ -3,6 +3,10 @@
 //! no open login. A user service running `ssh -N USER@localhost` keeps a
 //! session open after its user logged out, and logind calls it active;
 //! it is no one logged in, so what it holds is shown.
+//!
+//! Nor is anyone behind a session whose incoming connection is held by a
+//! stopped process: the user's `sshd: USER@notty` stopped by SIGSTOP
+//! keeps its session open after the client has gone, and talks to no one.
 
 use std::collections::{HashMap, HashSet};
 
@@ -32,6 +36,18 @@ pub fn sessions(
         let Some(uid) = host.logins().session_user(session) else {
             continue;
         };
+        // (A connection the session opened, `ssh` suspended by ~^Z, is
+        // someone at work.)
+        let connection_stopped = procs.iter().any(|p| {
+            host.held_stopped(p)
+                && host
+                    .live_process(p.pid)
+                    .is_some_and(|dir| !tables.accepted_by(&dir).is_empty())
+        });
+        if connection_stopped {
+            held_from.insert(session, vec![None]);
+            continue;
+        }
         let mut clients = Vec::new();
         for p in procs {
             let Some(dir) = host.live_process(p.pid) else {

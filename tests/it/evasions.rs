@@ -523,6 +523,66 @@ fn a_stopped_process_keeps_no_line() {
     assert!(!extra.contains("(stopped)"), "{extra}");
 }
 
+/// A tree is hidden only through processes that run: a user who stops
+/// the process between a hiding rule's match and her miner (her own
+/// `sshd: USER@notty`, so a session never ends) hides nothing below it.
+/// A job stopped as a whole (Ctrl-Z stops its process group) stays hidden.
+fn a_stopped_link_hides_nothing_below_it() {
+    let rules = r#"
+[[rule]]
+name = "nobody-holder"
+match = { cmdline_prefix = ["holder-6040"], user = "nobody" }
+action = "hide-children"
+"#;
+    let mut attack = Attack::new("stopped-link", rules);
+    attack.start(
+        "exec -a holder-6040 bash -c \"bash -c 'sleep 6041 & wait' & bash -c 'sleep 6042 & wait' & wait\"",
+    );
+    let (miner_line, job_line) = ("sleep 6041  {user=nobody}", "sleep 6042  {user=nobody}");
+    let (direct, _) = attack.extra();
+    assert!(
+        !direct.contains(miner_line) && !direct.contains(job_line),
+        "hidden while all runs:\n{direct}"
+    );
+    let parent_of = |pid: u32| -> u32 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        after.split(' ').nth(1).unwrap().parse().unwrap()
+    };
+    let (miner, job) = (pid_of("sleep 6041"), pid_of("sleep 6042"));
+    let link = parent_of(miner);
+    let signal = |sig: &str, pids: &[u32]| {
+        for pid in pids {
+            let ok = as_nobody(&["kill", sig, &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+    };
+    signal("-STOP", &[link, job, parent_of(job)]);
+    std::thread::sleep(Duration::from_millis(300));
+    let shown = attack.assert_extra(miner_line);
+    assert!(
+        !shown.contains(job_line),
+        "a stopped job stays hidden:\n{shown}"
+    );
+    assert!(
+        !shown.contains("bash -c sleep 6041 & wait  {"),
+        "the stopped link itself:\n{shown}"
+    );
+    let story = attack.explain(miner);
+    assert!(
+        story.contains(&format!(
+            "it runs below {link} (bash -c sleep 6041 & wait), which is stopped"
+        )),
+        "{story}"
+    );
+    signal("-CONT", &[link, job, parent_of(job)]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (direct, _) = attack.extra();
+    assert!(!direct.contains(miner_line), "hidden again:\n{direct}");
+}
+
 crate::tests![
     a_setuid_parent_titled_like_a_daemon_hides_nothing,
     a_zombie_leader_with_a_live_thread_is_shown,
@@ -532,4 +592,5 @@ crate::tests![
     config_check_warns_of_rules_a_user_can_shape,
     a_stand_in_keeps_no_daemons_line,
     a_stopped_process_keeps_no_line,
+    a_stopped_link_hides_nothing_below_it,
 ];
