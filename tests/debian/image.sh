@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Builds (once) the root file system of a Debian server for the live
-# suite, Debian 12 (bookworm) or 13 (trixie) as PSDIFF_DEBIAN_RELEASE
-# says (12 by default): systemd, and the daemons a real server runs, from
-# Debian's own packages, with their own units and default configurations,
-# plus what the suite needs (two users, a web site with PHP, a timer job, the
-# monitoring agents listening on loopback). Prints the root's path.
+# suite, as PSDIFF_DEBIAN_RELEASE says: Debian 12 (bookworm, the default)
+# or 13 (trixie) with systemd, or `sysv`, Debian 12 with sysvinit-core and
+# no systemd at all (no units, no logind: psdiff has only exe, uid and the
+# parent chain there). On it the daemons a real server runs, from Debian's
+# own packages, with their own units or init scripts and default
+# configurations, plus what the suite needs (two users, a web site with
+# PHP, a scheduled job, the monitoring agents listening on loopback).
+# Prints the root's path.
 #
 # The image is cached under /var/tmp/psdiff-debian/KEY/root, where KEY is a
 # hash of this script and the release: change the script and a new image
@@ -13,10 +16,12 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 release=${PSDIFF_DEBIAN_RELEASE:-12}
+init=systemd
 case "$release" in
     12) suite=bookworm ;;
     13) suite=trixie ;;
-    *) echo "image.sh: no Debian release '$release' (12 or 13)" >&2; exit 2 ;;
+    sysv) suite=bookworm init=sysvinit ;;
+    *) echo "image.sh: no Debian release '$release' (12, 13 or sysv)" >&2; exit 2 ;;
 esac
 key=$( (cat "$here/image.sh"; echo "$release") | sha256sum | cut -c1-12)
 cache=${PSDIFF_DEBIAN_CACHE:-/var/tmp/psdiff-debian}
@@ -42,8 +47,26 @@ tmp="$cache/$key/root.tmp"
 rm -rf "$tmp"
 mkdir -p "$tmp"
 echo "image.sh: debootstrap $suite from $mirror into $tmp" >&2
-debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,libpam-systemd \
-    "$suite" "$tmp" "$mirror" >&2
+if [ "$init" = systemd ]; then
+    include=systemd,systemd-sysv,dbus,libpam-systemd
+else
+    # orphan-sysvinit-scripts: the init scripts Debian keeps for packages
+    # that ship only a unit.
+    include=sysvinit-core,sysv-rc,initscripts,orphan-sysvinit-scripts
+    # zabbix-agent2 has no init script in Debian 12.
+    kept=()
+    for p in "${PACKAGES[@]}"; do [ "$p" = zabbix-agent2 ] || kept+=("$p"); done
+    PACKAGES=("${kept[@]}")
+fi
+debootstrap --variant=minbase --include="$include" "$suite" "$tmp" "$mirror" >&2
+if [ "$init" = sysvinit ]; then
+    # systemd never comes in by a dependency.
+    printf 'Package: systemd-sysv systemd\nPin: release *\nPin-Priority: -1\n' \
+        > "$tmp/etc/apt/preferences.d/no-systemd"
+    # A container has no virtual terminals: no gettys, which would only
+    # respawn and fail.
+    sed -i 's/^\([0-9]\+:[0-9]\+:respawn:\/sbin\/getty\)/#\1/' "$tmp/etc/inittab"
+fi
 
 mounts=()
 cleanup() {
@@ -113,29 +136,33 @@ for conf in "$tmp/etc/zabbix/zabbix_agentd.conf"; do
     printf 'ListenIP=127.0.0.1\nTimeout=3\nAllowKey=system.run[*]\n' >> "$conf"
 done
 conf="$tmp/etc/zabbix/zabbix_agent2.conf"
-sed -i 's/^Server=.*/Server=127.0.0.1/; s/^ServerActive=.*/ServerActive=/' "$conf"
-printf 'ListenIP=127.0.0.1\nListenPort=10049\nTimeout=30\nAllowKey=system.run[*]\n' >> "$conf"
+if [ -e "$conf" ]; then
+    sed -i 's/^Server=.*/Server=127.0.0.1/; s/^ServerActive=.*/ServerActive=/' "$conf"
+    printf 'ListenIP=127.0.0.1\nListenPort=10049\nTimeout=30\nAllowKey=system.run[*]\n' >> "$conf"
+fi
 sed -i 's/^allowed_hosts=.*/allowed_hosts=127.0.0.1,::1/' "$tmp/etc/nagios/nrpe.cfg"
 sed -i 's/^command_timeout=.*/command_timeout=60/' "$tmp/etc/nagios/nrpe.cfg"
 
-# A scheduled job started by a timer, as backups are.
-cat > "$tmp/etc/systemd/system/backup.service" <<'UNIT'
+# A scheduled job started by a timer, as backups are (with systemd).
+if [ "$init" = systemd ]; then
+    cat > "$tmp/etc/systemd/system/backup.service" <<'UNIT'
 [Unit]
 Description=Nightly backup (psdiff test)
 [Service]
 Type=oneshot
 ExecStart=/bin/sh -c 'tar -cf /var/tmp/backup.tar /etc >/dev/null 2>&1; sleep 20'
 UNIT
-cat > "$tmp/etc/systemd/system/backup.timer" <<'UNIT'
+    cat > "$tmp/etc/systemd/system/backup.timer" <<'UNIT'
 [Timer]
 OnCalendar=*-*-* 03:00:00
 [Install]
 WantedBy=timers.target
 UNIT
-in_root systemctl enable backup.timer >&2
-# What a container does not need, and what waits on a network.
-in_root systemctl mask systemd-networkd-wait-online.service apt-daily.timer \
-    apt-daily-upgrade.timer >&2 || true
+    in_root systemctl enable backup.timer >&2
+    # What a container does not need, and what waits on a network.
+    in_root systemctl mask systemd-networkd-wait-online.service apt-daily.timer \
+        apt-daily-upgrade.timer >&2 || true
+fi
 
 touch "$tmp/.complete"
 cleanup

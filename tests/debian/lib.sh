@@ -9,6 +9,9 @@
 DEBIAN_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$DEBIAN_DIR/../.." && pwd)
 PSDIFF_BIN=${PSDIFF_BIN:-$REPO/target/debug/psdiff}
+# The server's init: systemd, or sysvinit on the `sysv` image.
+INIT=systemd
+[ "${PSDIFF_DEBIAN_RELEASE:-12}" = sysv ] && INIT=sysvinit
 
 # Starts the server; sets ROOT (the image), RUN (this boot's folder),
 # LEADER (the container's pid 1, as the host numbers it) and SSH_KEY.
@@ -31,15 +34,17 @@ boot() {
         >"$RUN/console.log" 2>&1 &
     NSPAWN=$!
     LEADER=""
+    local init_name=systemd
+    [ "$INIT" = sysvinit ] && init_name=init
     for _ in $(seq 1 100); do
-        LEADER=$(pgrep -P "$NSPAWN" -x systemd || true)
+        LEADER=$(pgrep -P "$NSPAWN" -x "$init_name" || true)
         [ -n "$LEADER" ] && break
         sleep 0.1
     done
     [ -n "$LEADER" ] || { echo "the container did not start:"; cat "$RUN/console.log"; return 1; }
     local state=""
     for _ in $(seq 1 120); do
-        state=$(in_vm systemctl is-system-running 2>/dev/null || true)
+        state=$(booted_state)
         case "$state" in running | degraded) break ;; esac
         sleep 1
     done
@@ -47,8 +52,33 @@ boot() {
     if [ "$state" = degraded ]; then
         in_vm systemctl --failed --no-legend --plain | sed 's/^/  failed: /'
     fi
-    case "$state" in running | degraded) ;; *) return 1 ;; esac
+    case "$state" in running | degraded) ;; *) cat "$RUN/console.log"; return 1 ;; esac
     wait_for_port 10050 && wait_for_port 8080 && wait_for_port 8081 && wait_for_port 2222
+}
+
+# systemd's word for the boot (running, degraded, starting); sysvinit's
+# boot is running once runlevel 2 is reached and its rc script is done.
+booted_state() {
+    if [ "$INIT" = systemd ]; then
+        in_vm systemctl is-system-running 2>/dev/null || true
+    elif in_vm sh -c 'runlevel | grep -q " 2$" && ! pgrep -f "^/bin/sh /etc/init.d/rc" >/dev/null'; then
+        echo running
+    else
+        echo starting
+    fi
+}
+
+# Runs ACTION (start, stop, restart, reload) on each service NAME, as the
+# server's init does it: `svc ACTION NAME...`.
+svc() {
+    local action=$1
+    shift
+    if [ "$INIT" = systemd ]; then
+        in_vm systemctl "$action" "$@"
+    else
+        local name
+        for name in "$@"; do in_vm service "$name" "$action" >/dev/null; done
+    fi
 }
 
 # psdiff as the Debian package installs it, with the shipped agent files.
@@ -57,23 +87,29 @@ install_psdiff() {
     install -m 755 "$PSDIFF_BIN" "$m/usr/bin/psdiff"
     install -m 644 "$REPO/etc/zabbix/userparameter_psdiff.conf" \
         "$m/etc/zabbix/zabbix_agentd.conf.d/userparameter_psdiff.conf"
-    install -m 644 "$REPO/etc/zabbix/userparameter_psdiff.conf" \
+    # zabbix_agent2 is not on the sysvinit image.
+    [ -d "$m/etc/zabbix/zabbix_agent2.d" ] && install -m 644 "$REPO/etc/zabbix/userparameter_psdiff.conf" \
         "$m/etc/zabbix/zabbix_agent2.d/userparameter_psdiff.conf"
     install -m 644 "$REPO/etc/nagios/nrpe_psdiff.cfg" "$m/etc/nagios/nrpe.d/psdiff.cfg"
     install -m 440 "$REPO/etc/sudoers/psdiff" "$m/etc/sudoers.d/psdiff"
     for unit in psdiff-textfile.service psdiff-textfile.timer; do
-        install -m 644 "$REPO/etc/systemd/$unit" "$m/lib/systemd/system/$unit"
+        install -D -m 644 "$REPO/etc/systemd/$unit" "$m/lib/systemd/system/$unit"
     done
     mkdir -p "$m/var/lib/prometheus/node-exporter"
 }
 
+# systemd powers off when nspawn asks; sysvinit does not know nspawn's
+# signal, and its namespace ends with its init.
 shutdown_vm() {
     [ -n "${NSPAWN:-}" ] && kill "$NSPAWN" 2>/dev/null
+    [ "$INIT" = sysvinit ] && [ -n "${LEADER:-}" ] && kill -9 "$LEADER" 2>/dev/null
     for _ in $(seq 1 100); do
         kill -0 "${NSPAWN:-0}" 2>/dev/null || break
         sleep 0.1
     done
-    [ -n "${NSPAWN:-}" ] && kill -9 "$NSPAWN" 2>/dev/null
+    if [ -n "${NSPAWN:-}" ] && kill -0 "$NSPAWN" 2>/dev/null; then
+        kill -9 "$LEADER" "$NSPAWN" 2>/dev/null
+    fi
     [ -n "${RUN:-}" ] && { umount -l "$RUN/merged" 2>/dev/null; rm -rf "$RUN"; }
     NSPAWN=""
 }

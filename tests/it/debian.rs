@@ -1,8 +1,10 @@
 //! The live Debian suite (tests/debian/suite.sh): a Debian 12 and a
-//! Debian 13 server booted with systemd-nspawn, one after the other (the
-//! machine has one name), their daemons started by their units, every
-//! check asked through the real agents. This runs the reduced set; the
-//! full one is `tests/debian/suite.sh --full --release 12|13`.
+//! Debian 13 server booted with systemd, and a Debian 12 server booted
+//! with sysvinit and no systemd, by systemd-nspawn, one after the other
+//! (the machine has one name), their daemons started by their units or
+//! init scripts, every check asked through the real agents. This runs
+//! the reduced set; the full one is
+//! `tests/debian/suite.sh --full --release 12|13|sysv`.
 
 use crate::common::*;
 use std::process::Command;
@@ -33,7 +35,7 @@ fn a_booted_debian_server_is_quiet_and_nothing_hides() {
             if root { "" } else { "; not root" }
         ));
     }
-    for release in ["12", "13"] {
+    for release in ["12", "13", "sysv"] {
         let out = Command::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/debian/suite.sh"
