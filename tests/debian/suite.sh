@@ -176,6 +176,16 @@ sleep 1
 quiet "an ssh login and a connection flood"
 stop_background
 
+# A security update restarts sshd under open sessions: their monitors
+# are left as children of init.
+background ssh_as alice 'sleep 15'
+sleep 2
+svc restart ssh
+wait_for_port 2222
+sleep 1
+quiet "sshd restarted while alice is logged in"
+stop_background
+
 if [ "$INIT" = systemd ]; then
     in_vm systemctl start --no-block backup.service
     sleep 1
