@@ -15,8 +15,6 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::render;
 
-pub const DEFAULT_PATH: &str = "/var/lib/psdiff.db";
-
 /// How long `write` waits for another writer before giving up.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 

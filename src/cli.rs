@@ -9,15 +9,15 @@ Usage: after a deployment, `psdiff write` stores the process tree as the baselin
 monitoring then runs `psdiff show-missing --retry` and `psdiff show-extra --retry`, \
 and any line printed is an alert. `psdiff explain PID` tells which rule shows or hides a process.
 
-Exit status: 0 nothing to report; 1 something to report (differences, failed checks); \
-2 usage or configuration error; 3 runtime failure (/proc or the baseline unreadable, \
-write failed). With --format nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+Exit status: 0 nothing to report; 1 something to report; \
+2 usage or configuration error; 3 runtime failure. With --format nagios: 0 OK, \
+1 WARNING, 2 CRITICAL, 3 UNKNOWN. `psdiff man` says more.
 
 Files: /etc/psdiff.toml (or /usr/local/etc/psdiff.toml) and psdiff.d/*.toml beside it: rules \
 and checks; /var/lib/psdiff.db: the baseline, /var/lib/psdiff.old: the previous one.
 
-Environment: PSDIFF_CONFIG, PSDIFF_DB, PSDIFF_PROC_ROOT, PSDIFF_PASSWD stand for \
---config, --db, --proc-root and --passwd.";
+Environment: PSDIFF_CONFIG, PSDIFF_DB, PSDIFF_PROC_ROOT, PSDIFF_PASSWD, PSDIFF_HOST stand for \
+--config, --db, --proc-root, --passwd and --host; PSDIFF_TOKENS for serve's and token's --tokens.";
 
 /// Watch a server's processes against a known-good baseline.
 #[derive(Debug, Parser)]
@@ -83,7 +83,7 @@ pub struct GlobalArgs {
         global = true,
         value_name = "PATH",
         env = "PSDIFF_DB",
-        default_value = crate::baseline::DEFAULT_PATH,
+        default_value = crate::paths::BASELINE,
         help_heading = "Global options"
     )]
     pub db: PathBuf,
@@ -203,7 +203,7 @@ pub struct CheckArgs {
     pub output: Option<PathBuf>,
     /// Where `restarts` checks keep what they saw (restarts.json, small,
     /// safe to delete).
-    #[arg(long, value_name = "DIR", default_value = crate::check::restarts::DEFAULT_STATE_DIR)]
+    #[arg(long, value_name = "DIR", default_value = crate::paths::STATE_DIR)]
     pub state_dir: PathBuf,
 }
 
@@ -283,7 +283,7 @@ pub enum FilesFormat {
 #[derive(Debug, Clone, Args)]
 pub struct TokensFile {
     /// The token file: names and SHA-256 hashes, mode 0600.
-    #[arg(long = "tokens", value_name = "FILE", default_value = crate::serve::tokens::DEFAULT_PATH, env = "PSDIFF_TOKENS")]
+    #[arg(long = "tokens", value_name = "FILE", default_value = crate::paths::TOKENS, env = "PSDIFF_TOKENS")]
     pub path: PathBuf,
 }
 

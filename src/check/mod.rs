@@ -3,7 +3,6 @@
 
 pub mod actions;
 mod compile;
-mod measure;
 pub mod port;
 pub mod range;
 pub mod restarts;
@@ -17,7 +16,6 @@ use crate::host::Host;
 use crate::select::{Command, Population, Selector, Subjects};
 use crate::snapshot::{Ids, Process};
 pub use compile::{DEFAULT_GRACE, compile_all, needs_restart, parse_spec};
-pub use measure::evaluate_settled;
 use range::{Bounds, NagiosRange};
 pub use usage::Resource;
 use usage::Usage;

@@ -13,8 +13,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// Where the ledger lives by default.
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/psdiff";
 const FILE: &str = "restarts.json";
 const KEEP_SECONDS: f64 = 7.0 * 86400.0;
 const MAX_EVENTS: usize = 1000;

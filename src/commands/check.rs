@@ -5,20 +5,21 @@
 use std::collections::HashMap;
 
 use super::emit;
+use crate::app::Error;
+use crate::app::context::Context;
 use crate::check::actions::{self, Guard};
 use crate::check::{self, Check, Level, Outcome};
 use crate::cli::{CheckArgs, CheckFormat};
 use crate::config;
-use crate::context::Context;
-use crate::error::{Error, Exit};
-use crate::report::nagios::NagiosState;
+use crate::exit::Exit;
+use crate::exit::NagiosState;
 use crate::report::{json, mon, nagios, prometheus};
 use crate::snapshot::Process;
 
 pub fn run(context: &Context, args: &CheckArgs) -> Result<Exit, Error> {
     let output = args.output.as_deref();
     let found = compile(context, args).and_then(|checks| {
-        let (outcomes, processes) = check::evaluate_settled(
+        let (outcomes, processes) = crate::app::measure::evaluate_settled(
             context,
             &checks,
             args.retry,

@@ -4,9 +4,10 @@
 use std::path::Path;
 
 use super::print;
+use crate::app::Error;
 use crate::baseline::{self, BaselineError};
 use crate::cli::DiffFormat;
-use crate::error::{Error, Exit};
+use crate::exit::Exit;
 use crate::report::{self, Wanted};
 
 pub fn run(old: &Path, new: &Path, format: DiffFormat) -> Result<Exit, Error> {

@@ -1,10 +1,11 @@
 //! `psdiff config check` and `psdiff config defaults`.
 
 use super::print;
+use crate::app::Error;
+use crate::app::context::Context;
 use crate::cli::ConfigCommand;
 use crate::config::DEFAULTS_TOML;
-use crate::context::Context;
-use crate::error::{Error, Exit};
+use crate::exit::Exit;
 
 pub fn run(context: &Context, command: ConfigCommand) -> Result<Exit, Error> {
     match command {

@@ -10,8 +10,9 @@ use std::fmt::Write;
 use clap::{Arg, Command, CommandFactory};
 
 use super::print;
+use crate::app::Error;
 use crate::cli::Cli;
-use crate::error::{Error, Exit};
+use crate::exit::Exit;
 
 pub fn man() -> Result<Exit, Error> {
     let cli = Cli::command();
@@ -33,6 +34,7 @@ pub fn man() -> Result<Exit, Error> {
         command_section(&mut page, command, "psdiff");
     }
     page.push_str(&configuration());
+    page.push_str(&exit_status_and_environment(&cli));
     page.push_str(STATIC_SECTIONS);
     print(&page)?;
     Ok(Exit::Clean)
@@ -203,32 +205,71 @@ that host would; \\fBconfig check\\fR lists what applies and why.
     out
 }
 
-const STATIC_SECTIONS: &str = ".SH \"EXIT STATUS\"
-.TP
-0
-nothing to report
-.TP
-1
-something to report: differences, failed checks (for explain: a pid that does not exist)
-.TP
-2
-usage or configuration error
-.TP
-3
-runtime failure: /proc unreadable or hidden (hidepid), the executables of other
-users' processes unreadable (psdiff is not root), the baseline unreadable or
-damaged, a write failed; with \\-\\-format json, also: no baseline (or an empty one)
-.PP
+/// EXIT STATUS, from `exit::CODES`, and ENVIRONMENT, from every option
+/// that an environment variable stands for.
+fn exit_status_and_environment(cli: &clap::Command) -> String {
+    let mut out = String::from(".SH \"EXIT STATUS\"\n");
+    for (code, meaning) in crate::exit::CODES {
+        let _ = writeln!(out, ".TP\n{code}\n{}", escape(meaning));
+        if code == 3 {
+            out.push_str("(with \\-\\-format json, also: no baseline, or an empty one)\n");
+        }
+    }
+    out.push_str(EXIT_NAGIOS);
+    out.push_str(".SH ENVIRONMENT\n");
+    // Each variable once: its option, and the commands that have it.
+    let mut vars: Vec<(String, String, Vec<String>)> = Vec::new();
+    let mut options = |command: &clap::Command, path: &str| {
+        for arg in command.get_arguments() {
+            let (Some(env), Some(long)) = (arg.get_env(), arg.get_long()) else {
+                continue;
+            };
+            let env = env.to_string_lossy().into_owned();
+            let at = match vars.iter().position(|(e, _, _)| *e == env) {
+                Some(at) => at,
+                None => {
+                    vars.push((env, long.to_string(), Vec::new()));
+                    vars.len() - 1
+                }
+            };
+            if !arg.is_global_set() {
+                vars[at].2.push(path.to_string());
+            }
+        }
+    };
+    options(cli, "");
+    for command in cli.get_subcommands() {
+        options(command, command.get_name());
+        for sub in command.get_subcommands() {
+            options(sub, &format!("{} {}", command.get_name(), sub.get_name()));
+        }
+    }
+    for (env, long, commands) in vars {
+        let of = if commands.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = commands
+                .iter()
+                .map(|c| format!("\\fB{}\\fR", escape(c)))
+                .collect();
+            format!(" of {}", names.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            ".TP\n\\fB{}\\fR\nstands for \\-\\-{}{of}.",
+            escape(&env),
+            escape(&long)
+        );
+    }
+    out
+}
+
+const EXIT_NAGIOS: &str = ".PP
 With \\fB\\-\\-format nagios\\fR: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (any error,
 and no baseline: a check that cannot see is never OK).
-.SH ENVIRONMENT
-.TP
-\\fBPSDIFF_CONFIG\\fR, \\fBPSDIFF_DB\\fR, \\fBPSDIFF_PROC_ROOT\\fR, \\fBPSDIFF_PASSWD\\fR
-stand for \\-\\-config, \\-\\-db, \\-\\-proc\\-root and \\-\\-passwd.
-.TP
-\\fBPSDIFF_TOKENS\\fR
-the token file of \\fBserve\\fR and \\fBtoken\\fR (\\-\\-tokens).
-.SH FILES
+";
+
+const STATIC_SECTIONS: &str = ".SH FILES
 .TP
 /etc/psdiff.toml, /etc/psdiff.d/*.toml
 rules and checks.

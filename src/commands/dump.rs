@@ -1,9 +1,10 @@
 //! `psdiff dump`: the tree as a baseline would hold it.
 
 use super::{print, print_with};
+use crate::app::Error;
+use crate::app::context::Context;
 use crate::cli::DumpFormat;
-use crate::context::Context;
-use crate::error::{Error, Exit};
+use crate::exit::Exit;
 use crate::snapshot::Fields;
 
 pub fn run(context: &Context, format: DumpFormat) -> Result<Exit, Error> {

@@ -5,8 +5,9 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::print;
-use crate::context::Context;
-use crate::error::{Error, Exit};
+use crate::app::Error;
+use crate::app::context::Context;
+use crate::exit::Exit;
 use crate::host::Host;
 use crate::identity;
 use crate::render;

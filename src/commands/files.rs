@@ -1,8 +1,9 @@
 //! `psdiff files`.
 
+use super::Error;
+use crate::app::context::Context;
 use crate::cli::{FilesArgs, FilesFormat};
-use crate::context::Context;
-use crate::error::{Error, Exit};
+use crate::exit::Exit;
 use crate::files::{self, Settings};
 
 pub fn run(context: &Context, args: &FilesArgs) -> Result<Exit, Error> {

@@ -2,10 +2,11 @@
 //! the baseline by hand, with the same locked, atomic write as `write`.
 
 use super::print;
+use crate::app::Error;
+use crate::app::context::Context;
 use crate::baseline::{self, WriteLock};
 use crate::cli::ManualCommand;
-use crate::context::Context;
-use crate::error::{Error, Exit};
+use crate::exit::Exit;
 use crate::render;
 
 /// Depth of a child of INIT.

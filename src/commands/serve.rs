@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
+use super::Error;
 use super::print;
+use crate::app::context::Context;
 use crate::cli::{ServeArgs, TokenCommand};
-use crate::context::Context;
-use crate::error::{Error, Exit};
+use crate::exit::Exit;
 use crate::serve::{self, Scope, tokens};
 
 pub fn run(context: Context, args: &ServeArgs) -> Result<Exit, Error> {

@@ -2,10 +2,11 @@
 //! baseline, looked at again before it is called an alarm.
 
 use super::emit;
+use crate::app::Error;
+use crate::app::comparison::{self, Presence};
+use crate::app::context::Context;
 use crate::cli::{ShowFormat, ShowOptions};
-use crate::comparison::{self, Presence};
-use crate::context::Context;
-use crate::error::{Error, Exit};
+use crate::exit::Exit;
 use crate::report::{self, Wanted, json, nagios, prometheus};
 
 pub fn run(context: &Context, wanted: Wanted, options: &ShowOptions) -> Result<Exit, Error> {
@@ -16,7 +17,7 @@ pub fn run(context: &Context, wanted: Wanted, options: &ShowOptions) -> Result<E
         // Nagios wants a status line, and UNKNOWN for any error.
         Err(e) if options.format == ShowFormat::Nagios => {
             emit(output, &nagios::unknown(&e))?;
-            return Ok(Exit::Nagios(nagios::NagiosState::Unknown));
+            return Ok(Exit::Nagios(crate::exit::NagiosState::Unknown));
         }
         // A scraper must not keep serving the last good numbers.
         Err(e) if options.format == ShowFormat::Prometheus => {
@@ -43,7 +44,7 @@ pub fn run(context: &Context, wanted: Wanted, options: &ShowOptions) -> Result<E
         // A check that cannot see is never OK.
         ShowFormat::Nagios if blind.is_some() => (
             nagios::unknown(&blind.as_deref().unwrap_or_default()),
-            Exit::Nagios(nagios::NagiosState::Unknown),
+            Exit::Nagios(crate::exit::NagiosState::Unknown),
         ),
         ShowFormat::Nagios => {
             let (text, state) = nagios::changes(&changes, wanted, note.as_deref());

@@ -1,9 +1,10 @@
 //! `psdiff write`: store the current tree as the baseline.
 
 use super::print;
+use crate::app::Error;
+use crate::app::context::Context;
 use crate::baseline::{self, WriteLock, Written};
-use crate::context::Context;
-use crate::error::{Error, Exit};
+use crate::exit::Exit;
 use crate::identity;
 use crate::record;
 use crate::report::{self, Wanted};

@@ -6,26 +6,7 @@ use super::Wanted;
 use super::text;
 use crate::check::{Check, Level, Outcome};
 use crate::diff::Kind as ChangeKind;
-
-/// The Nagios plugin states, in order of severity; each is its exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum NagiosState {
-    Ok,
-    Warning,
-    Critical,
-    Unknown,
-}
-
-impl NagiosState {
-    pub fn label(self) -> &'static str {
-        match self {
-            NagiosState::Ok => "OK",
-            NagiosState::Warning => "WARNING",
-            NagiosState::Critical => "CRITICAL",
-            NagiosState::Unknown => "UNKNOWN",
-        }
-    }
-}
+use crate::exit::NagiosState;
 
 /// The Nagios plugin output: a status line with perfdata, then the changed
 /// lines. Missing daemons are CRITICAL, extra processes a WARNING; `note`

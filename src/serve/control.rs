@@ -14,8 +14,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::reply::ApiError;
 use super::tokens::random_id;
+use crate::app::context::Context;
 use crate::check::actions::Guard;
-use crate::context::Context;
 use crate::pidfd::PidFd;
 use crate::snapshot::{Fields, ProcRoot, Snapshot};
 

@@ -24,7 +24,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
-use crate::context::Context;
+use crate::app::context::Context;
 pub use tokens::{Scope, TokenError};
 
 /// Request bodies above this are refused with 413.

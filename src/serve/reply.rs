@@ -37,8 +37,8 @@ impl ApiError {
 
 /// What went wrong on the server stays in its log (it names files and
 /// their contents); the client is told only that it did.
-impl From<crate::error::Error> for ApiError {
-    fn from(error: crate::error::Error) -> Self {
+impl From<crate::app::Error> for ApiError {
+    fn from(error: crate::app::Error) -> Self {
         eprintln!("psdiff serve: {error}");
         ApiError::internal(
             "the server could not answer: its configuration, baseline or /proc could not be read; see its log",

@@ -166,7 +166,7 @@ async fn one_process(
             fields_read,
             pid,
         )
-        .map_err(crate::error::Error::from)?;
+        .map_err(crate::app::Error::from)?;
         Ok(process.and_then(|p| state.records(vec![p], fields).entries.pop()?.1))
     })
     .await?;

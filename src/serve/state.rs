@@ -12,9 +12,9 @@ use super::process::{self, CpuReading, FieldSet, System};
 use super::reply::ApiError;
 use super::shared::Shared;
 use super::token_source::TokenSource;
+use crate::app::comparison;
+use crate::app::context::Context;
 use crate::check;
-use crate::comparison;
-use crate::context::Context;
 use crate::report::{Wanted, json as json_report, prometheus};
 use crate::snapshot::{Fields, Process};
 
@@ -166,7 +166,7 @@ pub struct CheckAnswer {
 impl CheckAnswer {
     fn compute(context: &Context) -> Result<CheckAnswer, ApiError> {
         let checks = check::compile_all(&context.config()?, &context.users()?)
-            .map_err(crate::error::Error::from)?;
+            .map_err(crate::app::Error::from)?;
         if checks.is_empty() {
             return Ok(CheckAnswer {
                 json: "{\"checks\":[]}".into(),
@@ -174,7 +174,8 @@ impl CheckAnswer {
             });
         }
         // Restarts are counted by `psdiff check`'s runs, not per request.
-        let (outcomes, _) = check::evaluate_settled(context, &checks, false, CHECK_INTERVAL, None)?;
+        let (outcomes, _) =
+            crate::app::measure::evaluate_settled(context, &checks, false, CHECK_INTERVAL, None)?;
         Ok(CheckAnswer {
             json: json_report::checks(&checks, &outcomes),
             prometheus: Some(prometheus::checks(&checks, &outcomes)),

@@ -10,8 +10,6 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-pub const DEFAULT_PATH: &str = "/etc/psdiff/tokens";
-
 /// Characters of a token: 64 of them, so each random byte's low six bits
 /// pick one without bias.
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -65,6 +65,64 @@ fn man_page_has_every_command_and_option() {
     }
 }
 
+/// Every environment variable psdiff reads is in `--help` and the man
+/// page, and the exit codes read the same in README.md, the man page and
+/// `--help` as in their one source, `exit::CODES`.
+fn environment_and_exit_codes_never_drift() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut read = std::collections::BTreeSet::new();
+    let mut sources = vec![root.join("src")];
+    while let Some(dir) = sources.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for opener in ["env = \"", "var(\"", "var_os(\""] {
+                    for (at, _) in text.match_indices(opener) {
+                        let rest = &text[at + opener.len()..];
+                        if let Some(name) = rest.split('"').next()
+                            && name.starts_with("PSDIFF_")
+                        {
+                            read.insert(name.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(read.len() >= 6 && read.contains("PSDIFF_HOST"), "{read:?}");
+    let help = stdout(&psdiff().arg("--help").output().unwrap());
+    let page = stdout(&psdiff().arg("man").output().unwrap());
+    for name in &read {
+        assert!(help.contains(name.as_str()), "{name} is not in --help");
+        assert!(
+            page.contains(&format!("\\fB{name}\\fR")),
+            "{name} is not in the man page"
+        );
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let table: Vec<String> = readme
+        .lines()
+        .skip_while(|l| *l != "### Exit codes")
+        .filter(|l| l.starts_with("| ") && l.as_bytes().get(2).is_some_and(u8::is_ascii_digit))
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.replace('`', ""))
+        .collect();
+    let codes = psdiff::exit::CODES;
+    assert_eq!(table.len(), codes.len(), "{table:?}");
+    for ((code, meaning), row) in codes.iter().zip(&table) {
+        assert_eq!(*row, format!("| {code} | {meaning} |"));
+        assert!(page.contains(&meaning.replace('-', "\\-")), "{meaning}");
+        let short = meaning.split([':', '(']).next().unwrap().trim();
+        assert!(
+            help.contains(&format!("{code} {short}")),
+            "{code} {short}: {help}"
+        );
+    }
+}
+
 fn help_tells_global_options_apart_and_describes_positionals() {
     let help = stdout(&psdiff().args(["manual", "add", "--help"]).output().unwrap());
     let (own, global) = help
@@ -85,6 +143,7 @@ fn help_tells_global_options_apart_and_describes_positionals() {
 }
 
 crate::tests![
+    environment_and_exit_codes_never_drift,
     man_page_has_every_command_and_option,
     help_tells_global_options_apart_and_describes_positionals,
 ];

@@ -3,9 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::cli::GlobalArgs;
+use crate::app::Error;
 use crate::config::{self, Config};
-use crate::error::Error;
 use crate::host::Host;
 use crate::rules::{self, RuleSet, View};
 use crate::snapshot::{Fields, Process, Snapshot, UserNames};
@@ -21,16 +20,22 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(global: GlobalArgs) -> Self {
+    /// Processes from `proc_root`, the baseline at `db`, the rules of
+    /// `config` (else the default files) as host `host` (else this one)
+    /// reads them, user names from `passwd` (else NSS).
+    pub fn new(
+        proc_root: PathBuf,
+        db: PathBuf,
+        config: Option<PathBuf>,
+        passwd: Option<PathBuf>,
+        host: Option<&str>,
+    ) -> Self {
         Context {
-            proc_root: global.proc_root,
-            db: global.db,
-            config: global.config,
-            passwd: global.passwd,
-            host: global
-                .host
-                .as_deref()
-                .map_or_else(config::HostName::of_system, config::HostName::new),
+            proc_root,
+            db,
+            config,
+            passwd,
+            host: host.map_or_else(config::HostName::of_system, config::HostName::new),
         }
     }
 

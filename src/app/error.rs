@@ -1,36 +1,6 @@
-//! The errors that reach the top, and the exit code each one means.
+//! The errors of the application layer, and the exit code each means.
 
-use crate::report::nagios::NagiosState;
-
-/// How psdiff exits. Plain formats use the first four (see README.md);
-/// `--format nagios` uses the Nagios plugin states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Nothing to report.
-    Clean,
-    /// Something to report: differences, failed checks, unknown pids.
-    Report,
-    /// Usage or configuration error.
-    Usage,
-    /// Runtime failure: /proc, the baseline or output unreadable/unwritable.
-    Runtime,
-    Nagios(NagiosState),
-    /// `psdiff files -- CMD`, `psdiff contain`: the command's own exit status.
-    Command(u8),
-}
-
-impl Exit {
-    pub fn code(self) -> u8 {
-        match self {
-            Exit::Clean => 0,
-            Exit::Report => 1,
-            Exit::Usage => 2,
-            Exit::Runtime => 3,
-            Exit::Nagios(state) => state as u8,
-            Exit::Command(status) => status,
-        }
-    }
-}
+use crate::exit::Exit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -58,18 +28,12 @@ pub enum Error {
     },
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
-    #[error(transparent)]
-    Serve(#[from] crate::serve::ServeError),
-    #[error(transparent)]
-    Files(#[from] crate::files::FilesError),
 }
 
 impl Error {
     pub fn exit(&self) -> Exit {
         let usage = match self {
             Error::Config(_) | Error::Usage(_) => true,
-            Error::Serve(e) => e.is_usage(),
-            Error::Files(e) => e.is_usage(),
             Error::Snapshot(_)
             | Error::Baseline(_)
             | Error::Record(_)

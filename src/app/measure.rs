@@ -7,13 +7,13 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::restarts::Ledger;
-use super::{Check, Kind, Outcome, Sample, evaluate};
-use crate::context::Context;
-use crate::error::Error;
+use crate::app::Error;
+use crate::app::context::Context;
+use crate::app::settle::settle;
+use crate::check::restarts::Ledger;
+use crate::check::{Check, Kind, Outcome, Sample, evaluate};
 use crate::host::Host;
 use crate::select::Command;
-use crate::settle::settle;
 use crate::snapshot::{self, Fields, Process};
 
 /// One measurement: the processes and, when asked, their CPU use.
@@ -114,7 +114,7 @@ pub fn evaluate_settled(
         };
         let wanted: Vec<&Check> = which.iter().map(|&i| &checks[i]).collect();
         let measured = measure(context, &wanted, interval)?;
-        let parents = super::parents(&measured.processes);
+        let parents = crate::check::parents(&measured.processes);
         let sample = Sample::new(
             &measured.processes,
             &parents,

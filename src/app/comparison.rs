@@ -8,15 +8,15 @@
 
 use std::fmt;
 
+use crate::app::Error;
+use crate::app::context::Context;
+use crate::app::settle::settle;
 use crate::baseline;
 use crate::config::Config;
-use crate::context::Context;
-use crate::error::Error;
 use crate::identity;
 use crate::record;
 use crate::report::{self, Wanted};
 use crate::rules::RuleSet;
-use crate::settle::settle;
 
 /// What to compare: the baseline's text (empty without one) and a dump.
 pub struct Comparison {
