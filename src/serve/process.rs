@@ -14,6 +14,88 @@ use crate::rules::Container;
 use crate::snapshot::{Fields, ProcDir, ProcRoot, Process};
 use crate::sockets::{Protocol, SocketTables};
 
+/// A field of a process record, psutil's name for it. Its discriminant is
+/// its place in `FIELDS`, whose names the API reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Pid,
+    Ppid,
+    Name,
+    Exe,
+    Cmdline,
+    Username,
+    Uids,
+    Gids,
+    Status,
+    Nice,
+    NumThreads,
+    NumFds,
+    CpuTimes,
+    CpuPercent,
+    CreateTime,
+    MemoryInfo,
+    MemoryPercent,
+    Cwd,
+    Terminal,
+    NumCtxSwitches,
+    CpuAffinity,
+    Unit,
+    Cgroup,
+    Container,
+    OpenFiles,
+    Connections,
+    Threads,
+    MemoryFullInfo,
+    MemoryInfoEx,
+    MemoryMaps,
+}
+
+impl Field {
+    pub const ALL: [Field; 30] = [
+        Field::Pid,
+        Field::Ppid,
+        Field::Name,
+        Field::Exe,
+        Field::Cmdline,
+        Field::Username,
+        Field::Uids,
+        Field::Gids,
+        Field::Status,
+        Field::Nice,
+        Field::NumThreads,
+        Field::NumFds,
+        Field::CpuTimes,
+        Field::CpuPercent,
+        Field::CreateTime,
+        Field::MemoryInfo,
+        Field::MemoryPercent,
+        Field::Cwd,
+        Field::Terminal,
+        Field::NumCtxSwitches,
+        Field::CpuAffinity,
+        Field::Unit,
+        Field::Cgroup,
+        Field::Container,
+        Field::OpenFiles,
+        Field::Connections,
+        Field::Threads,
+        Field::MemoryFullInfo,
+        Field::MemoryInfoEx,
+        Field::MemoryMaps,
+    ];
+
+    pub fn name(self) -> &'static str {
+        FIELDS[self as usize]
+    }
+
+    pub fn named(name: &str) -> Option<Field> {
+        FIELDS
+            .iter()
+            .position(|f| *f == name)
+            .map(|i| Field::ALL[i])
+    }
+}
+
 /// Every field, in the order of the documentation. The last `COSTLY` ones
 /// read a file per descriptor, thread or mapping (or make the kernel walk
 /// the page tables), so they are only given when asked for.
@@ -52,14 +134,14 @@ pub const FIELDS: [&str; 30] = [
 const COSTLY: usize = 6;
 /// Fields an unprivileged user cannot read of another user's process
 /// (they need ptrace access): given only to tokens made with `--inspect`.
-pub const SENSITIVE: [&str; 7] = [
-    "exe",
-    "cwd",
-    "open_files",
-    "connections",
-    "memory_full_info",
-    "memory_info_ex",
-    "memory_maps",
+pub const SENSITIVE: [Field; 7] = [
+    Field::Exe,
+    Field::Cwd,
+    Field::OpenFiles,
+    Field::Connections,
+    Field::MemoryFullInfo,
+    Field::MemoryInfoEx,
+    Field::MemoryMaps,
 ];
 
 /// A set of fields, one bit per entry of `FIELDS`.
@@ -94,14 +176,8 @@ impl FieldSet {
         Ok(FieldSet(bits))
     }
 
-    fn of(names: &[&str]) -> FieldSet {
-        FieldSet(names.iter().fold(0, |bits, name| {
-            bits | 1
-                << FIELDS
-                    .iter()
-                    .position(|f| f == name)
-                    .expect("a known field")
-        }))
+    fn of(fields: &[Field]) -> FieldSet {
+        FieldSet(fields.iter().fold(0, |bits, &f| bits | 1 << f as u32))
     }
 
     /// No field.
@@ -140,23 +216,19 @@ impl FieldSet {
         FieldSet(FieldSet::default_fields().0 | (self.0 & costly))
     }
 
-    fn has(self, name: &str) -> bool {
-        let i = FIELDS
-            .iter()
-            .position(|f| *f == name)
-            .expect("a known field");
-        self.0 & (1 << i) != 0
+    fn has(self, field: Field) -> bool {
+        self.0 & (1 << field as u32) != 0
     }
 
-    fn any(self, names: &[&str]) -> bool {
-        names.iter().any(|n| self.has(n))
+    fn any(self, fields: &[Field]) -> bool {
+        fields.iter().any(|&f| self.has(f))
     }
 
     /// What the snapshot must read for these fields.
     pub fn snapshot_fields(self) -> Fields {
         Fields {
-            exe: self.has("exe"),
-            cgroup: self.any(&["unit", "cgroup", "container"]),
+            exe: self.has(Field::Exe),
+            cgroup: self.any(&[Field::Unit, Field::Cgroup, Field::Container]),
             ..Fields::default()
         }
     }
@@ -178,10 +250,10 @@ impl serde::Serialize for Shown<'_> {
         let fields = self.record.as_object().unwrap_or(&empty);
         let mut map = serializer.serialize_map(None)?;
         for (name, value) in fields {
-            if !FIELDS.contains(&name.as_str()) || !self.asked.has(name) {
+            let Some(field) = Field::named(name).filter(|&f| self.asked.has(f)) else {
                 continue;
-            }
-            if self.hidden.has(name) {
+            };
+            if self.hidden.has(field) {
                 map.serialize_entry(name, &Value::Null)?;
             } else {
                 map.serialize_entry(name, value)?;
@@ -304,33 +376,41 @@ impl Record<'_> {
     /// `None` when the process ended before its files were read.
     fn build(mut self, cpu_since: Option<(u64, f64)>, sockets: &mut SocketTables) -> Option<Value> {
         self.identity();
-        if self
-            .fields
-            .any(&["cpu_times", "memory_info", "memory_percent", "terminal"])
-        {
+        if self.fields.any(&[
+            Field::CpuTimes,
+            Field::MemoryInfo,
+            Field::MemoryPercent,
+            Field::Terminal,
+        ]) {
             let bytes = self.dir.read_vec("stat")?;
             let stat = procfs::process::Stat::from_read(&bytes[..]).ok()?;
             self.with_stat(&stat);
         }
         self.cpu(cpu_since);
-        if self.fields.has("num_fds") {
+        if self.fields.has(Field::NumFds) {
             let count = self.dir.count_descriptors();
-            self.put("num_fds", json!(count));
+            self.put(Field::NumFds, json!(count));
         }
-        if self.fields.has("cwd") {
+        if self.fields.has(Field::Cwd) {
             let cwd = self.dir.read_link("cwd");
-            self.put("cwd", json!(cwd));
+            self.put(Field::Cwd, json!(cwd));
         }
-        if self.fields.any(&["num_ctx_switches", "cpu_affinity"]) {
+        if self
+            .fields
+            .any(&[Field::NumCtxSwitches, Field::CpuAffinity])
+        {
             self.status_fields();
         }
-        if self.fields.any(&["open_files", "connections"]) {
+        if self.fields.any(&[Field::OpenFiles, Field::Connections]) {
             self.descriptors(sockets);
         }
-        if self.fields.has("threads") {
+        if self.fields.has(Field::Threads) {
             self.threads();
         }
-        if self.fields.any(&["memory_full_info", "memory_info_ex"]) {
+        if self
+            .fields
+            .any(&[Field::MemoryFullInfo, Field::MemoryInfoEx])
+        {
             let read = |file| {
                 self.dir
                     .read_vec(file)
@@ -341,52 +421,52 @@ impl Record<'_> {
                 .and_then(|(statm, rollup)| {
                     memory::full_info(&statm, &rollup, self.system.page_size)
                 });
-            self.put("memory_full_info", json!(info));
-            self.put("memory_info_ex", json!(info));
+            self.put(Field::MemoryFullInfo, json!(info));
+            self.put(Field::MemoryInfoEx, json!(info));
         }
-        if self.fields.has("memory_maps") {
+        if self.fields.has(Field::MemoryMaps) {
             let smaps = self.dir.read_vec("smaps");
             let maps = smaps.map(|b| memory::maps(&String::from_utf8_lossy(&b)));
-            self.put("memory_maps", json!(maps));
+            self.put(Field::MemoryMaps, json!(maps));
         }
         Some(Value::Object(self.out))
     }
 
-    fn put(&mut self, name: &str, value: Value) {
-        if self.fields.has(name) {
-            self.out.insert(name.to_string(), value);
+    fn put(&mut self, field: Field, value: Value) {
+        if self.fields.has(field) {
+            self.out.insert(field.name().to_string(), value);
         }
     }
 
     /// What the snapshot already holds.
     fn identity(&mut self) {
         let p = self.p;
-        self.put("pid", json!(p.pid));
-        self.put("ppid", json!(p.ppid));
-        self.put("name", json!(String::from_utf8_lossy(&p.comm)));
-        self.put("exe", json!(p.exe_path()));
+        self.put(Field::Pid, json!(p.pid));
+        self.put(Field::Ppid, json!(p.ppid));
+        self.put(Field::Name, json!(String::from_utf8_lossy(&p.comm)));
+        self.put(Field::Exe, json!(p.exe_path()));
         let argv: Vec<_> = p.argv().map(String::from_utf8_lossy).collect();
-        self.put("cmdline", json!(argv));
-        self.put("username", json!(&*p.user));
+        self.put(Field::Cmdline, json!(argv));
+        self.put(Field::Username, json!(&*p.user));
         let ids = |i: &crate::snapshot::Ids| json!({"real": i.real, "effective": i.effective, "saved": i.saved});
-        self.put("uids", ids(&p.uids));
-        self.put("gids", ids(&p.gids));
-        self.put("status", json!(status_name(p.state)));
-        self.put("nice", json!(p.nice));
-        self.put("num_threads", json!(p.num_threads));
+        self.put(Field::Uids, ids(&p.uids));
+        self.put(Field::Gids, ids(&p.gids));
+        self.put(Field::Status, json!(status_name(p.state)));
+        self.put(Field::Nice, json!(p.nice));
+        self.put(Field::NumThreads, json!(p.num_threads));
         let cgroup = p.cgroup.as_deref();
-        self.put("unit", json!(cgroup.and_then(|c| c.unit.as_deref())));
-        self.put("cgroup", json!(cgroup.map(|c| &c.path)));
+        self.put(Field::Unit, json!(cgroup.and_then(|c| c.unit.as_deref())));
+        self.put(Field::Cgroup, json!(cgroup.map(|c| &c.path)));
         let container = cgroup
             .and_then(|c| c.container.as_ref())
             .map(|c| Container::of(c, self.host));
-        self.put("container", json!(container));
+        self.put(Field::Container, json!(container));
     }
 
     fn with_stat(&mut self, stat: &procfs::process::Stat) {
         let ticks = self.system.ticks;
         self.put(
-            "cpu_times",
+            Field::CpuTimes,
             json!({
                 "user": self.p.utime as f64 / ticks,
                 "system": self.p.stime as f64 / ticks,
@@ -395,13 +475,13 @@ impl Record<'_> {
             }),
         );
         let rss = stat.rss * self.system.page_size;
-        self.put("memory_info", json!({"rss": rss, "vms": stat.vsize}));
+        self.put(Field::MemoryInfo, json!({"rss": rss, "vms": stat.vsize}));
         let percent = self
             .system
             .mem_total
             .map(|total| rss as f64 / total as f64 * 100.0);
-        self.put("memory_percent", json!(percent));
-        self.put("terminal", json!(terminal(stat.tty_nr())));
+        self.put(Field::MemoryPercent, json!(percent));
+        self.put(Field::Terminal, json!(terminal(stat.tty_nr())));
     }
 
     /// CPU use since the previous reading, else over the process's life;
@@ -420,9 +500,12 @@ impl Record<'_> {
                     .map_or(0.0, |s| used as f64 / ticks / s * 100.0)
             }
         };
-        self.put("cpu_percent", json!((cpu_percent * 10.0).round() / 10.0));
+        self.put(
+            Field::CpuPercent,
+            json!((cpu_percent * 10.0).round() / 10.0),
+        );
         let created = system.boot_time.map(|b| b + p.start_time as f64 / ticks);
-        self.put("create_time", json!(created));
+        self.put(Field::CreateTime, json!(created));
     }
 
     /// `num_ctx_switches` and `cpu_affinity`, from one read of status.
@@ -433,14 +516,14 @@ impl Record<'_> {
             .and_then(|b| procfs::process::Status::from_buf_read(b).ok());
         let count = |f: fn(&procfs::process::Status) -> Option<u64>| status.as_ref().and_then(f);
         self.put(
-            "num_ctx_switches",
+            Field::NumCtxSwitches,
             json!({
                 "voluntary": count(|s| s.voluntary_ctxt_switches),
                 "involuntary": count(|s| s.nonvoluntary_ctxt_switches),
             }),
         );
         let text = bytes.as_deref().map(String::from_utf8_lossy);
-        self.put("cpu_affinity", json!(text.and_then(|t| cpu_list(&t))));
+        self.put(Field::CpuAffinity, json!(text.and_then(|t| cpu_list(&t))));
     }
 
     /// `threads`: each thread's id and CPU times, as psutil's `threads()`.
@@ -460,22 +543,22 @@ impl Record<'_> {
                 })
                 .collect()
         });
-        self.put("threads", json!(threads));
+        self.put(Field::Threads, json!(threads));
     }
 
     /// `open_files` (regular files, as psutil counts them) and
     /// `connections` (internet sockets).
     fn descriptors(&mut self, sockets: &mut SocketTables) {
         let descriptors = self.dir.descriptors();
-        if self.fields.has("open_files") {
+        if self.fields.has(Field::OpenFiles) {
             let files: Vec<Value> = descriptors
                 .iter()
                 .filter(|(fd, path)| path.is_absolute() && self.dir.is_regular_file(*fd))
                 .map(|(fd, path)| json!({"path": path, "fd": fd}))
                 .collect();
-            self.put("open_files", json!(files));
+            self.put(Field::OpenFiles, json!(files));
         }
-        if self.fields.has("connections") {
+        if self.fields.has(Field::Connections) {
             let address = |a: std::net::SocketAddr| json!([a.ip().to_string(), a.port()]);
             let connections: Vec<Value> = sockets
                 .held_by(self.dir)
@@ -499,7 +582,7 @@ impl Record<'_> {
                     })
                 })
                 .collect();
-            self.put("connections", json!(connections));
+            self.put(Field::Connections, json!(connections));
         }
     }
 }
@@ -565,16 +648,25 @@ mod tests {
     #[test]
     fn fields_parse_and_default_leaves_out_the_costly_ones() {
         let set = FieldSet::parse("pid, open_files").unwrap();
-        assert!(set.has("pid") && set.has("open_files") && !set.has("name"));
+        assert!(set.has(Field::Pid) && set.has(Field::OpenFiles) && !set.has(Field::Name));
         let all = FieldSet::default_fields();
-        assert!(all.has("num_ctx_switches") && all.has("pid"));
-        assert!(!all.has("open_files") && !all.has("connections"));
+        assert!(all.has(Field::NumCtxSwitches) && all.has(Field::Pid));
+        assert!(!all.has(Field::OpenFiles) && !all.has(Field::Connections));
         let err = FieldSet::parse("pid,nmae").unwrap_err();
         assert!(
             err.starts_with("unknown field `nmae` (valid: pid, ppid,"),
             "{err}"
         );
         assert!(FieldSet::parse(",").is_err());
+    }
+
+    #[test]
+    fn each_field_is_named_by_its_place() {
+        for (i, field) in Field::ALL.iter().enumerate() {
+            assert_eq!(*field as usize, i);
+            assert_eq!(Field::named(field.name()), Some(*field));
+        }
+        assert_eq!(Field::named("nmae"), None);
     }
 
     #[test]
