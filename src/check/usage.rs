@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::range::NagiosRange;
+use crate::snapshot::usage::{self, Statm};
 use crate::snapshot::{ProcDir, ProcRoot, Process};
 
 /// A resource a check can limit; its key in `[[check]]` is `key()`.
@@ -191,8 +192,7 @@ impl Usage {
             root: std::cell::OnceCell::new(),
             uptime: std::cell::OnceCell::new(),
             ticks: procfs::ticks_per_second() as f64,
-            // SAFETY: sysconf takes a constant and reads no memory of ours.
-            page_size: unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as f64,
+            page_size: usage::page_size() as f64,
             read: RefCell::new(HashMap::new()),
             last_dir: RefCell::new(None),
         }
@@ -336,50 +336,23 @@ fn read_in(
 ) -> Option<f64> {
     match resource {
         Resource::Rss | Resource::Vsz => {
-            let statm = dir.read_vec("statm")?;
-            let text = String::from_utf8_lossy(&statm);
-            let mut pages = text.split_whitespace();
-            let size: f64 = pages.next()?.parse().ok()?;
-            let resident: f64 = pages.next()?.parse().ok()?;
+            let statm = Statm::read(dir)?;
             let pages = if resource == Resource::Rss {
-                resident
+                statm.resident
             } else {
-                size
+                statm.size
             };
-            Some(pages * page_size)
+            Some(pages as f64 * page_size)
         }
-        Resource::Swap => {
-            let status = dir.read_vec("status")?;
-            let kb: f64 = String::from_utf8_lossy(&status)
-                .lines()
-                .find_map(|l| l.strip_prefix("VmSwap:"))
-                // Kernel threads have no VmSwap line: nothing swapped.
-                .map_or(Some(0.0), |v| {
-                    v.trim().trim_end_matches("kB").trim().parse().ok()
-                })?;
-            Some(kb * 1024.0)
-        }
+        Resource::Swap => usage::swap(dir).map(|bytes| bytes as f64),
         Resource::Fds => fds(),
-        Resource::FdRatio => Some(fds()? / soft_fd_limit(dir)?),
+        Resource::FdRatio => Some(fds()? / usage::soft_fd_limit(dir)? as f64),
         Resource::Threads | Resource::CpuTime | Resource::Age => None,
     }
 }
 
 fn count_descriptors(dir: &ProcDir) -> Option<f64> {
     dir.count_descriptors().map(|n| n as f64)
-}
-
-/// The soft limit on open files (at least 1).
-fn soft_fd_limit(dir: &ProcDir) -> Option<f64> {
-    let limits = dir.read_vec("limits")?;
-    let soft: f64 = String::from_utf8_lossy(&limits)
-        .lines()
-        .find(|l| l.starts_with("Max open files"))?
-        .split_whitespace()
-        .nth(3)?
-        .parse()
-        .ok()?;
-    Some(soft.max(1.0))
 }
 
 impl Usage {

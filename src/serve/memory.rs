@@ -4,6 +4,8 @@
 
 use serde_json::{Value, json};
 
+use crate::snapshot::usage::Statm;
+
 /// The smaps counters psutil's `memory_maps()` reports, in its order.
 const MAP_COUNTERS: [(&str, &str); 10] = [
     ("Rss", "rss"),
@@ -32,15 +34,8 @@ fn counter(line: &str) -> Option<(&str, u64)> {
 
 /// `memory_full_info`: statm's counters as `memory_info` gives them plus
 /// uss (private pages: what quitting the process would free), pss and
-/// swap from smaps_rollup. `statm` and `rollup` are the two files.
-pub fn full_info(statm: &str, rollup: &str, page_size: u64) -> Option<Value> {
-    let pages: Vec<u64> = statm
-        .split_whitespace()
-        .map(|w| w.parse().ok())
-        .collect::<Option<_>>()?;
-    let [vms, rss, shared, text, lib, data, dirty] = pages[..] else {
-        return None;
-    };
+/// swap from smaps_rollup, the text of `rollup`.
+pub fn full_info(statm: &Statm, rollup: &str, page_size: u64) -> Value {
     let (mut uss, mut pss, mut swap) = (0, 0, 0);
     for (key, bytes) in rollup.lines().filter_map(counter) {
         match key {
@@ -50,18 +45,18 @@ pub fn full_info(statm: &str, rollup: &str, page_size: u64) -> Option<Value> {
             _ => {}
         }
     }
-    Some(json!({
-        "rss": rss * page_size,
-        "vms": vms * page_size,
-        "shared": shared * page_size,
-        "text": text * page_size,
-        "lib": lib * page_size,
-        "data": data * page_size,
-        "dirty": dirty * page_size,
+    json!({
+        "rss": statm.resident * page_size,
+        "vms": statm.size * page_size,
+        "shared": statm.shared * page_size,
+        "text": statm.text * page_size,
+        "lib": statm.lib * page_size,
+        "data": statm.data * page_size,
+        "dirty": statm.dirty * page_size,
         "uss": uss,
         "pss": pss,
         "swap": swap,
-    }))
+    })
 }
 
 /// `memory_maps` as psutil's `memory_maps(grouped=True)`: one entry per
@@ -183,13 +178,13 @@ Rss:                   4 kB
         let rollup = "00400000-7fff0000 ---p 00000000 00:00 0 [rollup]\n\
             Rss: 300 kB\nPss: 120 kB\nPrivate_Clean: 8 kB\nPrivate_Dirty: 92 kB\n\
             Private_Hugetlb: 0 kB\nSwap: 16 kB\n";
-        let info = full_info("100 75 50 2 0 30 0\n", rollup, 4096).unwrap();
+        let statm = Statm::parse(b"100 75 50 2 0 30 0\n").unwrap();
+        let info = full_info(&statm, rollup, 4096);
         assert_eq!(info["rss"], 75 * 4096);
         assert_eq!(info["vms"], 100 * 4096);
         assert_eq!(info["shared"], 50 * 4096);
         assert_eq!(info["uss"], 100 * 1024);
         assert_eq!(info["pss"], 120 * 1024);
         assert_eq!(info["swap"], 16 * 1024);
-        assert!(full_info("1 2 3", rollup, 4096).is_none());
     }
 }

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use super::memory;
 use crate::host::Host;
 use crate::rules::Container;
+use crate::snapshot::usage::{self, Statm};
 use crate::snapshot::{Fields, ProcDir, ProcRoot, Process};
 use crate::sockets::{Protocol, SocketTables};
 
@@ -286,7 +287,7 @@ impl System {
             boot_time,
             mem_total,
             ticks: procfs::ticks_per_second() as f64,
-            page_size: procfs::page_size(),
+            page_size: usage::page_size(),
         }
     }
 }
@@ -411,16 +412,13 @@ impl Record<'_> {
             .fields
             .any(&[Field::MemoryFullInfo, Field::MemoryInfoEx])
         {
-            let read = |file| {
-                self.dir
-                    .read_vec(file)
-                    .and_then(|b| String::from_utf8(b).ok())
-            };
-            let info = read("statm")
-                .zip(read("smaps_rollup"))
-                .and_then(|(statm, rollup)| {
-                    memory::full_info(&statm, &rollup, self.system.page_size)
-                });
+            let rollup = self
+                .dir
+                .read_vec("smaps_rollup")
+                .and_then(|b| String::from_utf8(b).ok());
+            let info = Statm::read(self.dir)
+                .zip(rollup)
+                .map(|(statm, rollup)| memory::full_info(&statm, &rollup, self.system.page_size));
             self.put(Field::MemoryFullInfo, json!(info));
             self.put(Field::MemoryInfoEx, json!(info));
         }

@@ -6,6 +6,7 @@ pub mod attest;
 pub mod cgroup;
 pub mod parse;
 mod procdir;
+pub mod usage;
 mod users;
 
 use std::path::{Path, PathBuf};
