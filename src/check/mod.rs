@@ -293,7 +293,7 @@ pub fn evaluate(
         return outcome;
     }
     let wildcard = check.selector.command == Some(Command::Any);
-    let mut matching: Vec<usize> = sample
+    let matching: Vec<usize> = sample
         .population
         .candidates(&check.selector)
         .filter(|&i| {
@@ -301,188 +301,226 @@ pub fn evaluate(
                 && (!wildcard || !sample.names(i).iter().any(|n| named.contains(n)))
         })
         .collect();
-    match &check.kind {
-        Kind::Count {
-            bounds,
-            warn,
-            crit,
-            per_user,
-            only,
-        } => {
-            if !only.is_empty() {
-                let resources: Vec<Resource> = only.iter().map(|l| l.resource).collect();
-                sample.prefetch(&matching, &resources);
-            }
-            matching.retain(|&i| {
-                only.iter().all(|l| {
-                    sample
-                        .usage
-                        .of(&sample.processes[i], l.resource)
-                        .is_some_and(|v| l.crit.as_ref().is_none_or(|r| !r.alerts(v)))
-                })
-            });
-            for ((command, _), (user, pids)) in count_groups(sample, &matching, wildcard, *per_user)
-            {
-                let mut label = check.name.clone();
-                if !command.is_empty() {
-                    label = format!("{label}[{command}]");
-                }
-                if let Some(u) = &user {
-                    label = format!("{label}@{u}");
-                }
-                outcome
-                    .groups
-                    .push(judge_count(label, user, pids, *bounds, warn, crit));
-            }
-        }
+    let groups = match &check.kind {
+        Kind::Count { .. } => Ok(counted(check, sample, matching, wildcard)),
         Kind::Resources { limits, sum, allow } => {
+            let mut matching = matching;
             matching.retain(|&i| !sample.processes[i].kernel_thread && !allow.allows(sample, i));
             let resources: Vec<Resource> = limits.iter().map(|l| l.resource).collect();
             sample.prefetch(&matching, &resources);
-            outcome.groups = resource_groups(check, sample, &matching, limits, *sum);
+            Ok(resource_groups(check, sample, &matching, limits, *sum))
         }
         Kind::Restarts {
             bounds,
             within,
             window,
-        } => {
-            let Some(ledger) = sample.ledger else {
-                outcome.not_applicable = Some("restarts are counted by `psdiff check`".into());
-                return outcome;
-            };
-            let matched: HashSet<usize> = matching.iter().copied().collect();
-            let mains: Vec<usize> = matching
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    sample
-                        .population
-                        .parent(i)
-                        .is_none_or(|p| !matched.contains(&p))
-                })
-                .collect();
-            let units: BTreeMap<String, u64> = mains
-                .iter()
-                .filter_map(|&i| sample.processes[i].cgroup.as_ref()?.unit.clone())
-                .filter(|u| u.ends_with(".service"))
-                .filter_map(|u| Some((u.clone(), restarts::systemd_restarts(&u)?)))
-                .collect();
-            let seen: Vec<(u32, u64)> = mains
-                .iter()
-                .map(|&i| (sample.processes[i].pid, sample.processes[i].start_time))
-                .collect();
-            let count = ledger
-                .borrow_mut()
-                .observe(&check.name, seen, units, *within) as u64;
-            let label = format!("{}:restarts", check.name);
-            let detail = bounds.violation(count).map(|(sign, bound)| {
-                format!("{label}:{count} {sign} {bound} ({bounds}) within {window}")
-            });
-            outcome.groups.push(Group {
-                label,
-                user: None,
-                value: count as f64,
-                level: detail.as_ref().map(|_| Level::Critical),
-                detail,
-                pids: mains.iter().map(|&i| sample.processes[i].pid).collect(),
-                killable: false,
-                perf: Some((String::new(), bounds.as_nagios())),
-                resource: None,
-            });
-        }
+        } => restarted(check, sample, &matching, *bounds, *within, window),
         Kind::Port { listen, probe } => {
-            if let Some(listen) = listen {
-                outcome
-                    .groups
-                    .push(listening(check, sample, &matching, listen));
-            }
-            if let Some(probe) = probe {
-                outcome.groups.push(answering(check, probe));
-            }
+            let listening = listen
+                .as_ref()
+                .map(|listen| listening(check, sample, &matching, listen));
+            let answering = probe.as_ref().map(|probe| answering(check, probe));
+            Ok(listening.into_iter().chain(answering).collect())
         }
-        Kind::Deleted { allow, allow_files } => {
-            for &i in &matching {
-                let p = &sample.processes[i];
-                if p.kernel_thread || allow.allows(sample, i) {
-                    continue;
-                }
-                let files: Vec<String> = sample
-                    .usage
-                    .deleted_files(p)
-                    .into_iter()
-                    .filter(|f| {
-                        !allow_files
-                            .iter()
-                            .any(|a| f == a || (a.ends_with('/') && f.starts_with(a.as_str())))
-                    })
-                    .collect();
-                if files.is_empty() {
-                    continue;
-                }
-                let unit = p
-                    .cgroup
-                    .as_ref()
-                    .and_then(|c| c.unit.as_deref())
-                    .map_or(String::new(), |u| format!(", unit {u}"));
-                let more = match files.len() {
-                    1 => String::new(),
-                    n => format!(" and {} more", n - 1),
-                };
-                let why = format!(
-                    "{}:{} {} (user {}{unit}) runs deleted {}{more}: restart it",
-                    check.name,
-                    p.pid,
-                    sample.canonical_name(i),
-                    p.user,
-                    files[0],
-                );
-                outcome
-                    .groups
-                    .push(offender(check, p, files.len() as f64, why));
-            }
-        }
+        Kind::Deleted { allow, allow_files } => Ok(running_deleted(
+            check,
+            sample,
+            &matching,
+            allow,
+            allow_files,
+        )),
         Kind::Cpu { max_percent, allow } => {
             let Some(cpu) = sample.cpu else {
                 outcome.not_applicable = Some("CPU was not sampled".into());
                 return outcome;
             };
-            for &i in &matching {
-                let p = &sample.processes[i];
-                let Some(percent) = cpu[i] else { continue };
-                if percent > *max_percent && !allow.allows(sample, i) {
-                    let name = sample.canonical_name(i);
-                    outcome.groups.push(offender(
-                        check,
-                        p,
-                        percent,
-                        format!(
+            Ok(matching
+                .iter()
+                .filter_map(|&i| {
+                    let p = &sample.processes[i];
+                    let percent = cpu[i]?;
+                    (percent > *max_percent && !allow.allows(sample, i)).then(|| {
+                        let name = sample.canonical_name(i);
+                        let why = format!(
                             "{}:{} {name} (user {}) used {percent:.1}% CPU > {max_percent}%",
                             check.name, p.pid, p.user
-                        ),
-                    ));
-                }
-            }
+                        );
+                        offender(check, p, percent, why)
+                    })
+                })
+                .collect())
         }
-        Kind::Credential { test, allow } => {
-            for &i in &matching {
+        Kind::Credential { test, allow } => Ok(matching
+            .iter()
+            .filter(|&&i| {
                 let p = &sample.processes[i];
-                if credential_fails(*test, p) && !p.kernel_thread && !allow.allows(sample, i) {
-                    let ids = |x: &Ids| format!("{}/{}/{}", x.real, x.effective, x.saved);
-                    let why = format!(
-                        "{}:{} {} (user {}) has uids {} and gids {} (real/effective/saved)",
-                        check.name,
-                        p.pid,
-                        sample.canonical_name(i),
-                        p.user,
-                        ids(&p.uids),
-                        ids(&p.gids),
-                    );
-                    outcome.groups.push(offender(check, p, 1.0, why));
-                }
-            }
-        }
+                credential_fails(*test, p) && !p.kernel_thread && !allow.allows(sample, i)
+            })
+            .map(|&i| {
+                let p = &sample.processes[i];
+                let ids = |x: &Ids| format!("{}/{}/{}", x.real, x.effective, x.saved);
+                let why = format!(
+                    "{}:{} {} (user {}) has uids {} and gids {} (real/effective/saved)",
+                    check.name,
+                    p.pid,
+                    sample.canonical_name(i),
+                    p.user,
+                    ids(&p.uids),
+                    ids(&p.gids),
+                );
+                offender(check, p, 1.0, why)
+            })
+            .collect()),
+    };
+    match groups {
+        Ok(groups) => outcome.groups = groups,
+        Err(why) => outcome.not_applicable = Some(why),
     }
     outcome
+}
+
+/// A count check: one group per command (and user), after the `only`
+/// limits have left out the processes they exclude.
+fn counted(check: &Check, sample: &Sample, mut matching: Vec<usize>, wildcard: bool) -> Vec<Group> {
+    let Kind::Count {
+        bounds,
+        warn,
+        crit,
+        per_user,
+        only,
+    } = &check.kind
+    else {
+        return Vec::new();
+    };
+    if !only.is_empty() {
+        let resources: Vec<Resource> = only.iter().map(|l| l.resource).collect();
+        sample.prefetch(&matching, &resources);
+    }
+    matching.retain(|&i| {
+        only.iter().all(|l| {
+            sample
+                .usage
+                .of(&sample.processes[i], l.resource)
+                .is_some_and(|v| l.crit.as_ref().is_none_or(|r| !r.alerts(v)))
+        })
+    });
+    count_groups(sample, &matching, wildcard, *per_user)
+        .into_iter()
+        .map(|((command, _), (user, pids))| {
+            let mut label = check.name.clone();
+            if !command.is_empty() {
+                label = format!("{label}[{command}]");
+            }
+            if let Some(u) = &user {
+                label = format!("{label}@{u}");
+            }
+            judge_count(label, user, pids, *bounds, warn, crit)
+        })
+        .collect()
+}
+
+/// A restarts check: the matched main processes (whose parent it does
+/// not match) against the ledger, and systemd's NRestarts of their units.
+fn restarted(
+    check: &Check,
+    sample: &Sample,
+    matching: &[usize],
+    bounds: Bounds,
+    within: f64,
+    window: &str,
+) -> Result<Vec<Group>, String> {
+    let Some(ledger) = sample.ledger else {
+        return Err("restarts are counted by `psdiff check`".into());
+    };
+    let matched: HashSet<usize> = matching.iter().copied().collect();
+    let mains: Vec<usize> = matching
+        .iter()
+        .copied()
+        .filter(|&i| {
+            sample
+                .population
+                .parent(i)
+                .is_none_or(|p| !matched.contains(&p))
+        })
+        .collect();
+    let units: BTreeMap<String, u64> = mains
+        .iter()
+        .filter_map(|&i| sample.processes[i].cgroup.as_ref()?.unit.clone())
+        .filter(|u| u.ends_with(".service"))
+        .filter_map(|u| Some((u.clone(), restarts::systemd_restarts(&u)?)))
+        .collect();
+    let seen: Vec<(u32, u64)> = mains
+        .iter()
+        .map(|&i| (sample.processes[i].pid, sample.processes[i].start_time))
+        .collect();
+    let count = ledger
+        .borrow_mut()
+        .observe(&check.name, seen, units, within) as u64;
+    let label = format!("{}:restarts", check.name);
+    let detail = bounds
+        .violation(count)
+        .map(|(sign, bound)| format!("{label}:{count} {sign} {bound} ({bounds}) within {window}"));
+    Ok(vec![Group {
+        label,
+        user: None,
+        value: count as f64,
+        level: detail.as_ref().map(|_| Level::Critical),
+        detail,
+        pids: mains.iter().map(|&i| sample.processes[i].pid).collect(),
+        killable: false,
+        perf: Some((String::new(), bounds.as_nagios())),
+        resource: None,
+    }])
+}
+
+/// A deleted-files check: each matched process that runs or maps a file
+/// deleted or replaced since it started, but for the allowed ones.
+fn running_deleted(
+    check: &Check,
+    sample: &Sample,
+    matching: &[usize],
+    allow: &Allow,
+    allow_files: &[String],
+) -> Vec<Group> {
+    let mut groups = Vec::new();
+    for &i in matching {
+        let p = &sample.processes[i];
+        if p.kernel_thread || allow.allows(sample, i) {
+            continue;
+        }
+        let files: Vec<String> = sample
+            .usage
+            .deleted_files(p)
+            .into_iter()
+            .filter(|f| {
+                !allow_files
+                    .iter()
+                    .any(|a| f == a || (a.ends_with('/') && f.starts_with(a.as_str())))
+            })
+            .collect();
+        if files.is_empty() {
+            continue;
+        }
+        let unit = p
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.unit.as_deref())
+            .map_or(String::new(), |u| format!(", unit {u}"));
+        let more = match files.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        let why = format!(
+            "{}:{} {} (user {}{unit}) runs deleted {}{more}: restart it",
+            check.name,
+            p.pid,
+            sample.canonical_name(i),
+            p.user,
+            files[0],
+        );
+        groups.push(offender(check, p, files.len() as f64, why));
+    }
+    groups
 }
 
 /// Counted groups by (command, user): the user's name and the pids.
