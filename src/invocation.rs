@@ -250,6 +250,26 @@ mod tests {
         assert_eq!(found, [200, 201, 203, 204]);
     }
 
+    /// The pids of the invocation of a root psdiff started at second
+    /// `started` below `ppid`, sorted.
+    fn members_below(processes: &[Process], ppid: u32, started: u64) -> Vec<u32> {
+        let me = Me {
+            pid: 99_999,
+            ppid,
+            start_time: started * procfs::ticks_per_second(),
+            euid: 0,
+            exe: None,
+            pipes: Pipes::default(),
+        };
+        let parent = |i: usize| processes.iter().position(|p| p.pid == processes[i].ppid);
+        let mut found: Vec<u32> = members(processes, &parent, &|_| Pipes::default(), &me)
+            .into_iter()
+            .map(|i| processes[i].pid)
+            .collect();
+        found.sort();
+        found
+    }
+
     #[test]
     fn a_daemon_init_started_a_moment_ago_is_not_the_request() {
         // zabbix_agentd restarted 1 s ago > its collector > sh > sudo > psdiff.
@@ -266,21 +286,7 @@ mod tests {
                 ..at(503, 502, 1002)
             },
         ];
-        let me = Me {
-            pid: 504,
-            ppid: 503,
-            start_time: 1002 * procfs::ticks_per_second(),
-            euid: 0,
-            exe: None,
-            pipes: Pipes::default(),
-        };
-        let parent = |i: usize| processes.iter().position(|p| p.pid == processes[i].ppid);
-        let mut found: Vec<u32> = members(&processes, &parent, &|_| Pipes::default(), &me)
-            .into_iter()
-            .map(|i| processes[i].pid)
-            .collect();
-        found.sort();
-        assert_eq!(found, [501, 502, 503]);
+        assert_eq!(members_below(&processes, 503, 1002), [501, 502, 503]);
     }
 
     #[test]
@@ -300,20 +306,6 @@ mod tests {
             at(703, 702, 1002),
             at(704, 703, 1002),
         ];
-        let me = Me {
-            pid: 705,
-            ppid: 704,
-            start_time: 1002 * procfs::ticks_per_second(),
-            euid: 0,
-            exe: None,
-            pipes: Pipes::default(),
-        };
-        let parent = |i: usize| processes.iter().position(|p| p.pid == processes[i].ppid);
-        let mut found: Vec<u32> = members(&processes, &parent, &|_| Pipes::default(), &me)
-            .into_iter()
-            .map(|i| processes[i].pid)
-            .collect();
-        found.sort();
-        assert_eq!(found, [702, 703, 704]);
+        assert_eq!(members_below(&processes, 704, 1002), [702, 703, 704]);
     }
 }
