@@ -14,10 +14,12 @@ Exit status: 0 nothing to report; 1 something to report; \
 1 WARNING, 2 CRITICAL, 3 UNKNOWN. `psdiff man` says more.
 
 Files: /etc/psdiff.toml (or /usr/local/etc/psdiff.toml) and psdiff.d/*.toml beside it: rules \
-and checks; /var/lib/psdiff.db: the baseline, /var/lib/psdiff.old: the previous one.
+and checks; /var/lib/psdiff.db: the baseline, /var/lib/psdiff.old: the previous one; \
+/var/lib/psdiff/journal.sqlite: what `psdiff watch` journaled.
 
-Environment: PSDIFF_CONFIG, PSDIFF_DB, PSDIFF_PROC_ROOT, PSDIFF_PASSWD, PSDIFF_HOST stand for \
---config, --db, --proc-root, --passwd and --host; PSDIFF_TOKENS for serve's and token's --tokens.";
+Environment: PSDIFF_CONFIG, PSDIFF_DB, PSDIFF_PROC_ROOT, PSDIFF_PASSWD, PSDIFF_HOST, \
+PSDIFF_JOURNAL stand for --config, --db, --proc-root, --passwd, --host and --journal; \
+PSDIFF_TOKENS for serve's and token's --tokens.";
 
 /// Watch a server's processes against a known-good baseline.
 #[derive(Debug, Parser)]
@@ -87,6 +89,18 @@ pub struct GlobalArgs {
         help_heading = "Global options"
     )]
     pub db: PathBuf,
+
+    /// The journal `psdiff watch` writes: show reports the transient
+    /// extras in it, check counts restarts from it, history reads it.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "PSDIFF_JOURNAL",
+        default_value = crate::paths::JOURNAL,
+        help_heading = "Global options"
+    )]
+    pub journal: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +159,11 @@ pub enum Command {
     /// Print the files a process tree opens and closes, live, with how
     /// long each stayed open (fanotify; needs root).
     Files(FilesArgs),
+    /// Record every process start and exit as it happens (the kernel's
+    /// process events), classified by the rules, in the journal; needs root.
+    Watch(WatchArgs),
+    /// Print the starts, exits and restarts the watcher journaled.
+    History(HistoryArgs),
     /// Make, list and revoke the tokens of `psdiff serve`.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -342,6 +361,61 @@ pub struct ShowOptions {
     /// node_exporter's textfile collector.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Who reads the transient extras (one cursor each, so each consumer
+    /// sees each once) [default: this command line].
+    #[arg(long, value_name = "NAME")]
+    pub consumer: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Classify the processes that started and commit the journal this
+    /// often (seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub tick: f64,
+    /// Read /proc in full this often (seconds) to set the live tree
+    /// right; also at start and after any loss.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    pub rescan: f64,
+    /// Keep journaled processes this long after they ended (e.g. 7d, 12h).
+    #[arg(long, value_name = "DURATION", default_value = "7d")]
+    pub keep: humantime::Duration,
+    /// Keep the journal within this many MiB, dropping the oldest.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub max_size: u64,
+    /// The event socket's receive buffer in bytes: what a burst of forks
+    /// can queue while the watcher reads /proc (the kernel's own default,
+    /// about 200 KiB, overflows in a fork storm).
+    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
+    pub socket_buffer: usize,
+    /// Stop after this long (e.g. 30s) instead of at SIGTERM.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub run_for: Option<humantime::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// From this long ago (1h, 2d) or this time (2026-12-02T08:00:00Z).
+    #[arg(long, value_name = "WHEN", default_value = "1h")]
+    pub since: String,
+    /// Until this long ago or this time [default: now].
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// Only processes of this systemd unit (nginx.service).
+    #[arg(long, value_name = "UNIT")]
+    pub unit: Option<String>,
+    /// Only processes of this user.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Only processes whose line matches this regular expression.
+    #[arg(long = "match", value_name = "LINE-REGEX")]
+    pub matching: Option<String>,
+    /// Every image, also those the rules hide and the baseline holds
+    /// [default: extras, restarts and what ended on a signal].
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    pub format: DiffFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

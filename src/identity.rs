@@ -183,6 +183,14 @@ impl Recorded {
         ))
     }
 
+    /// Whether a process of `identity` may print `line` as the baseline's:
+    /// no identity is recorded for the line, or one of them is its own.
+    pub fn admits(&self, line: &str, identity: &Identity) -> bool {
+        self.0
+            .get(line)
+            .is_none_or(|ids| ids.iter().any(|id| identity.same_as(id)))
+    }
+
     /// `new` (a dump whose lines `lives` are) with the mark of what
     /// differs on each line that no recorded identity keeps: a line of
     /// the baseline (`old`) whose process is stopped, or whose identity
@@ -227,20 +235,12 @@ impl Recorded {
         let mut out = String::with_capacity(new.len() + 64);
         for (line, mark) in lines.iter().zip(marks) {
             match mark {
-                Some(mark) => out.push_str(&marked(line, &mark.join(", "))),
+                Some(mark) => out.push_str(&render::marked(line, &mark.join(", "))),
                 None => out.push_str(line),
             }
             out.push('\n');
         }
         out
-    }
-}
-
-/// `line` with `(mark)` after its cmdline, so it still parses as a line.
-fn marked(line: &str, mark: &str) -> String {
-    match render::parse_line(line) {
-        Some(p) => render::line(p.depth, &format!("{} ({mark})", p.cmdline), p.user),
-        None => format!("{line} ({mark})"),
     }
 }
 

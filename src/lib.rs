@@ -3,7 +3,7 @@
 //! ```text
 //! cli ─▶ commands ─▶ app ─▶ snapshot ─▶ tree ─▶ rules/select ─▶ render ─▶ baseline ─▶ diff ─▶ report
 //!                     │ (context, comparison, measure, settle)
-//!                     └─ beside it, using it: check, serve, files
+//!                     └─ beside it, using it: check, serve, files, watch (→ journal)
 //!
 //! /proc ─snapshot─▶ processes ─tree─▶ tree ─rules─▶ view ─render─▶ lines
 //!                   baseline file ◀── write, manual ── view
@@ -31,6 +31,9 @@
 //! - `check`: counts, resources, ports, CPU, credential and deleted-file
 //!   checks, and their actions (`pidfd`: signals through pidfds).
 //! - `report`: every output format of show, diff and check.
+//! - `watch`: the daemon that journals every process start and exit from
+//!   the kernel's events (`proc_events`); `journal`: its SQLite journal,
+//!   which show (transient extras), check (restarts) and history read.
 //! - `serve`, `files`: the API server and the file watcher; `contain`:
 //!   nothing a command starts outlives its time limit. `clock`: times as
 //!   psdiff prints them. `fuzz`: the fuzzer of the parsers.
@@ -51,9 +54,11 @@ pub mod fuzz;
 pub mod host;
 pub mod identity;
 pub mod invocation;
+pub mod journal;
 pub mod mounts;
 pub mod paths;
 pub mod pidfd;
+pub mod proc_events;
 pub mod record;
 pub mod render;
 pub mod report;
@@ -63,3 +68,4 @@ pub mod serve;
 pub mod snapshot;
 pub mod sockets;
 pub mod tree;
+pub mod watch;

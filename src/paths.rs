@@ -11,3 +11,6 @@ pub const STATE_DIR: &str = "/var/lib/psdiff";
 
 /// The API's tokens, hashed.
 pub const TOKENS: &str = "/etc/psdiff/tokens";
+
+/// The watcher's journal (`psdiff watch`), read by show, check and history.
+pub const JOURNAL: &str = "/var/lib/psdiff/journal.sqlite";

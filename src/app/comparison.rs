@@ -25,11 +25,25 @@ pub struct Comparison {
     pub new: String,
     /// Set when the rules in force are not those of the baseline.
     pub note: Option<RulesNote>,
+    /// Who each baseline line was.
+    pub recorded: identity::Recorded,
+    /// Extras that came and went since the consumer's previous look, as
+    /// the watcher journaled them, marked (`app::transients`).
+    pub transients: Vec<String>,
 }
 
 impl Comparison {
+    /// The changes of the wanted kinds, the transient extras after the
+    /// extras that run.
     pub fn changes(&self, wanted: Wanted) -> Vec<report::Change<'_>> {
-        report::changes(&self.old, &self.new, wanted)
+        let mut changes = report::changes(&self.old, &self.new, wanted);
+        if wanted.extra {
+            changes.extend(self.transients.iter().map(|line| report::Change {
+                kind: crate::diff::Kind::Extra,
+                line,
+            }));
+        }
+        changes
     }
 }
 
@@ -93,31 +107,82 @@ impl fmt::Display for RulesNote {
     }
 }
 
+/// What a dump is compared with: the baseline's text and who its lines
+/// were, and the rules to dump with. `show` and the watcher read it.
+pub struct Reference {
+    pub presence: Presence,
+    /// The baseline's text; empty without one.
+    pub old: String,
+    /// Who each line was; a line is kept only by a process of that identity.
+    pub recorded: identity::Recorded,
+    rules: Rules,
+    note: Option<RulesNote>,
+}
+
+impl Reference {
+    /// Reads the rules and the baseline as `context` says.
+    pub fn read(context: &Context) -> Result<Reference, Error> {
+        let config = context.config()?;
+        let in_force = context.rules_of(&config)?;
+        let baseline = baseline::read(&context.db)?;
+        let presence = match &baseline {
+            None => Presence::Absent,
+            Some(b) if b.text.is_empty() => Presence::Empty,
+            Some(_) => Presence::Present,
+        };
+        let present = presence.sees();
+        let old = baseline.map_or(String::new(), |b| b.text);
+        let (rules, note) = if present {
+            baseline_rules(context, &config, in_force)?
+        } else {
+            (Rules::InForce(in_force), None)
+        };
+        let recorded = if present {
+            identity::read(&context.db)?
+        } else {
+            identity::Recorded::default()
+        };
+        Ok(Reference {
+            presence,
+            old,
+            recorded,
+            rules,
+            note,
+        })
+    }
+
+    /// The rules a dump is made with to be compared.
+    pub fn rules(&self) -> &RuleSet {
+        self.rules.compared()
+    }
+
+    /// What a snapshot must read for the comparison.
+    pub fn needs(&self) -> crate::snapshot::Fields {
+        self.rules.needs().union(identity::FIELDS)
+    }
+
+    /// Whether `line`, printed by a process of `identity`, is one of the
+    /// baseline's: its text is there, and no identity recorded for it
+    /// differs.
+    pub fn keeps(&self, line: &str, identity: &identity::Identity) -> bool {
+        self.presence.sees()
+            && self.old.lines().any(|l| l == line)
+            && self.recorded.admits(line, identity)
+    }
+}
+
 /// Reads the rules and the baseline, and dumps until the wanted kinds of
 /// change are gone or the retries are used up. Without a baseline there
 /// is nothing to settle, so no retry.
 pub fn settled(context: &Context, wanted: Wanted, retry: bool) -> Result<Comparison, Error> {
-    let config = context.config()?;
-    let in_force = context.rules_of(&config)?;
-    let baseline = baseline::read(&context.db)?;
-    let presence = match &baseline {
-        None => Presence::Absent,
-        Some(b) if b.text.is_empty() => Presence::Empty,
-        Some(_) => Presence::Present,
-    };
+    let Reference {
+        presence,
+        old,
+        recorded,
+        rules,
+        note,
+    } = Reference::read(context)?;
     let present = presence.sees();
-    let old = baseline.map_or(String::new(), |b| b.text);
-    let (rules, note) = if present {
-        baseline_rules(context, &config, in_force)?
-    } else {
-        (Rules::InForce(in_force), None)
-    };
-    // Who each line was; a line is kept only by a process of that identity.
-    let recorded = if present {
-        identity::read(&context.db)?
-    } else {
-        identity::Recorded::default()
-    };
     let fields = rules.needs().union(identity::FIELDS);
     let (new, unmarked, processes) = settle(
         retry && present,
@@ -148,6 +213,8 @@ pub fn settled(context: &Context, wanted: Wanted, retry: bool) -> Result<Compari
         old,
         new,
         note,
+        recorded,
+        transients: Vec::new(),
     })
 }
 

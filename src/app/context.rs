@@ -10,9 +10,12 @@ use crate::rules::{self, RuleSet, View};
 use crate::snapshot::{Fields, Process, Snapshot, UserNames};
 use crate::tree::Tree;
 
+#[derive(Debug, Clone)]
 pub struct Context {
     pub proc_root: PathBuf,
     pub db: PathBuf,
+    /// The watcher's journal; there may be none.
+    pub journal: PathBuf,
     pub config: Option<PathBuf>,
     pub passwd: Option<PathBuf>,
     /// The host whose rules and checks apply (`--host`, else the system's).
@@ -21,11 +24,12 @@ pub struct Context {
 
 impl Context {
     /// Processes from `proc_root`, the baseline at `db`, the rules of
-    /// `config` (else the default files) as host `host` (else this one)
+    /// `config` (else the default files), the watcher's `journal`, as host `host` (else this one)
     /// reads them, user names from `passwd` (else NSS).
     pub fn new(
         proc_root: PathBuf,
         db: PathBuf,
+        journal: PathBuf,
         config: Option<PathBuf>,
         passwd: Option<PathBuf>,
         host: Option<&str>,
@@ -33,6 +37,7 @@ impl Context {
         Context {
             proc_root,
             db,
+            journal,
             config,
             passwd,
             host: host.map_or_else(config::HostName::of_system, config::HostName::new),

@@ -14,6 +14,8 @@ pub enum Error {
     Record(#[from] crate::record::RecordError),
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
     #[error("cannot read the passwd file {}: {source}", .path.display())]
     Passwd {
         path: std::path::PathBuf,
@@ -38,6 +40,7 @@ impl Error {
             | Error::Baseline(_)
             | Error::Record(_)
             | Error::Identity(_)
+            | Error::Journal(_)
             | Error::Output(_)
             | Error::OutputFile { .. }
             | Error::Passwd { .. } => false,

@@ -10,5 +10,6 @@ pub mod context;
 mod error;
 pub mod measure;
 pub mod settle;
+pub mod transients;
 
 pub use error::Error;

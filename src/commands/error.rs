@@ -1,5 +1,6 @@
 //! What a command fails with: the application layer's errors, and those
-//! of the API server and the file watcher, which sit beside it.
+//! of the API server, the file watcher and the process watcher, which
+//! sit beside it.
 
 use crate::exit::Exit;
 
@@ -11,6 +12,8 @@ pub enum Error {
     Serve(#[from] crate::serve::ServeError),
     #[error(transparent)]
     Files(#[from] crate::files::FilesError),
+    #[error(transparent)]
+    Watch(#[from] crate::watch::WatchError),
 }
 
 impl Error {
@@ -19,6 +22,7 @@ impl Error {
             Error::App(e) => return e.exit(),
             Error::Serve(e) => e.is_usage(),
             Error::Files(e) => e.is_usage(),
+            Error::Watch(_) => false,
         };
         if usage { Exit::Usage } else { Exit::Runtime }
     }

@@ -10,9 +10,11 @@ mod dump;
 mod error;
 mod explain;
 mod files;
+mod history;
 mod manual;
 mod serve;
 mod show;
+mod watch;
 mod write;
 
 use std::io::Write;
@@ -28,6 +30,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
     match cli.command {
         Command::Serve(args) => serve::run(context, &args),
         Command::Files(args) => files::run(&context, &args),
+        Command::Watch(args) => watch::run(&context, &args),
         Command::Token(command) => serve::token(command),
         command => Ok(run_app(&context, command)?),
     }
@@ -39,6 +42,7 @@ fn context_of(global: GlobalArgs) -> Context {
     Context::new(
         global.proc_root,
         global.db,
+        global.journal,
         global.config,
         global.passwd,
         global.host.as_deref(),
@@ -83,7 +87,8 @@ fn run_app(context: &Context, command: Command) -> Result<Exit, crate::app::Erro
         Command::Manual(command) => manual::run(context, command),
         Command::Diff { old, new, format } => compare::run(&old, &new, format),
         Command::Check(args) => check::run(context, &args),
-        Command::Serve(_) | Command::Files(_) | Command::Token(_) => {
+        Command::History(args) => history::run(context, &args),
+        Command::Serve(_) | Command::Files(_) | Command::Watch(_) | Command::Token(_) => {
             unreachable!("run takes the commands of the API and the watcher")
         }
         Command::Man => docs::man(),

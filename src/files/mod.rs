@@ -4,7 +4,6 @@
 //! after the watch began is followed (without it, unknown pids are placed
 //! by their parents in /proc).
 
-mod connector;
 mod descriptors;
 mod ebpf;
 mod follow;
@@ -24,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use connector::{Connector, ProcEvent};
+use crate::proc_events::{Connector, ProcEvent};
 use follow::Follow;
 use opens::Opens;
 use output::{Line, Output};
@@ -340,7 +339,7 @@ impl Session {
 
     /// Forks, execs and exits, as the kernel reported them.
     fn process_events(&mut self) {
-        let Some(connector) = &self.connector else {
+        let Some(connector) = &mut self.connector else {
             return;
         };
         let mut events = Vec::new();
@@ -355,7 +354,7 @@ impl Session {
             match event {
                 ProcEvent::Fork { parent, child } => self.follow.fork(parent, child),
                 ProcEvent::Exec { pid } => self.follow.exec(pid),
-                ProcEvent::Exit { pid } => self.follow.exit(pid),
+                ProcEvent::Exit { pid, .. } => self.follow.exit(pid),
             }
         }
     }

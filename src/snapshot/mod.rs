@@ -255,6 +255,47 @@ impl Snapshot {
     }
 }
 
+/// Reads processes one at a time as they appear, for a watcher that
+/// learns of each from the kernel: the proc root opened once, the
+/// buffers and parsed cgroups kept between reads.
+pub struct PidReader {
+    root: ProcRoot,
+    reader: Reader,
+    users: UserNames,
+}
+
+impl PidReader {
+    pub fn open(root: &Path, users: UserNames, fields: Fields) -> Result<PidReader, SnapshotError> {
+        let root = open_root(root)?;
+        if fields.exe {
+            access::check_identity(&root)?;
+        }
+        Ok(PidReader {
+            root,
+            reader: Reader::new(fields, true),
+            users,
+        })
+    }
+
+    /// The process `pid` now; `None` when it is gone (or is this one).
+    pub fn read(&mut self, pid: u32) -> Option<Process> {
+        if self.root.own_pid() == Some(pid) {
+            return None;
+        }
+        let mut process = self
+            .root
+            .process(pid)
+            .and_then(|dir| self.reader.read(&dir))?;
+        process.user = self.users.name(process.uids.effective);
+        Some(process)
+    }
+
+    /// Names for uids, as this reader names them.
+    pub fn users(&mut self) -> &mut UserNames {
+        &mut self.users
+    }
+}
+
 /// Opens a proc tree after checking that this user sees every process.
 fn open_root(root: &Path) -> Result<ProcRoot, SnapshotError> {
     access::check_visibility(root)?;

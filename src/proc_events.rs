@@ -1,6 +1,10 @@
 //! The kernel's process events (netlink proc connector): fork, exec and
-//! exit as they happen, so a child born after the watch began is followed
-//! even if it exits before anyone could read its /proc entry.
+//! exit as they happen, so a child born after a watch began is followed
+//! even if it exits before anyone could read its /proc entry. `psdiff
+//! files` follows a tree with them, `psdiff watch` journals every process.
+//!
+//! The kernel sends them only to listeners in the first pid and user
+//! namespace, with CAP_NET_ADMIN; pids are that namespace's.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -17,13 +21,28 @@ const DATA_AT: usize = 52;
 /// One process event; pids are process ids (thread group ids).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProcEvent {
-    Fork { parent: u32, child: u32 },
-    Exec { pid: u32 },
-    Exit { pid: u32 },
+    Fork {
+        parent: u32,
+        child: u32,
+    },
+    Exec {
+        pid: u32,
+    },
+    /// `status` is the wait status (`WEXITSTATUS`, `WTERMSIG`).
+    Exit {
+        pid: u32,
+        status: u32,
+    },
 }
 
 pub struct Connector {
     socket: OwnedFd,
+    /// The last sequence number seen from each CPU: the kernel numbers
+    /// each CPU's events, so a gap is events dropped on the way.
+    last_seq: Vec<Option<u32>>,
+    /// Events known lost: gaps in the sequence, and ENOBUFS (uncounted
+    /// losses, each counted as one).
+    lost: u64,
 }
 
 impl Connector {
@@ -59,7 +78,26 @@ impl Connector {
         message.extend_from_slice(&0u16.to_ne_bytes());
         message.extend_from_slice(&op);
         send(socket.as_raw_fd(), &message, MsgFlags::empty())?;
-        Ok(Connector { socket })
+        Ok(Connector {
+            socket,
+            last_seq: Vec::new(),
+            lost: 0,
+        })
+    }
+
+    /// Asks the kernel for a receive buffer of `bytes` (it doubles the
+    /// figure, and root may pass net.core.rmem_max). A larger buffer rides
+    /// out bursts; a tiny one provokes loss on purpose, in tests.
+    pub fn set_receive_buffer(&self, bytes: usize) -> std::io::Result<()> {
+        use nix::sys::socket::{setsockopt, sockopt};
+        setsockopt(&self.socket, sockopt::RcvBufForce, &bytes)
+            .or_else(|_| setsockopt(&self.socket, sockopt::RcvBuf, &bytes))?;
+        Ok(())
+    }
+
+    /// How many events are known lost since the socket opened.
+    pub fn lost(&self) -> u64 {
+        self.lost
     }
 
     pub fn fd(&self) -> &OwnedFd {
@@ -67,30 +105,60 @@ impl Connector {
     }
 
     /// Every event queued now. `Err` with ENOBUFS means the kernel dropped
-    /// events because we read too slowly.
-    pub fn read(&self, into: &mut Vec<ProcEvent>) -> std::io::Result<()> {
+    /// events because we read too slowly (counted in `lost`); the events
+    /// after it are read by the next call.
+    pub fn read(&mut self, into: &mut Vec<ProcEvent>) -> std::io::Result<()> {
         let mut buffer = [0u8; 8192];
         loop {
             match recv(self.socket.as_raw_fd(), &mut buffer, MsgFlags::empty()) {
-                Ok(n) => parse_messages(&buffer[..n], into),
+                Ok(n) => {
+                    let gaps = parse_messages(&buffer[..n], into, &mut self.last_seq);
+                    self.lost += gaps;
+                }
                 Err(nix::errno::Errno::EAGAIN) => return Ok(()),
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    if e == nix::errno::Errno::ENOBUFS {
+                        self.lost += 1;
+                        // What came before the overflow no longer tells
+                        // where the sequences stand.
+                        self.last_seq.clear();
+                    }
+                    return Err(e.into());
+                }
             }
         }
     }
 }
 
-/// The events in one datagram (which may hold several netlink messages).
-fn parse_messages(mut bytes: &[u8], into: &mut Vec<ProcEvent>) {
+/// The events in one datagram (which may hold several netlink messages),
+/// and how many events the sequence numbers say were lost before them.
+fn parse_messages(
+    mut bytes: &[u8],
+    into: &mut Vec<ProcEvent>,
+    last_seq: &mut Vec<Option<u32>>,
+) -> u64 {
+    let mut lost = 0;
     let u32_at = |b: &[u8], at: usize| -> Option<u32> {
         Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
     };
     while let Some(length) = u32_at(bytes, 0).map(|l| l as usize) {
         if length < 16 || length > bytes.len() {
-            return;
+            return lost;
         }
         let message = &bytes[..length];
+        if let (Some(seq), Some(cpu)) = (u32_at(message, 24), u32_at(message, 40)) {
+            let cpu = cpu as usize;
+            if cpu < 4096 {
+                if last_seq.len() <= cpu {
+                    last_seq.resize(cpu + 1, None);
+                }
+                if let Some(last) = last_seq[cpu] {
+                    lost += u64::from(seq.wrapping_sub(last).wrapping_sub(1).min(1 << 20));
+                }
+                last_seq[cpu] = Some(seq);
+            }
+        }
         let event = u32_at(message, 36).and_then(|what| match what {
             0x1 => Some(ProcEvent::Fork {
                 parent: u32_at(message, DATA_AT + 4)?,
@@ -101,8 +169,9 @@ fn parse_messages(mut bytes: &[u8], into: &mut Vec<ProcEvent>) {
             }),
             0x8000_0000 => {
                 let (pid, tgid) = (u32_at(message, DATA_AT)?, u32_at(message, DATA_AT + 4)?);
+                let status = u32_at(message, DATA_AT + 8)?;
                 // A thread's exit is not its process's.
-                (pid == tgid).then_some(ProcEvent::Exit { pid })
+                (pid == tgid).then_some(ProcEvent::Exit { pid, status })
             }
             _ => None,
         });
@@ -111,6 +180,7 @@ fn parse_messages(mut bytes: &[u8], into: &mut Vec<ProcEvent>) {
         let next = length.div_ceil(4) * 4;
         bytes = bytes.get(next..).unwrap_or(&[]);
     }
+    lost
 }
 
 /// The new process of a fork event; `None` for a new thread.
@@ -129,12 +199,20 @@ mod tests {
     use super::*;
 
     fn message(what: u32, data: [u32; 4]) -> Vec<u8> {
+        sequenced(what, data, 0, 0)
+    }
+
+    /// A message with the sequence number `seq`, sent from `cpu`.
+    fn sequenced(what: u32, data: [u32; 4], seq: u32, cpu: u32) -> Vec<u8> {
         let mut m = Vec::new();
         m.extend_from_slice(&76u32.to_ne_bytes());
         m.extend_from_slice(&[0u8; 12]);
-        m.extend_from_slice(&[0u8; 20]);
+        m.extend_from_slice(&[0u8; 8]);
+        m.extend_from_slice(&seq.to_ne_bytes());
+        m.extend_from_slice(&[0u8; 8]);
         m.extend_from_slice(&what.to_ne_bytes());
-        m.extend_from_slice(&[0u8; 12]);
+        m.extend_from_slice(&cpu.to_ne_bytes());
+        m.extend_from_slice(&[0u8; 8]);
         for d in data {
             m.extend_from_slice(&d.to_ne_bytes());
         }
@@ -148,10 +226,10 @@ mod tests {
         bytes.extend(message(1, [10, 10, 12, 10]));
         bytes.extend(message(2, [11, 11, 0, 0]));
         bytes.extend(message(0x8000_0000, [12, 10, 0, 0]));
-        bytes.extend(message(0x8000_0000, [11, 11, 0, 0]));
+        bytes.extend(message(0x8000_0000, [11, 11, 9 << 8, 0]));
         bytes.extend_from_slice(&[1, 2, 3]);
         let mut events = Vec::new();
-        parse_messages(&bytes, &mut events);
+        parse_messages(&bytes, &mut events, &mut Vec::new());
         assert_eq!(
             events,
             [
@@ -160,8 +238,26 @@ mod tests {
                     child: 11
                 },
                 ProcEvent::Exec { pid: 11 },
-                ProcEvent::Exit { pid: 11 },
+                ProcEvent::Exit {
+                    pid: 11,
+                    status: 9 << 8
+                },
             ]
         );
+    }
+
+    #[test]
+    fn a_gap_in_a_cpus_sequence_is_counted_as_lost() {
+        let mut last = Vec::new();
+        let mut events = Vec::new();
+        let mut bytes = sequenced(2, [5, 5, 0, 0], 7, 0);
+        bytes.extend(sequenced(2, [6, 6, 0, 0], 3, 1));
+        bytes.extend(sequenced(2, [7, 7, 0, 0], 8, 0));
+        assert_eq!(parse_messages(&bytes, &mut events, &mut last), 0);
+        // CPU 0 goes on at 11: 9 and 10 were dropped; CPU 1 at 4 lost none.
+        let mut bytes = sequenced(2, [8, 8, 0, 0], 11, 0);
+        bytes.extend(sequenced(2, [9, 9, 0, 0], 4, 1));
+        assert_eq!(parse_messages(&bytes, &mut events, &mut last), 2);
+        assert_eq!(events.len(), 5);
     }
 }

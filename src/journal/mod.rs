@@ -1,0 +1,357 @@
+//! The watcher's journal: every process image (a start by fork or exec,
+//! or one found running) with who it was, how the rules saw it, and how
+//! it ended. SQLite in WAL mode, so `psdiff watch` writes while `show`,
+//! `check`, `history` and the API read, and an operator can open it with
+//! `sqlite3`; times are unix seconds (`datetime(started, 'unixepoch')`).
+//!
+//! It must never stop the watcher from starting: a file SQLite cannot
+//! read is moved aside (`journal.sqlite.corrupt-TIME`) and a new one made;
+//! a full disk drops the batch (counted) and retention makes room. The
+//! watcher commits once a second, so a `kill -9` loses at most that.
+
+mod read;
+pub mod timeline;
+mod write;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use read::{Filter, HistoryRow, Transient, WatcherState};
+pub use write::{Batch, Ending, NewImage, Retention, Writer, is_full};
+
+/// The schema's version, kept in `meta`; a journal of another version is
+/// moved aside, as a corrupt one is.
+const VERSION: &str = "1";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- One row per process image: what a pid ran from a fork or exec (or
+-- from when the watcher found it) until its exit or next exec.
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY,
+    boot TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    ppid INTEGER NOT NULL,
+    start_ticks INTEGER NOT NULL,
+    started REAL NOT NULL,
+    origin TEXT NOT NULL,           -- fork, exec, scan
+    uid INTEGER,
+    user TEXT,
+    exe TEXT,
+    argv TEXT,
+    unit TEXT,
+    cgroup TEXT,
+    container TEXT,
+    line TEXT,                      -- as `dump` prints it, under the rules
+    verdict TEXT NOT NULL,          -- baseline, extra, hidden, shown, unread
+    rule TEXT,                      -- the rule that hid it
+    ended REAL,
+    end_kind TEXT,                  -- exit, exec, lost
+    exit_code INTEGER,
+    exit_signal INTEGER,
+    settled INTEGER                 -- order of endings, for cursors
+);
+CREATE INDEX IF NOT EXISTS images_started ON images (started);
+CREATE INDEX IF NOT EXISTS images_settled ON images (settled);
+CREATE INDEX IF NOT EXISTS images_open ON images (boot, pid) WHERE ended IS NULL;
+CREATE INDEX IF NOT EXISTS images_exe ON images (exe, ended);
+-- Where each consumer (`show-extra --retry` as Zabbix runs it, NRPE's
+-- check) stopped reading transient extras.
+CREATE TABLE IF NOT EXISTS cursors (
+    consumer TEXT PRIMARY KEY,
+    settled INTEGER NOT NULL,
+    at REAL NOT NULL
+);
+-- Events the watcher knows it missed, and when.
+CREATE TABLE IF NOT EXISTS losses (
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,             -- overflow, sequence, unread, disk
+    count INTEGER NOT NULL
+);
+-- The running watcher: its heartbeat tells a reader it is alive.
+CREATE TABLE IF NOT EXISTS watcher (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    pid INTEGER NOT NULL,
+    started REAL NOT NULL,
+    alive REAL NOT NULL,
+    stopped REAL,                   -- set when it stopped cleanly
+    backend TEXT NOT NULL,
+    events INTEGER NOT NULL,
+    lost INTEGER NOT NULL,
+    unread INTEGER NOT NULL,
+    rescans INTEGER NOT NULL
+);
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {}: {source}", .path.display())]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("journal {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "journal folder {} can be written by others (mode {mode:o}); make it root's alone: chmod 700",
+        .path.display()
+    )]
+    Unsafe { path: PathBuf, mode: u32 },
+}
+
+/// An open journal.
+pub struct Journal {
+    path: PathBuf,
+    db: Connection,
+}
+
+impl Journal {
+    /// Opens the journal for reading and for the cursors of `show`; `None`
+    /// when there is none (no watcher ever ran).
+    pub fn open_existing(path: &Path) -> Result<Option<Journal>, JournalError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let db = Connection::open_with_flags(path, flags).map_err(|e| sqlite(path, e))?;
+        let journal = Journal {
+            path: path.to_path_buf(),
+            db,
+        };
+        journal.configure()?;
+        Ok(Some(journal))
+    }
+
+    /// Opens the journal the watcher writes, made if missing (root's
+    /// alone: it holds every command line), moved aside and made anew if
+    /// SQLite cannot use it.
+    pub fn open_or_create(path: &Path) -> Result<Journal, JournalError> {
+        if let Some(dir) = path.parent() {
+            crate::atomic::create_dirs(dir, 0o700).map_err(|source| JournalError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            check_folder(dir)?;
+        }
+        match Journal::create(path) {
+            Ok(journal) => Ok(journal),
+            Err(e) => {
+                let aside = set_aside(path)?;
+                eprintln!(
+                    "psdiff watch: {e}; moved it to {} and started a new journal",
+                    aside.display()
+                );
+                Journal::create(path)
+            }
+        }
+    }
+
+    fn create(path: &Path) -> Result<Journal, JournalError> {
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Made exclusively, never through a planted link, 0600.
+            let made = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path);
+            match made {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(source) => {
+                    return Err(JournalError::Io {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
+            }
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let db = Connection::open_with_flags(path, flags).map_err(|e| sqlite(path, e))?;
+        let journal = Journal {
+            path: path.to_path_buf(),
+            db,
+        };
+        let fail = |e| sqlite(path, e);
+        // auto_vacuum takes effect only before the first table.
+        journal
+            .db
+            .execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")
+            .map_err(fail)?;
+        journal.configure()?;
+        let check: String = journal
+            .db
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(fail)?;
+        if check != "ok" {
+            return Err(sqlite(
+                path,
+                rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                    Some(format!("quick_check: {check}")),
+                ),
+            ));
+        }
+        journal.db.execute_batch(SCHEMA).map_err(fail)?;
+        let version: Option<String> = journal
+            .db
+            .query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| {
+                r.get(0)
+            })
+            .ok();
+        match version.as_deref() {
+            None => {
+                journal
+                    .db
+                    .execute(
+                        "INSERT INTO meta (key, value) VALUES ('version', ?1)",
+                        [VERSION],
+                    )
+                    .map_err(fail)?;
+            }
+            Some(VERSION) => {}
+            Some(other) => {
+                return Err(sqlite(
+                    path,
+                    rusqlite::Error::InvalidParameterName(format!(
+                        "schema version {other}, this psdiff writes {VERSION}"
+                    )),
+                ));
+            }
+        }
+        Ok(journal)
+    }
+
+    fn configure(&self) -> Result<(), JournalError> {
+        // NORMAL in WAL mode: a crash loses at most the last commits, and
+        // never corrupts the file.
+        self.db
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF;",
+            )
+            .map_err(|e| sqlite(&self.path, e))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn fail(&self) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
+        move |e| sqlite(&self.path, e)
+    }
+}
+
+fn sqlite(path: &Path, source: rusqlite::Error) -> JournalError {
+    JournalError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Refuses a folder others can write: they could swap the journal.
+fn check_folder(dir: &Path) -> Result<(), JournalError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(|source| JournalError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mode = meta.mode() & 0o7777;
+    // A sticky /tmp is others' to write, but not to swap our files in.
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(JournalError::Unsafe {
+            path: dir.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// Moves a journal SQLite cannot use (and its WAL) out of the way.
+fn set_aside(path: &Path) -> Result<PathBuf, JournalError> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".corrupt-{stamp}"));
+    let aside = PathBuf::from(aside);
+    std::fs::rename(path, &aside).map_err(|source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(side));
+    }
+    Ok(aside)
+}
+
+/// Now, in unix seconds.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("psdiff-journal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_corrupt_journal_is_set_aside_and_a_new_one_made() {
+        let dir = dir("corrupt");
+        let path = dir.join("journal.sqlite");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let journal = Journal::open_or_create(&path).unwrap();
+        let rows: i64 = journal
+            .db
+            .query_row("SELECT count(*) FROM images", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0);
+        let aside: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("journal.sqlite.corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_folder_others_can_write_is_refused() {
+        let dir = dir("unsafe");
+        let open = dir.join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        let e = Journal::open_or_create(&open.join("journal.sqlite")).err();
+        assert!(
+            matches!(e, Some(JournalError::Unsafe { mode: 0o777, .. })),
+            "{e:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,267 @@
+//! What the readers ask of the journal: transient extras per consumer,
+//! the timeline for `history`, and whether the watcher is alive.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Journal, JournalError, now};
+
+/// How far back a consumer's first look reaches.
+pub const FIRST_LOOK_SECONDS: f64 = 600.0;
+
+/// An image that ran another program within this long is a launcher
+/// (`sh -c 'exec ...'`, setpriv, sudo, env): what it ran is reported, not
+/// it apart.
+pub const LAUNCHER_SECONDS: f64 = 1.0;
+
+/// A watcher older than this without a heartbeat is not running.
+pub const HEARTBEAT_STALE_SECONDS: f64 = 10.0;
+
+/// The watcher as its heartbeat last said.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct WatcherState {
+    pub pid: u32,
+    pub started: f64,
+    pub alive: f64,
+    /// When it stopped cleanly (SIGTERM, `--for`); `None` while it runs.
+    pub stopped: Option<f64>,
+    pub backend: String,
+    pub events: u64,
+    pub lost: u64,
+    pub unread: u64,
+    pub rescans: u64,
+}
+
+impl WatcherState {
+    /// Whether it has not said it stopped and its last heartbeat is
+    /// recent (one killed says nothing; its heartbeat goes stale).
+    pub fn running(&self) -> bool {
+        self.stopped.is_none() && now() - self.alive < HEARTBEAT_STALE_SECONDS
+    }
+}
+
+/// One image as `history` and the API show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HistoryRow {
+    pub id: i64,
+    pub pid: u32,
+    pub ppid: u32,
+    pub started: f64,
+    pub origin: String,
+    pub user: Option<String>,
+    pub exe: Option<String>,
+    pub argv: Option<String>,
+    pub unit: Option<String>,
+    pub container: Option<String>,
+    pub line: Option<String>,
+    pub verdict: String,
+    pub rule: Option<String>,
+    pub ended: Option<f64>,
+    pub end_kind: Option<String>,
+    pub exit_code: Option<u32>,
+    pub exit_signal: Option<u32>,
+}
+
+impl HistoryRow {
+    /// How it ended, as a person says it: `exit 0`, `signal 9`, `exec`.
+    pub fn ending(&self) -> Option<String> {
+        Some(
+            match (self.end_kind.as_deref()?, self.exit_code, self.exit_signal) {
+                ("exit", _, Some(signal)) => format!("signal {signal}"),
+                ("exit", Some(code), _) => format!("exit {code}"),
+                ("exec", ..) => "exec".to_string(),
+                (kind, ..) => kind.to_string(),
+            },
+        )
+    }
+
+    /// Its lifetime in seconds, once ended.
+    pub fn lifetime(&self) -> Option<f64> {
+        Some(self.ended? - self.started)
+    }
+
+    /// The cmdline of its line (without depth and user), else its argv.
+    pub fn cmdline(&self) -> &str {
+        self.line
+            .as_deref()
+            .and_then(crate::render::parse_line)
+            .map(|p| p.cmdline)
+            .or(self.argv.as_deref())
+            .unwrap_or("?")
+    }
+}
+
+/// A transient extra: an image the rules showed, not in the baseline,
+/// that started and ended between two looks of a consumer.
+pub type Transient = HistoryRow;
+
+/// Which images `history` wants: those alive at some time in
+/// [since, until], of a unit or user.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub since: f64,
+    pub until: f64,
+    pub unit: Option<String>,
+    pub user: Option<String>,
+}
+
+const COLUMNS: &str = "id, pid, ppid, started, origin, user, exe, argv, unit, container, line, verdict, rule, ended, end_kind, exit_code, exit_signal";
+
+fn row(r: &rusqlite::Row) -> rusqlite::Result<HistoryRow> {
+    Ok(HistoryRow {
+        id: r.get(0)?,
+        pid: r.get(1)?,
+        ppid: r.get(2)?,
+        started: r.get(3)?,
+        origin: r.get(4)?,
+        user: r.get(5)?,
+        exe: r.get(6)?,
+        argv: r.get(7)?,
+        unit: r.get(8)?,
+        container: r.get(9)?,
+        line: r.get(10)?,
+        verdict: r.get(11)?,
+        rule: r.get(12)?,
+        ended: r.get(13)?,
+        end_kind: r.get(14)?,
+        exit_code: r.get(15)?,
+        exit_signal: r.get(16)?,
+    })
+}
+
+impl Journal {
+    /// The watcher's last heartbeat; `None` if no watcher ever wrote one.
+    pub fn watcher(&self) -> Result<Option<WatcherState>, JournalError> {
+        self.db
+            .query_row(
+                "SELECT pid, started, alive, stopped, backend, events, lost, unread, rescans FROM watcher WHERE id = 1",
+                [],
+                |r| {
+                    Ok(WatcherState {
+                        pid: r.get(0)?,
+                        started: r.get(1)?,
+                        alive: r.get(2)?,
+                        stopped: r.get(3)?,
+                        backend: r.get(4)?,
+                        events: r.get::<_, i64>(5)? as u64,
+                        lost: r.get::<_, i64>(6)? as u64,
+                        unread: r.get::<_, i64>(7)? as u64,
+                        rescans: r.get::<_, i64>(8)? as u64,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.fail())
+    }
+
+    /// The extras that ended since `consumer`'s previous look and were
+    /// not running at it (that look reported those itself), and moves its
+    /// cursor past them: each consumer sees each once. An image that ended
+    /// before the previous look but was journaled after it is this look's.
+    /// A consumer's first look reaches back `FIRST_LOOK_SECONDS`.
+    pub fn take_transients(&mut self, consumer: &str) -> Result<Vec<Transient>, JournalError> {
+        let path = self.path.clone();
+        let fail = |e| super::sqlite(&path, e);
+        let at = now();
+        let tx = self.db.transaction().map_err(fail)?;
+        let cursor: Option<(i64, f64)> = tx
+            .query_row(
+                "SELECT settled, at FROM cursors WHERE consumer = ?1",
+                [consumer],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(fail)?;
+        // How far back an image's end may lie: the first look's reach, or
+        // a little before the previous look (journaled late).
+        let (from, previous, floor) = match cursor {
+            Some((from, previous)) => (from, previous, previous - FIRST_LOOK_SECONDS),
+            None => (0, at - FIRST_LOOK_SECONDS, at - FIRST_LOOK_SECONDS),
+        };
+        let transients: Vec<Transient> = {
+            let mut statement = tx
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM images
+                     WHERE settled > ?1 AND ended >= ?3 AND verdict = 'extra'
+                       AND NOT (started < ?2 AND ended > ?2)
+                       AND NOT (end_kind = 'exec' AND ended - started < ?4)
+                     ORDER BY settled"
+                ))
+                .map_err(fail)?;
+            let rows = statement
+                .query_map(params![from, previous, floor, LAUNCHER_SECONDS], row)
+                .map_err(fail)?;
+            rows.collect::<Result<_, _>>().map_err(fail)?
+        };
+        let last: Option<i64> = tx
+            .query_row("SELECT max(settled) FROM images", [], |r| r.get(0))
+            .map_err(fail)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO cursors (consumer, settled, at) VALUES (?1, ?2, ?3)",
+            params![consumer, last.unwrap_or(from).max(from), at],
+        )
+        .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        Ok(transients)
+    }
+
+    /// The images alive at some time in the filter's span, oldest first.
+    pub fn history(&self, filter: &Filter) -> Result<Vec<HistoryRow>, JournalError> {
+        let mut statement = self
+            .db
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM images
+                 WHERE started <= ?2 AND (ended IS NULL OR ended >= ?1)
+                   AND (?3 IS NULL OR unit = ?3) AND (?4 IS NULL OR user = ?4)
+                 ORDER BY started, id"
+            ))
+            .map_err(self.fail())?;
+        let rows = statement
+            .query_map(
+                params![filter.since, filter.until, filter.unit, filter.user],
+                row,
+            )
+            .map_err(self.fail())?;
+        rows.collect::<Result<_, _>>().map_err(self.fail())
+    }
+
+    /// How many images of this program, title, unit and user exited (or
+    /// were lost) since `since` with a start of the same after them.
+    pub fn restarts(
+        &self,
+        exe: &str,
+        argv: &str,
+        unit: Option<&str>,
+        uid: u32,
+        since: f64,
+    ) -> Result<u64, JournalError> {
+        self.db
+            .prepare_cached(
+                "SELECT count(*) FROM images e
+                 WHERE e.exe = ?1 AND e.argv = ?2 AND e.unit IS ?3 AND e.uid = ?4
+                   AND e.end_kind IN ('exit', 'lost') AND e.ended >= ?5
+                   AND EXISTS (SELECT 1 FROM images s
+                               WHERE s.exe = ?1 AND s.argv = ?2 AND s.unit IS ?3 AND s.uid = ?4
+                                 AND s.id != e.id AND s.started >= e.ended - 1)",
+            )
+            .map_err(self.fail())?
+            .query_row(params![exe, argv, unit, uid, since], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(self.fail())
+    }
+
+    /// The events lost in [since, until], by kind.
+    pub fn losses(&self, since: f64, until: f64) -> Result<Vec<(String, u64)>, JournalError> {
+        let mut statement = self
+            .db
+            .prepare_cached(
+                "SELECT kind, sum(count) FROM losses WHERE at >= ?1 AND at <= ?2 GROUP BY kind ORDER BY kind",
+            )
+            .map_err(self.fail())?;
+        let rows = statement
+            .query_map(params![since, until], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(self.fail())?;
+        rows.collect::<Result<_, _>>().map_err(self.fail())
+    }
+}

@@ -1,0 +1,171 @@
+//! The journal's images as a timeline: starts, exits, execs and
+//! restarts, in time order, for `history` and the API.
+
+use super::HistoryRow;
+
+/// How soon after an exit a start of the same program in the same place
+/// is its restart.
+const RESTART_WINDOW_SECONDS: f64 = 60.0;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Started by fork or exec while the watcher ran.
+    Start,
+    /// Running when the watcher started (its start time is the kernel's).
+    Found,
+    /// Started again after the same program ended in the same place.
+    Restart,
+    /// Exited (the code or signal says how).
+    Exit,
+    /// Ran another program; the next image is the same pid's.
+    Exec,
+    /// Gone when /proc was read again, its exit not seen.
+    Lost,
+}
+
+/// One event of the timeline.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Event<'a> {
+    pub time: f64,
+    pub kind: Kind,
+    #[serde(flatten)]
+    pub image: &'a HistoryRow,
+    /// For a restart: the pid that ended before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_of: Option<u32>,
+}
+
+/// The events of `rows` within [since, until], oldest first.
+pub fn events(rows: &[HistoryRow], since: f64, until: f64) -> Vec<Event<'_>> {
+    let mut events = Vec::with_capacity(rows.len() * 2);
+    for row in rows {
+        if (since..=until).contains(&row.started) {
+            let kind = if row.origin == "scan" {
+                Kind::Found
+            } else {
+                Kind::Start
+            };
+            events.push(Event {
+                time: row.started,
+                kind,
+                image: row,
+                restart_of: None,
+            });
+        }
+        if let Some(ended) = row.ended.filter(|t| (since..=until).contains(t)) {
+            let kind = match row.end_kind.as_deref() {
+                Some("exec") => Kind::Exec,
+                Some("lost") => Kind::Lost,
+                _ => Kind::Exit,
+            };
+            events.push(Event {
+                time: ended,
+                kind,
+                image: row,
+                restart_of: None,
+            });
+        }
+    }
+    events.sort_by(|a, b| a.time.total_cmp(&b.time).then(a.image.id.cmp(&b.image.id)));
+    mark_restarts(&mut events);
+    events
+}
+
+/// A start is a restart when, shortly before, an image of the same
+/// program (exe and cmdline) in the same unit exited or was lost.
+fn mark_restarts(events: &mut [Event]) {
+    let same = |a: &HistoryRow, b: &HistoryRow| {
+        a.exe == b.exe && a.unit == b.unit && a.user == b.user && a.cmdline() == b.cmdline()
+    };
+    let mut ended: Vec<(f64, &HistoryRow)> = Vec::new();
+    for event in events.iter_mut() {
+        match event.kind {
+            Kind::Exit | Kind::Lost => ended.push((event.time, event.image)),
+            Kind::Start => {
+                ended.retain(|(t, _)| event.time - t <= RESTART_WINDOW_SECONDS);
+                if let Some(at) = ended.iter().position(|(_, r)| same(r, event.image)) {
+                    let (_, before) = ended.remove(at);
+                    event.kind = Kind::Restart;
+                    event.restart_of = Some(before.pid);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `seconds` as a person reads a lifetime: `250 ms`, `12 s`, `4 min 3 s`,
+/// `3 d 2 h`.
+pub fn human(seconds: f64) -> String {
+    if seconds < 1.0 {
+        return format!("{} ms", (seconds * 1000.0).round() as u64);
+    }
+    let s = seconds.round() as u64;
+    let (d, h, m, s) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s} s"),
+        (0, 0, _) => format!("{m} min {s} s"),
+        (0, _, _) => format!("{h} h {m} min"),
+        _ => format!("{d} d {h} h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, pid: u32, started: f64, ended: Option<(f64, &str)>) -> HistoryRow {
+        HistoryRow {
+            id,
+            pid,
+            ppid: 1,
+            started,
+            origin: "fork".to_string(),
+            user: Some("root".to_string()),
+            exe: Some("/usr/sbin/nginx".to_string()),
+            argv: Some("nginx: master process".to_string()),
+            unit: Some("nginx.service".to_string()),
+            container: None,
+            line: Some("nginx: master process  {user=root}".to_string()),
+            verdict: "baseline".to_string(),
+            rule: None,
+            ended: ended.map(|e| e.0),
+            end_kind: ended.map(|e| e.1.to_string()),
+            exit_code: None,
+            exit_signal: ended.map(|_| 9),
+        }
+    }
+
+    #[test]
+    fn a_start_soon_after_the_same_program_ended_is_its_restart() {
+        let rows = [
+            row(1, 811, 100.0, Some((500.0, "exit"))),
+            row(2, 812, 500.1, None),
+            // Too long after: a start of its own.
+            row(3, 900, 1000.0, None),
+        ];
+        let events = events(&rows, 0.0, 2000.0);
+        let kinds: Vec<(Kind, u32)> = events.iter().map(|e| (e.kind, e.image.pid)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (Kind::Start, 811),
+                (Kind::Exit, 811),
+                (Kind::Restart, 812),
+                (Kind::Start, 900)
+            ]
+        );
+        assert_eq!(events[2].restart_of, Some(811));
+        assert_eq!(rows[0].ending().as_deref(), Some("signal 9"));
+    }
+
+    #[test]
+    fn lifetimes_read_as_people_say_them() {
+        assert_eq!(human(0.25), "250 ms");
+        assert_eq!(human(12.0), "12 s");
+        assert_eq!(human(243.0), "4 min 3 s");
+        assert_eq!(human(3.0 * 86_400.0 + 2.0 * 3600.0 + 5.0), "3 d 2 h");
+    }
+}

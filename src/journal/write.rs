@@ -1,0 +1,318 @@
+//! What the watcher writes: images as they start and end, losses, its
+//! heartbeat; one transaction per batch, and retention by age and size.
+
+use std::time::Duration;
+
+use rusqlite::params;
+
+use super::{Journal, JournalError, WatcherState, now};
+
+/// A process image to record.
+#[derive(Debug, Clone, Default)]
+pub struct NewImage<'a> {
+    pub boot: &'a str,
+    pub pid: u32,
+    pub ppid: u32,
+    pub start_ticks: u64,
+    /// When this image began (unix seconds).
+    pub started: f64,
+    /// `fork`, `exec`, or `scan` (running when the watcher looked).
+    pub origin: &'static str,
+    pub uid: Option<u32>,
+    pub user: Option<&'a str>,
+    pub exe: Option<&'a str>,
+    pub argv: Option<&'a str>,
+    pub unit: Option<&'a str>,
+    pub cgroup: Option<&'a str>,
+    pub container: Option<&'a str>,
+    pub line: Option<&'a str>,
+    pub verdict: &'a str,
+    pub rule: Option<&'a str>,
+}
+
+/// How an image ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The process exited; the wait status.
+    Exit { status: u32 },
+    /// It ran another program (the next image is the same pid's).
+    Exec,
+    /// It was gone at a rescan, its exit not seen.
+    Lost,
+}
+
+/// How much the journal keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub max_age: Duration,
+    pub max_bytes: u64,
+}
+
+impl Default for Retention {
+    /// A week, or 256 MiB.
+    fn default() -> Self {
+        Retention {
+            max_age: Duration::from_secs(7 * 86_400),
+            max_bytes: 256 << 20,
+        }
+    }
+}
+
+/// The watcher's handle on the journal.
+pub struct Writer {
+    journal: Journal,
+    /// The next number in the order of endings.
+    next_settled: i64,
+}
+
+impl Writer {
+    pub fn new(journal: Journal) -> Result<Writer, JournalError> {
+        let last: Option<i64> = journal
+            .db
+            .query_row("SELECT max(settled) FROM images", [], |r| r.get(0))
+            .map_err(journal.fail())?;
+        Ok(Writer {
+            next_settled: last.unwrap_or(0) + 1,
+            journal,
+        })
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// The images of `boot` that have not ended: (row, pid, start ticks).
+    pub fn open_images(&self, boot: &str) -> Result<Vec<(i64, u32, u64)>, JournalError> {
+        let mut statement = self
+            .journal
+            .db
+            .prepare_cached(
+                "SELECT id, pid, start_ticks FROM images WHERE boot = ?1 AND ended IS NULL",
+            )
+            .map_err(self.journal.fail())?;
+        let rows = statement
+            .query_map([boot], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })
+            .map_err(self.journal.fail())?;
+        rows.collect::<Result<_, _>>().map_err(self.journal.fail())
+    }
+
+    /// Ends every open image of another boot: their exits were never seen.
+    pub fn end_other_boots(&mut self, boot: &str) -> Result<usize, JournalError> {
+        let at = now();
+        let ids: Vec<i64> = {
+            let mut statement = self
+                .journal
+                .db
+                .prepare("SELECT id FROM images WHERE boot != ?1 AND ended IS NULL")
+                .map_err(self.journal.fail())?;
+            let rows = statement
+                .query_map([boot], |r| r.get(0))
+                .map_err(self.journal.fail())?;
+            rows.collect::<Result<_, _>>()
+                .map_err(self.journal.fail())?
+        };
+        let mut batch = self.batch()?;
+        for &id in &ids {
+            batch.end(id, at, Ending::Lost)?;
+        }
+        batch.commit()?;
+        Ok(ids.len())
+    }
+
+    /// Starts a transaction; nothing is kept until `Batch::commit`.
+    pub fn batch(&mut self) -> Result<Batch<'_>, JournalError> {
+        let fail = |e| super::sqlite(&self.journal.path, e);
+        let tx = self.journal.db.transaction().map_err(fail)?;
+        Ok(Batch {
+            tx,
+            next_settled: &mut self.next_settled,
+            path: &self.journal.path,
+        })
+    }
+
+    /// Drops what is older than the retention keeps, then the oldest
+    /// ended images until the file fits its size; returns how many rows
+    /// went.
+    pub fn retain(&mut self, retention: &Retention) -> Result<u64, JournalError> {
+        let fail = self.journal.fail();
+        let db = &self.journal.db;
+        let before = now() - retention.max_age.as_secs_f64();
+        let mut dropped = db
+            .execute(
+                "DELETE FROM images WHERE ended IS NOT NULL AND ended < ?1",
+                [before],
+            )
+            .map_err(&fail)? as u64;
+        db.execute("DELETE FROM losses WHERE at < ?1", [before])
+            .map_err(&fail)?;
+        let used = || -> Result<u64, JournalError> {
+            let (pages, free, size): (i64, i64, i64) = db
+                .query_row(
+                    "SELECT (SELECT page_count FROM pragma_page_count), (SELECT freelist_count FROM pragma_freelist_count), (SELECT page_size FROM pragma_page_size)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .map_err(&fail)?;
+            Ok(((pages - free).max(0) * size) as u64)
+        };
+        // A tenth of the ended images at a time, oldest first, down to 90%
+        // of the bound so the next batches do not trim again at once.
+        while used()? > retention.max_bytes * 9 / 10 {
+            let ended: i64 = db
+                .query_row(
+                    "SELECT count(*) FROM images WHERE ended IS NOT NULL",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(&fail)?;
+            if ended == 0 {
+                break;
+            }
+            dropped += db
+                .execute(
+                    "DELETE FROM images WHERE id IN (SELECT id FROM images WHERE ended IS NOT NULL ORDER BY id LIMIT ?1)",
+                    [(ended / 10).max(1)],
+                )
+                .map_err(&fail)? as u64;
+        }
+        db.execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(&fail)?;
+        Ok(dropped)
+    }
+}
+
+/// One transaction of the watcher's.
+pub struct Batch<'a> {
+    tx: rusqlite::Transaction<'a>,
+    next_settled: &'a mut i64,
+    path: &'a std::path::Path,
+}
+
+impl Batch<'_> {
+    fn fail(&self) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
+        move |e| super::sqlite(self.path, e)
+    }
+
+    /// Records an image; returns its row.
+    pub fn insert(&mut self, image: &NewImage) -> Result<i64, JournalError> {
+        let mut statement = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO images (boot, pid, ppid, start_ticks, started, origin, uid, user, exe, argv, unit, cgroup, container, line, verdict, rule)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )
+            .map_err(self.fail())?;
+        statement
+            .execute(params![
+                image.boot,
+                image.pid,
+                image.ppid,
+                image.start_ticks as i64,
+                image.started,
+                image.origin,
+                image.uid,
+                image.user,
+                image.exe,
+                image.argv,
+                image.unit,
+                image.cgroup,
+                image.container,
+                image.line,
+                image.verdict,
+                image.rule,
+            ])
+            .map_err(self.fail())?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Ends image `id` at `at` (unix seconds).
+    pub fn end(&mut self, id: i64, at: f64, ending: Ending) -> Result<(), JournalError> {
+        let (kind, code, signal) = match ending {
+            Ending::Exit { status } => {
+                let signal = status & 0x7f;
+                if signal == 0 {
+                    ("exit", Some((status >> 8) & 0xff), None)
+                } else {
+                    ("exit", None, Some(signal))
+                }
+            }
+            Ending::Exec => ("exec", None, None),
+            Ending::Lost => ("lost", None, None),
+        };
+        let settled = *self.next_settled;
+        let changed = self
+            .tx
+            .prepare_cached(
+                "UPDATE images SET ended = ?2, end_kind = ?3, exit_code = ?4, exit_signal = ?5, settled = ?6 WHERE id = ?1 AND ended IS NULL",
+            )
+            .map_err(self.fail())?
+            .execute(params![id, at, kind, code, signal, settled])
+            .map_err(self.fail())?;
+        if changed > 0 {
+            *self.next_settled += 1;
+        }
+        Ok(())
+    }
+
+    /// Gives image `id` the line the rules now print for it (a process
+    /// that set its title, a rescan under new rules).
+    pub fn relabel(
+        &mut self,
+        id: i64,
+        line: Option<&str>,
+        verdict: &str,
+        rule: Option<&str>,
+    ) -> Result<(), JournalError> {
+        self.tx
+            .prepare_cached("UPDATE images SET line = ?2, verdict = ?3, rule = ?4 WHERE id = ?1")
+            .map_err(self.fail())?
+            .execute(params![id, line, verdict, rule])
+            .map_err(self.fail())?;
+        Ok(())
+    }
+
+    /// Records `count` events of `kind` missed.
+    pub fn loss(&mut self, kind: &str, count: u64) -> Result<(), JournalError> {
+        self.tx
+            .prepare_cached("INSERT INTO losses (at, kind, count) VALUES (?1, ?2, ?3)")
+            .map_err(self.fail())?
+            .execute(params![now(), kind, count as i64])
+            .map_err(self.fail())?;
+        Ok(())
+    }
+
+    /// Says the watcher is alive, and what it has counted.
+    pub fn heartbeat(&mut self, state: &WatcherState) -> Result<(), JournalError> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO watcher (id, pid, started, alive, stopped, backend, events, lost, unread, rescans)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(self.fail())?
+            .execute(params![
+                state.pid,
+                state.started,
+                state.alive,
+                state.stopped,
+                state.backend,
+                state.events as i64,
+                state.lost as i64,
+                state.unread as i64,
+                state.rescans as i64,
+            ])
+            .map_err(self.fail())?;
+        Ok(())
+    }
+
+    pub fn commit(self) -> Result<(), JournalError> {
+        let path = self.path;
+        self.tx.commit().map_err(|e| super::sqlite(path, e))
+    }
+}
+
+/// Whether an error is the disk (or the journal's room) being full.
+pub fn is_full(error: &JournalError) -> bool {
+    matches!(error, JournalError::Sqlite { source: rusqlite::Error::SqliteFailure(e, _), .. } if e.code == rusqlite::ErrorCode::DiskFull)
+}

@@ -1,0 +1,431 @@
+//! The live tree the watcher keeps from the kernel's events: one image
+//! per pid, each written to the journal once the rules have seen it, and
+//! ended when the process exits or runs another program.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use crate::app::comparison::Reference;
+use crate::app::context::Context;
+use crate::identity::Identity;
+use crate::journal::{self, Ending, NewImage, WatcherState, Writer};
+use crate::proc_events::ProcEvent;
+use crate::rules::Decision;
+use crate::snapshot::{PidReader, Process, Snapshot};
+
+use super::WatchError;
+
+/// What a pid runs now, as far as the watcher knows.
+struct Image {
+    process: Process,
+    /// Its journal row, once classified.
+    row: Option<i64>,
+    /// When it began (unix seconds).
+    started: f64,
+    origin: &'static str,
+    /// Whether its argv and exe were read (an exec whose /proc entry was
+    /// gone at once was not).
+    read: bool,
+    /// When it exited, and the wait status.
+    exited: Option<(f64, u32)>,
+    /// The line and verdict written, to see when they change.
+    written: Option<(Option<String>, &'static str, Option<String>)>,
+}
+
+pub struct Live {
+    proc_root: PathBuf,
+    context: Context,
+    reference: Reference,
+    reader: PidReader,
+    images: HashMap<u32, Image>,
+    /// Rows to end at the next commit: images replaced by an exec, or
+    /// gone at a rescan.
+    ends: Vec<(i64, f64, Ending)>,
+    /// Losses to record at the next commit.
+    losses: Vec<(&'static str, u64)>,
+    /// Losses not yet said on stderr, by kind: said as one summary now
+    /// and then, since a storm loses events on every read.
+    unsaid: BTreeMap<&'static str, u64>,
+    boot: String,
+    /// The boot's time (unix seconds) and clock ticks per second, to
+    /// place a process's start time.
+    boot_time: f64,
+    ticks: f64,
+}
+
+impl Live {
+    pub fn new(context: &Context, reference: Reference) -> Result<Live, WatchError> {
+        let root = &context.proc_root;
+        let reader = PidReader::open(root, context.users()?, reference.needs())?;
+        let boot = std::fs::read_to_string(root.join("sys/kernel/random/boot_id"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        let boot_time = std::fs::read_to_string(root.join("stat"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("btime "))
+                    .and_then(|t| t.trim().parse::<f64>().ok())
+            })
+            .unwrap_or(0.0);
+        Ok(Live {
+            proc_root: root.clone(),
+            context: context.clone(),
+            reference,
+            reader,
+            images: HashMap::new(),
+            ends: Vec::new(),
+            losses: Vec::new(),
+            unsaid: BTreeMap::new(),
+            boot,
+            boot_time,
+            ticks: procfs::ticks_per_second() as f64,
+        })
+    }
+
+    pub fn boot(&self) -> &str {
+        &self.boot
+    }
+
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    pub fn set_reference(&mut self, reference: Reference) {
+        self.reference = reference;
+    }
+
+    pub fn note_loss(&mut self, kind: &'static str, count: u64) {
+        self.losses.push((kind, count));
+        *self.unsaid.entry(kind).or_default() += count;
+    }
+
+    /// The losses not yet said, as "12 overflow, 3 unread", and forgets
+    /// them; `None` when there are none.
+    pub fn take_unsaid(&mut self) -> Option<String> {
+        let said = std::mem::take(&mut self.unsaid);
+        let total: u64 = said.values().sum();
+        let kinds: Vec<String> = said.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        (total > 0).then(|| format!("{total} event(s) lost ({})", kinds.join(", ")))
+    }
+
+    /// Forgets what the last batch would have written (the disk is full);
+    /// the images stay, to be written with the next.
+    pub fn forget_pending(&mut self) {
+        self.losses.clear();
+    }
+
+    /// Clock ticks after boot, now: the start time of a child just forked.
+    fn ticks_now(&self) -> u64 {
+        ((journal::now() - self.boot_time) * self.ticks).max(0.0) as u64
+    }
+
+    /// Applies one event from the kernel.
+    pub fn apply(&mut self, event: ProcEvent, state: &mut WatcherState) {
+        let now = journal::now();
+        match event {
+            ProcEvent::Fork { parent, child } => {
+                self.retire(child, now, Ending::Lost);
+                // A child is its parent's copy until it runs another
+                // program: no /proc read needed (and none possible for a
+                // child that is gone already).
+                let process = match self.images.get(&parent) {
+                    Some(image) => Process {
+                        pid: child,
+                        ppid: parent,
+                        start_time: self.ticks_now(),
+                        num_threads: 1,
+                        ..image.process.clone()
+                    },
+                    None => match self.reader.read(child) {
+                        Some(process) => process,
+                        None => return,
+                    },
+                };
+                let read = self.images.get(&parent).is_none_or(|p| p.read);
+                self.images
+                    .insert(child, new_image(process, now, "fork", read));
+            }
+            ProcEvent::Exec { pid } => {
+                let known = self.images.get(&pid).map(|i| i.process.clone());
+                let fresh = self.reader.read(pid);
+                let (process, read) = match (fresh, known) {
+                    (Some(process), _) => (process, true),
+                    (None, Some(process)) => (process, false),
+                    (None, None) => {
+                        state.unread += 1;
+                        self.losses.push(("unread", 1));
+                        return;
+                    }
+                };
+                if !read {
+                    state.unread += 1;
+                    self.losses.push(("unread", 1));
+                }
+                match self.images.get_mut(&pid) {
+                    // Read after the exec already (a rescan while the
+                    // event was queued): the same image.
+                    Some(image)
+                        if image.read
+                            && read
+                            && image.process.exe == process.exe
+                            && image.process.cmdline == process.cmdline
+                            && image.origin != "fork" => {}
+                    // A fork not yet written becomes what it runs.
+                    Some(image) if image.row.is_none() => {
+                        image.process = process;
+                        image.read = read;
+                        image.origin = "exec";
+                    }
+                    _ => {
+                        self.retire(pid, now, Ending::Exec);
+                        self.images
+                            .insert(pid, new_image(process, now, "exec", read));
+                    }
+                }
+            }
+            ProcEvent::Exit { pid, status } => {
+                if let Some(image) = self.images.get_mut(&pid) {
+                    image.exited = Some((now, status));
+                }
+            }
+        }
+    }
+
+    /// Takes the image `pid` has now, if any, out of the tree, its row to
+    /// end at `now` as `ending` (an exec; lost, for a pid reused or gone
+    /// before its exit was seen), or at its exit when that was seen.
+    fn retire(&mut self, pid: u32, now: f64, ending: Ending) {
+        if let Some(old) = self.images.remove(&pid)
+            && let Some(row) = old.row
+        {
+            self.ends.push(match old.exited {
+                Some((at, status)) => (row, at, Ending::Exit { status }),
+                None => (row, now, ending),
+            });
+        }
+    }
+
+    /// Reads /proc in full and sets the live tree right: processes it
+    /// missed are added, those gone unseen ended as lost. The first scan
+    /// adopts the journal's open images of this boot that still run (the
+    /// watcher was restarted) and ends the others. Returns how many it
+    /// adopted.
+    pub fn rescan(
+        &mut self,
+        writer: &mut Writer,
+        state: &mut WatcherState,
+        first: bool,
+    ) -> Result<usize, WatchError> {
+        let mut users = self.context.users()?;
+        let snapshot = Snapshot::take(&self.proc_root, &mut users, self.reference.needs())?;
+        let now = journal::now();
+        let mut open: HashMap<(u32, u64), i64> = if first {
+            writer
+                .open_images(&self.boot)?
+                .into_iter()
+                .map(|(row, pid, ticks)| ((pid, ticks), row))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        let mut seen = std::collections::HashSet::with_capacity(snapshot.processes.len());
+        let mut adopted = 0;
+        for process in snapshot.processes {
+            let pid = process.pid;
+            seen.insert(pid);
+            match self.images.get_mut(&pid) {
+                Some(image) if image.exited.is_none() && same_process(&image.process, &process) => {
+                    image.process = process;
+                    image.read = true;
+                }
+                _ => {
+                    self.retire(pid, now, Ending::Lost);
+                    let started = self.boot_time + process.start_time as f64 / self.ticks;
+                    let mut image = new_image(process, started, "scan", true);
+                    if let Some(row) = open.remove(&(pid, image.process.start_time)) {
+                        image.row = Some(row);
+                        adopted += 1;
+                    }
+                    self.images.insert(pid, image);
+                }
+            }
+        }
+        let gone: Vec<u32> = self
+            .images
+            .iter()
+            .filter(|(pid, image)| !seen.contains(pid) && image.exited.is_none())
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in gone {
+            self.retire(pid, now, Ending::Lost);
+        }
+        for (_, row) in open {
+            self.ends.push((row, now, Ending::Lost));
+        }
+        state.rescans += 1;
+        self.write(writer, state, true)?;
+        Ok(adopted)
+    }
+
+    /// Classifies the images that started, ends those that ended, and
+    /// commits.
+    pub fn commit(
+        &mut self,
+        writer: &mut Writer,
+        state: &mut WatcherState,
+    ) -> Result<(), WatchError> {
+        self.write(writer, state, false)
+    }
+
+    /// One batch: the new images shaped by the rules in the tree as it
+    /// stands (the exited ones still in it), written; with `all`, every
+    /// image's line looked at again (a rescan, new rules).
+    fn write(
+        &mut self,
+        writer: &mut Writer,
+        state: &mut WatcherState,
+        all: bool,
+    ) -> Result<(), WatchError> {
+        let unwritten: Vec<u32> = self
+            .images
+            .iter()
+            .filter(|(_, i)| i.row.is_none())
+            .map(|(&pid, _)| pid)
+            .collect();
+        // A title set after exec (`nginx: master process`) is read now.
+        for &pid in &unwritten {
+            let Some(image) = self.images.get(&pid) else {
+                continue;
+            };
+            if image.exited.is_some() || !image.read {
+                continue;
+            }
+            if let Some(fresh) = self.reader.read(pid)
+                && fresh.ppid == image.process.ppid
+            {
+                let image = self.images.get_mut(&pid).expect("looked up above");
+                image.process = fresh;
+            }
+        }
+        let verdicts = if unwritten.is_empty() && !all {
+            HashMap::new()
+        } else {
+            self.classify()
+        };
+        let mut batch = writer.batch()?;
+        for (pid, image) in &mut self.images {
+            let Some((line, verdict, rule)) = verdicts.get(pid) else {
+                continue;
+            };
+            match image.row {
+                None => {
+                    let p = &image.process;
+                    let argv = crate::render::cmdline(p);
+                    let cgroup = p.cgroup.as_deref();
+                    let identity = Identity::of(p);
+                    let row = batch.insert(&NewImage {
+                        boot: &self.boot,
+                        pid: p.pid,
+                        ppid: p.ppid,
+                        start_ticks: p.start_time,
+                        started: image.started,
+                        origin: image.origin,
+                        uid: Some(p.uids.effective),
+                        user: Some(&p.user),
+                        exe: p.exe_path(),
+                        argv: image.read.then_some(argv.as_str()),
+                        unit: cgroup.and_then(|c| c.unit.as_deref()),
+                        cgroup: cgroup.map(|c| c.path.as_str()),
+                        container: identity.container.as_deref().filter(|c| !c.is_empty()),
+                        line: line.as_deref(),
+                        verdict,
+                        rule: rule.as_deref(),
+                    })?;
+                    image.row = Some(row);
+                    image.written = Some((line.clone(), verdict, rule.clone()));
+                }
+                Some(row) => {
+                    let now = (line.clone(), *verdict, rule.clone());
+                    if image.written.as_ref() != Some(&now) {
+                        batch.relabel(row, line.as_deref(), verdict, rule.as_deref())?;
+                        image.written = Some(now);
+                    }
+                }
+            }
+        }
+        let exited: Vec<u32> = self
+            .images
+            .iter()
+            .filter(|(_, i)| i.exited.is_some())
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in exited {
+            let image = self.images.remove(&pid).expect("listed above");
+            if let (Some(row), Some((at, status))) = (image.row, image.exited) {
+                self.ends.push((row, at, Ending::Exit { status }));
+            }
+        }
+        for (row, at, ending) in self.ends.drain(..) {
+            batch.end(row, at, ending)?;
+        }
+        for (kind, count) in self.losses.drain(..) {
+            batch.loss(kind, count)?;
+        }
+        state.alive = journal::now();
+        batch.heartbeat(state)?;
+        batch.commit()?;
+        Ok(())
+    }
+
+    /// The line, verdict and hiding rule of every image not yet written
+    /// (all of them after a rescan, since lines depend on the whole tree).
+    fn classify(&self) -> HashMap<u32, (Option<String>, &'static str, Option<String>)> {
+        let processes: Vec<Process> = self.images.values().map(|i| i.process.clone()).collect();
+        let rules = self.reference.rules();
+        let view = self.context.shape(processes, rules);
+        let lines: HashMap<u32, String> = view.lines.iter().map(|l| (l.pid, l.text())).collect();
+        let mut out = HashMap::with_capacity(self.images.len());
+        for (i, process) in view.tree.processes.iter().enumerate() {
+            let Some(image) = self.images.get(&process.pid) else {
+                continue;
+            };
+            let rule_name = |r: usize| Some(rules.rules[r].name.clone());
+            let verdict = match &view.decisions[i] {
+                Decision::Hidden { rule, .. } | Decision::Duplicate { rule, .. } => {
+                    (None, "hidden", rule_name(*rule))
+                }
+                Decision::Shown | Decision::ShownOnce { .. } => {
+                    let line = lines.get(&process.pid).cloned();
+                    let verdict = match &line {
+                        _ if !image.read => "unread",
+                        _ if !self.reference.presence.sees() => "shown",
+                        Some(l) if self.reference.keeps(l, &Identity::of(process)) => "baseline",
+                        _ => "extra",
+                    };
+                    (line, verdict, None)
+                }
+            };
+            out.insert(process.pid, verdict);
+        }
+        out
+    }
+}
+
+fn new_image(process: Process, started: f64, origin: &'static str, read: bool) -> Image {
+    Image {
+        process,
+        row: None,
+        started,
+        origin,
+        read,
+        exited: None,
+        written: None,
+    }
+}
+
+/// Whether two readings are of one process: a pid's start time does not
+/// change (a child's, placed from the fork event, may be a tick off).
+fn same_process(known: &Process, read: &Process) -> bool {
+    known.start_time.abs_diff(read.start_time) <= 2
+}
