@@ -60,6 +60,14 @@ pub fn parse_line(text: &str) -> Option<ParsedLine<'_>> {
     })
 }
 
+/// `line` with `(mark)` after its cmdline, so it still parses as a line.
+pub fn marked(line: &str, mark: &str) -> String {
+    match parse_line(line) {
+        Some(p) => self::line(p.depth, &format!("{} ({mark})", p.cmdline), p.user),
+        None => format!("{line} ({mark})"),
+    }
+}
+
 /// The cmdline as `ps -o args` prints it: argv joined by single spaces,
 /// trailing spaces stripped; `[comm]` when argv is empty (kernel threads),
 /// `[comm] <defunct>` for a zombie.

@@ -5,6 +5,7 @@ use super::emit;
 use crate::app::Error;
 use crate::app::comparison::{self, Presence};
 use crate::app::context::Context;
+use crate::app::transients;
 use crate::cli::{ShowFormat, ShowOptions};
 use crate::exit::Exit;
 use crate::report::{self, Wanted, json, nagios, prometheus};
@@ -12,7 +13,26 @@ use crate::report::{self, Wanted, json, nagios, prometheus};
 pub fn run(context: &Context, wanted: Wanted, options: &ShowOptions) -> Result<Exit, Error> {
     let settled = comparison::settled(context, wanted, options.retry);
     let output = options.output.as_deref();
-    let compared = match settled {
+    let taken = settled.map(|mut compared| {
+        if wanted.extra {
+            // The comparison stands without the journal: a watcher's
+            // trouble is said, never turned into a failed check.
+            let consumer = options.consumer.clone().unwrap_or_else(command_line);
+            match transients::take(context, &compared, &consumer) {
+                Ok((lines, note)) => {
+                    if let Some(note) = note {
+                        eprintln!("psdiff: {note}");
+                    }
+                    compared.transients = lines;
+                }
+                Err(e) => eprintln!(
+                    "psdiff: {e}; processes that came and went between two looks are not reported"
+                ),
+            }
+        }
+        compared
+    });
+    let compared = match taken {
         Ok(compared) => compared,
         // Nagios wants a status line, and UNKNOWN for any error.
         Err(e) if options.format == ShowFormat::Nagios => {
@@ -78,6 +98,12 @@ pub fn run(context: &Context, wanted: Wanted, options: &ShowOptions) -> Result<E
     };
     emit(output, &text)?;
     Ok(exit)
+}
+
+/// This run's command line: one consumer of transient extras per way of
+/// asking (Zabbix's item, NRPE's check).
+fn command_line() -> String {
+    std::env::args().skip(1).collect::<Vec<_>>().join(" ")
 }
 
 /// Why nothing can be missing, when the baseline cannot tell.
