@@ -27,12 +27,18 @@ fn measure(context: &Context, checks: &[&Check], interval: f64) -> Result<Measur
         .iter()
         .map(|c| c.selector.needs())
         .fold(Fields::default(), Fields::union);
-    // A process running deleted files is named with its unit.
+    // A process running deleted files is named with its unit; a restart
+    // is found in the watcher's journal by program and unit.
+    let restarts = checks
+        .iter()
+        .any(|c| matches!(c.kind, Kind::Restarts { .. }));
     let fields = Fields {
         cgroup: fields.cgroup
+            || restarts
             || checks
                 .iter()
                 .any(|c| matches!(c.kind, Kind::Deleted { .. })),
+        exe: fields.exe || restarts,
         ..fields
     };
     let wants_cpu = checks.iter().any(|c| matches!(c.kind, Kind::Cpu { .. }));
@@ -85,7 +91,7 @@ pub fn evaluate_settled(
         .any(|c| matches!(c.kind, Kind::Restarts { .. }));
     let ledger = state_dir
         .filter(|_| counts_restarts)
-        .map(|dir| RefCell::new(Ledger::open(dir)));
+        .map(|dir| RefCell::new(Ledger::open(dir).with_journal(&context.journal)));
     let named: HashSet<String> = checks
         .iter()
         .filter_map(|c| match &c.selector.command {

@@ -453,9 +453,21 @@ fn restarted(
         .iter()
         .map(|&i| (sample.processes[i].pid, sample.processes[i].start_time))
         .collect();
+    let signatures: Vec<restarts::Signature> = mains
+        .iter()
+        .filter_map(|&i| {
+            let p = &sample.processes[i];
+            Some(restarts::Signature {
+                exe: p.exe_path()?.to_string(),
+                argv: crate::render::cmdline(p),
+                unit: p.cgroup.as_ref().and_then(|c| c.unit.clone()),
+                uid: p.uids.effective,
+            })
+        })
+        .collect();
     let count = ledger
         .borrow_mut()
-        .observe(&check.name, seen, units, within) as u64;
+        .observe(&check.name, seen, units, within, &signatures) as u64;
     let label = format!("{}:restarts", check.name);
     let detail = bounds
         .violation(count)

@@ -7,6 +7,12 @@
 //! restart. The ledger is small (events older than a week go, at most
 //! 1,000 per check), written atomically, and safe to delete: the next run
 //! starts counting afresh.
+//!
+//! When `psdiff watch` runs, its journal saw every exit: a restart is then
+//! each exit (or loss) of a main process's program, in its unit and as
+//! its user, that a start of it followed, however fast `Restart=` was.
+//! The count is the larger of the journal's and the ledger's (the
+//! watcher may have started within the window).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +43,18 @@ pub struct Ledger {
     path: PathBuf,
     state: State,
     now: f64,
+    /// The watcher's journal, while a watcher writes it.
+    journal: Option<crate::journal::Journal>,
+}
+
+/// What a main process is across its restarts: its program, title, unit
+/// and user (a new pid and start time each time).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Signature {
+    pub exe: String,
+    pub argv: String,
+    pub unit: Option<String>,
+    pub uid: u32,
 }
 
 impl Ledger {
@@ -58,7 +76,31 @@ impl Ledger {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs_f64();
-        Ledger { path, state, now }
+        Ledger {
+            path,
+            state,
+            now,
+            journal: None,
+        }
+    }
+
+    /// Counts from the watcher's journal at `path` too, when a watcher
+    /// is writing it.
+    pub fn with_journal(mut self, path: &Path) -> Ledger {
+        match crate::journal::Journal::open_existing(path) {
+            Ok(Some(journal))
+                if journal
+                    .watcher()
+                    .ok()
+                    .flatten()
+                    .is_some_and(|w| w.running()) =>
+            {
+                self.journal = Some(journal);
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("psdiff: {e}; counting restarts without the watcher"),
+        }
+        self
     }
 
     /// Records what `check` sees now, and returns how many restarts fall
@@ -69,7 +111,9 @@ impl Ledger {
         mut mains: Vec<(u32, u64)>,
         units: BTreeMap<String, u64>,
         within: f64,
+        signatures: &[Signature],
     ) -> usize {
+        let journaled = self.journaled(signatures, within);
         mains.sort_unstable();
         let first = !self.state.checks.contains_key(check);
         let entry = self.state.checks.entry(check.to_string()).or_default();
@@ -92,7 +136,28 @@ impl Ledger {
         entry.events.retain(|&t| now - t <= KEEP_SECONDS);
         let excess = entry.events.len().saturating_sub(MAX_EVENTS);
         entry.events.drain(..excess);
-        entry.events.iter().filter(|&&t| now - t <= within).count()
+        let ledger = entry.events.iter().filter(|&&t| now - t <= within).count();
+        ledger.max(journaled.unwrap_or(0) as usize)
+    }
+
+    /// The restarts the journal saw within `within` seconds, when there
+    /// is a watcher's journal.
+    fn journaled(&self, signatures: &[Signature], within: f64) -> Option<u64> {
+        let journal = self.journal.as_ref()?;
+        let mut total = 0;
+        let mut distinct: Vec<&Signature> = signatures.iter().collect();
+        distinct.sort();
+        distinct.dedup();
+        for s in distinct {
+            match journal.restarts(&s.exe, &s.argv, s.unit.as_deref(), s.uid, self.now - within) {
+                Ok(n) => total += n,
+                Err(e) => {
+                    eprintln!("psdiff: {e}; counting restarts without the watcher");
+                    return None;
+                }
+            }
+        }
+        Some(total)
     }
 
     /// Writes the ledger, keeping only the checks in `names`.
@@ -155,22 +220,25 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let mut ledger = Ledger::open(&dir);
         let none = BTreeMap::new;
-        assert_eq!(ledger.observe("d", vec![(10, 1)], none(), 3600.0), 0);
-        assert_eq!(ledger.observe("d", vec![(10, 1)], none(), 3600.0), 0);
-        assert_eq!(ledger.observe("d", vec![(11, 5)], none(), 3600.0), 1);
+        assert_eq!(ledger.observe("d", vec![(10, 1)], none(), 3600.0, &[]), 0);
+        assert_eq!(ledger.observe("d", vec![(10, 1)], none(), 3600.0, &[]), 0);
+        assert_eq!(ledger.observe("d", vec![(11, 5)], none(), 3600.0, &[]), 1);
         // Stopped is not restarted; coming back is.
-        assert_eq!(ledger.observe("d", vec![], none(), 3600.0), 1);
-        assert_eq!(ledger.observe("d", vec![(12, 9)], none(), 3600.0), 1);
+        assert_eq!(ledger.observe("d", vec![], none(), 3600.0, &[]), 1);
+        assert_eq!(ledger.observe("d", vec![(12, 9)], none(), 3600.0, &[]), 1);
         let units = |n| BTreeMap::from([("d.service".to_string(), n)]);
-        assert_eq!(ledger.observe("d", vec![(12, 9)], units(4), 3600.0), 1);
+        assert_eq!(ledger.observe("d", vec![(12, 9)], units(4), 3600.0, &[]), 1);
         // Three restarts by systemd between two looks, one of them seen.
-        assert_eq!(ledger.observe("d", vec![(13, 20)], units(7), 3600.0), 4);
+        assert_eq!(
+            ledger.observe("d", vec![(13, 20)], units(7), 3600.0, &[]),
+            4
+        );
         ledger.save(&["d"]).unwrap();
         let mut again = Ledger::open(&dir);
         again.now += 7200.0;
-        assert_eq!(again.observe("d", vec![(13, 20)], units(7), 3600.0), 0);
+        assert_eq!(again.observe("d", vec![(13, 20)], units(7), 3600.0, &[]), 0);
         assert_eq!(
-            again.observe("d", vec![(13, 20)], units(7), 3.0 * 3600.0),
+            again.observe("d", vec![(13, 20)], units(7), 3.0 * 3600.0, &[]),
             4
         );
         again.save(&[]).unwrap();
