@@ -33,6 +33,7 @@ fn the_package_installs_what_operators_need() {
         "./lib/systemd/system/psdiff-textfile.service",
         "./lib/systemd/system/psdiff-textfile.timer",
         "./lib/systemd/system/psdiff-serve.service",
+        "./lib/systemd/system/psdiff-watch.service",
         "./usr/share/man/man1/psdiff.1.gz",
         "./usr/share/bash-completion/completions/psdiff",
         "./usr/share/zsh/vendor-completions/_psdiff",
