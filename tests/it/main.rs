@@ -33,6 +33,7 @@ mod live;
 mod package;
 mod readme;
 mod serve;
+mod watch;
 mod zabbix;
 
 /// `pub fn tests()` of a module: its test functions, named as libtest
@@ -96,6 +97,7 @@ fn main() -> std::process::ExitCode {
         package::tests(),
         readme::tests(),
         serve::tests(),
+        watch::tests(),
         zabbix::tests(),
     ]
     .into_iter()

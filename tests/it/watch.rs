@@ -1,0 +1,435 @@
+//! `psdiff watch` on the real kernel's process events: transient extras
+//! reported once per consumer, restarts between two checks each counted,
+//! the timeline of `history`, loss provoked and said, a killed watcher
+//! carrying on. Each watcher has its own journal and sees the whole
+//! machine, so the tests look for their own uniquely named processes.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{TempDir, as_nobody, need_root, psdiff, run, skip};
+
+crate::tests![
+    a_transient_extra_is_reported_once_to_each_consumer,
+    restarts_between_two_checks_are_each_counted,
+    history_tells_when_a_process_died_and_who_started_it,
+    a_flood_through_a_tiny_buffer_is_said_as_loss_and_rescanned,
+    a_watcher_killed_mid_storm_carries_on_from_its_journal,
+];
+
+/// A private baseline and journal, and psdiff pointed at them.
+struct Setup {
+    dir: TempDir,
+}
+
+impl Setup {
+    fn new(tag: &str) -> Setup {
+        need_root();
+        let dir = TempDir::new(tag);
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        let setup = Setup { dir };
+        let (code, _, err) = run(setup.psdiff().arg("write"));
+        assert_eq!(code, 0, "{err}");
+        setup
+    }
+
+    fn journal(&self) -> PathBuf {
+        self.dir.path().join("journal.sqlite")
+    }
+
+    fn psdiff(&self) -> Command {
+        let mut cmd = psdiff();
+        cmd.env("PSDIFF_DB", self.dir.path().join("db"))
+            .env("PSDIFF_JOURNAL", self.journal());
+        cmd
+    }
+
+    /// Starts a watcher and waits for its first heartbeat.
+    fn watch(&self, args: &[&str]) -> Child {
+        let mut child = self
+            .psdiff()
+            .args(["watch", "--tick", "0.2"])
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                use std::io::Read;
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                if err.contains("cannot subscribe") {
+                    skip(format!("the kernel's process events: {err}"));
+                }
+                panic!("psdiff watch ended ({status}): {err}");
+            }
+            if self.watcher().is_some_and(|w| w["pid"] == child.id()) {
+                return child;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the watcher never said it was alive"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn history(&self, args: &[&str]) -> Value {
+        let (code, out, err) = run(self
+            .psdiff()
+            .args(["history", "--all", "--format", "json"])
+            .args(args));
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    }
+
+    fn watcher(&self) -> Option<Value> {
+        if !self.journal().exists() {
+            return None;
+        }
+        let v = self.history(&["--since", "1m"]);
+        Some(v["watcher"].clone()).filter(|w| !w.is_null())
+    }
+
+    /// The events of images whose cmdline begins with `program` (not of
+    /// the launchers, `setpriv ... PROGRAM`, that exec it).
+    fn events_of(&self, program: &str) -> Vec<Value> {
+        let pattern = format!(r"^\s*{}", regex_escape(program));
+        let v = self.history(&["--since", "10m", "--match", &pattern]);
+        v["events"].as_array().unwrap().clone()
+    }
+
+    /// Waits until the journal has an event of `kind` for `marker`.
+    fn wait_for(&self, marker: &str, kind: &str) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let events = self.events_of(marker);
+            if events.iter().any(|e| e["kind"] == kind) {
+                return events;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {kind} of {marker} journaled: {events:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
+}
+
+fn stop(child: Child) -> String {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn a_transient_extra_is_reported_once_to_each_consumer() {
+    let setup = Setup::new("watch-transient");
+    let watcher = setup.watch(&[]);
+    let show = |consumer: &str| run(setup.psdiff().args(["show-extra", "--consumer", consumer]));
+    // Zabbix's first look sets its cursor.
+    show("zabbix");
+    // A user's process that lives a second, between two looks.
+    let status = as_nobody(&["sh", "-c", "exec sleep 1.0371"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    setup.wait_for("sleep 1.0371", "exit");
+    let (code, out, err) = show("zabbix");
+    let ours: Vec<&str> = out.lines().filter(|l| l.contains("1.0371")).collect();
+    // The launchers that exec'd it at once (setpriv, `sh -c exec`) are
+    // not reported apart from it.
+    assert_eq!(ours.len(), 1, "{out}\n{err}");
+    let line = ours[0];
+    assert!(line.starts_with("+ "), "{line}");
+    assert!(
+        line.contains("sleep 1.0371 (transient: ") && line.contains(", exit 0)  {user=nobody}"),
+        "{line}"
+    );
+    assert_eq!(code, 1, "an extra was reported");
+    let (_, again, _) = show("zabbix");
+    assert!(!again.contains("sleep 1.0371"), "reported twice: {again}");
+    // Another consumer (NRPE's check) sees it once too.
+    let (_, nrpe, _) =
+        run(setup
+            .psdiff()
+            .args(["show-extra", "--consumer", "nrpe", "--format", "nagios"]));
+    assert!(nrpe.contains("sleep 1.0371 (transient: "), "{nrpe}");
+    let (_, nrpe, _) = run(setup.psdiff().args(["show-extra", "--consumer", "nrpe"]));
+    assert!(!nrpe.contains("sleep 1.0371"), "{nrpe}");
+    // The missing side never hears of transients.
+    let (_, missing, _) = run(setup.psdiff().args(["show-missing", "--consumer", "m"]));
+    assert!(!missing.contains("transient"), "{missing}");
+    stop(watcher);
+    // Without a watcher, show says it cannot see between looks.
+    let (_, _, err) = show("zabbix");
+    assert!(err.contains("psdiff watch is not running"), "{err}");
+}
+
+/// A supervisor that restarts `sleep SECONDS` whenever it dies, as
+/// `Restart=always` does, and the pid of its child now.
+fn supervisor(seconds: &str) -> (Child, impl Fn() -> u32) {
+    let sup = Command::new("sh")
+        .args(["-c", &format!("while true; do sleep {seconds}; done")])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let id = sup.id();
+    let child = move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = Command::new("pgrep")
+                .args(["-P", &id.to_string()])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if let Some(pid) = text.lines().next().and_then(|l| l.parse().ok()) {
+                return pid;
+            }
+            assert!(Instant::now() < deadline, "the supervisor started nothing");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    (sup, child)
+}
+
+fn kill9(pid: u32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
+fn restarts_between_two_checks_are_each_counted() {
+    let setup = Setup::new("watch-restarts");
+    let watcher = setup.watch(&[]);
+    let (mut sup, daemon) = supervisor("4242.17");
+    let rules = setup.dir.path().join("checks.toml");
+    std::fs::write(
+        &rules,
+        format!(
+            "[[check]]\nname = \"loop\"\nmatch = {{ comm = \"sleep\", parent = {{ pid = {} }} }}\nrestarts = \"0-1\"\nwithin = \"1h\"\n",
+            sup.id()
+        ),
+    )
+    .unwrap();
+    let state = setup.dir.path().join("state");
+    let check = || {
+        run(setup
+            .psdiff()
+            .arg("check")
+            .arg("--rules")
+            .arg(&rules)
+            .arg("--state-dir")
+            .arg(&state))
+    };
+    let first = daemon();
+    setup.wait_for("sleep 4242.17", "start");
+    assert_eq!(check().0, 0, "nothing restarted yet");
+    // Three deaths, each undone at once, between two checks: a ledger
+    // sees one new pid; the journal saw every exit.
+    let mut old = first;
+    for _ in 0..3 {
+        kill9(old);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while daemon() == old {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        old = daemon();
+    }
+    // Journaled once the watcher's tick has seen the last start.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while setup
+        .events_of("sleep 4242.17")
+        .iter()
+        .filter(|e| e["kind"] == "restart")
+        .count()
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            setup.events_of("sleep 4242.17")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, out, err) = check();
+    assert_eq!(
+        (code, out.as_str()),
+        (1, "loop:restarts:3\nloop:restarts:3 > 1 (0-1) within 1h\n"),
+        "{err}"
+    );
+    let events = setup.events_of("sleep 4242.17");
+    let killed: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "exit" && e["exit_signal"] == 9)
+        .collect();
+    assert_eq!(killed.len(), 3, "{events:?}");
+    let last = daemon();
+    sup.kill().unwrap();
+    sup.wait().unwrap();
+    kill9(last);
+    stop(watcher);
+}
+
+fn history_tells_when_a_process_died_and_who_started_it() {
+    let setup = Setup::new("watch-history");
+    let watcher = setup.watch(&[]);
+    let mut victim = as_nobody(&["sleep", "3131.5"]).spawn().unwrap();
+    setup.wait_for("sleep 3131.5", "start");
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let events = setup.wait_for("sleep 3131.5", "exit");
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["start", "exit"], "{events:?}");
+    let (start, exit) = (&events[0], &events[1]);
+    assert_eq!(start["user"], "nobody");
+    assert_eq!(start["verdict"], "extra");
+    assert_eq!(start["pid"], victim.id());
+    assert_eq!(start["exe"], "/usr/bin/sleep");
+    assert_eq!(exit["exit_signal"], 9);
+    assert!(exit["time"].as_f64().unwrap() >= start["time"].as_f64().unwrap());
+    // The filters: by user, by time, and the text a person reads.
+    let ours = r"^\s*sleep 3131";
+    let by_user = setup.history(&["--since", "10m", "--user", "nobody", "--match", ours]);
+    assert_eq!(by_user["events"].as_array().unwrap().len(), 2);
+    let by_other = setup.history(&["--since", "10m", "--user", "root", "--match", ours]);
+    assert_eq!(by_other["events"].as_array().unwrap().len(), 0);
+    let too_early = setup.history(&["--since", "2h", "--until", "1h", "--match", ours]);
+    assert_eq!(too_early["events"].as_array().unwrap().len(), 0);
+    let (code, text, _) =
+        run(setup
+            .psdiff()
+            .args(["history", "--since", "10m", "--match", r"^\s*sleep 3131"]));
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains(" start ") && lines[0].ends_with("{user=nobody}  extra"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains(" exit ") && lines[1].contains("signal 9 after"),
+        "{text}"
+    );
+    let (code, _, err) = run(setup.psdiff().args(["history", "--since", "yesterday-ish"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--since \"yesterday-ish\""), "{err}");
+    stop(watcher);
+}
+
+/// Forks and execs `count` `/bin/true`s in `shells` shells at once.
+fn storm(shells: usize, count: usize) {
+    let mut children: Vec<Child> = (0..shells)
+        .map(|_| {
+            Command::new("sh")
+                .args([
+                    "-c",
+                    &format!("i=0; while [ $i -lt {count} ]; do /bin/true; i=$((i+1)); done"),
+                ])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in &mut children {
+        child.wait().unwrap();
+    }
+}
+
+fn a_flood_through_a_tiny_buffer_is_said_as_loss_and_rescanned() {
+    let setup = Setup::new("watch-loss");
+    let watcher = setup.watch(&["--socket-buffer", "256"]);
+    storm(4, 1500);
+    // Something that starts after the flood is still seen.
+    let status = Command::new("sh")
+        .args(["-c", "exec sleep 0.7171"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    setup.wait_for("sleep 0.7171", "exit");
+    let v = setup.history(&["--since", "10m"]);
+    let lost: u64 = v["losses"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert!(
+        lost > 0,
+        "a flood through 256 bytes lost nothing? {}",
+        v["losses"]
+    );
+    assert!(
+        v["watcher"]["lost"].as_u64().unwrap() > 0,
+        "{}",
+        v["watcher"]
+    );
+    assert!(
+        v["watcher"]["rescans"].as_u64().unwrap() >= 2,
+        "no rescan after the loss: {}",
+        v["watcher"]
+    );
+    let err = stop(watcher);
+    assert!(err.contains("event(s) lost"), "{err}");
+}
+
+fn a_watcher_killed_mid_storm_carries_on_from_its_journal() {
+    let setup = Setup::new("watch-crash");
+    let mut long = Command::new("sleep").arg("5151.3").spawn().unwrap();
+    let first = setup.watch(&[]);
+    setup.wait_for("sleep 5151.3", "found");
+    let storming = std::thread::spawn(|| storm(2, 800));
+    std::thread::sleep(Duration::from_millis(300));
+    kill9(first.id());
+    let mut first = first;
+    first.wait().unwrap();
+    let second = setup.watch(&[]);
+    storming.join().unwrap();
+    // The journal is whole and the running process kept its one image.
+    let check = Command::new("sqlite3")
+        .arg(setup.journal())
+        .arg("PRAGMA integrity_check")
+        .output();
+    match check {
+        Ok(out) => assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok"),
+        Err(e) => skip(format!("sqlite3 (Debian package sqlite3): {e}")),
+    }
+    long.kill().unwrap();
+    long.wait().unwrap();
+    let events = setup.wait_for("sleep 5151.3", "exit");
+    let found = events.iter().filter(|e| e["kind"] == "found").count();
+    assert_eq!(found, 1, "one image, carried on: {events:?}");
+    let err = stop(second);
+    assert!(
+        err.lines()
+            .any(|l| l.contains("carried on from the journal") && !l.contains("(0 carried")),
+        "{err}"
+    );
+}
