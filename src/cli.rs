@@ -410,8 +410,8 @@ pub struct HistoryArgs {
     /// Only processes whose line matches this regular expression.
     #[arg(long = "match", value_name = "LINE-REGEX")]
     pub matching: Option<String>,
-    /// Every image, also those the rules hide and the baseline holds
-    /// [default: extras, restarts and what ended on a signal].
+    /// Also the images the rules hide (cron jobs, logins, daemon
+    /// children) [default: every other image].
     #[arg(long)]
     pub all: bool,
     #[arg(long, value_enum, default_value_t = DiffFormat::Text)]

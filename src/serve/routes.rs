@@ -36,6 +36,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/users/{name}/ps", get(user_processes))
         .route("/api/diff", get(diff))
         .route("/api/check", get(check))
+        .route("/api/history", get(history))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("no such route; see README.md for the API") })
         .method_not_allowed_fallback(|| async {
@@ -216,6 +217,50 @@ async fn diff(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> 
 async fn check(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let answer = state.check().await?;
     Ok(json_text(answer.json.clone()))
+}
+
+/// `GET /api/history?since=1h&until=&unit=&user=&match=&all=`: what
+/// `psdiff history --format json` prints, the newest
+/// `HISTORY_EVENTS` events at most.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    since: Option<String>,
+    until: Option<String>,
+    unit: Option<String>,
+    user: Option<String>,
+    #[serde(rename = "match")]
+    matching: Option<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+/// At most this many events in one answer, so a week of a busy host's
+/// journal cannot fill the server's memory; `truncated` says so.
+const HISTORY_EVENTS: usize = 10_000;
+
+async fn history(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Response, ApiError> {
+    let request = crate::app::history::Request {
+        since: query.since.unwrap_or_else(|| "1h".to_string()),
+        until: query.until,
+        unit: query.unit,
+        user: query.user,
+        matching: query.matching,
+        all: query.all,
+    };
+    blocking(move || {
+        let history =
+            crate::app::history::History::read(&state.context, &request, |name| name.to_string())
+                .map_err(|e| match e {
+                crate::app::Error::Usage(message) => ApiError::bad_request(message),
+                other => other.into(),
+            })?;
+        Ok(json_text(history.json(Some(HISTORY_EVENTS)).to_string()))
+    })
+    .await
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

@@ -1140,4 +1140,77 @@ crate::tests![
     a_bad_run_allow_is_refused_at_start,
     misbehaving_clients_are_bounded,
     sigterm_finishes_open_requests,
+    history_answers_what_the_watcher_journaled,
 ];
+
+/// `GET /api/history` answers what `psdiff history --format json` prints,
+/// from the journal a real watcher writes, behind a token.
+fn history_answers_what_the_watcher_journaled() {
+    crate::common::need_root();
+    let dir = Arc::new(TempDir::new("serve-history"));
+    let journal = dir.path().join("journal.sqlite");
+    let db = dir.path().join("psdiff.db");
+    let env = |cmd: &mut Command| {
+        cmd.env("PSDIFF_DB", &db).env("PSDIFF_JOURNAL", &journal);
+    };
+    let mut write = psdiff();
+    env(&mut write);
+    assert!(write.arg("write").status().unwrap().success());
+    let mut watch = psdiff();
+    env(&mut watch);
+    let mut watcher = watch
+        .args(["watch", "--tick", "0.2"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server::start(dir.clone(), &[], |cmd| env(cmd));
+    let ours = "/api/history?since=10m&all=true&match=%5E%5Cs*sleep%206161";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // The watcher is up once its heartbeat is in the answer.
+    while server.get(ours).1["watcher"]["pid"] != watcher.id() {
+        assert!(Instant::now() < deadline, "{:?}", server.get(ours));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut victim = crate::common::as_nobody(&["sleep", "6161.5"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let events = loop {
+        let (status, v) = server.get(ours);
+        assert_eq!(status, 200, "{v}");
+        let events = v["events"].as_array().unwrap().clone();
+        if events.iter().any(|e| e["kind"] == "exit") {
+            break events;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["start", "exit"], "{events:?}");
+    assert_eq!(events[0]["user"], "nobody");
+    assert_eq!(events[0]["pid"], victim.id());
+    assert_eq!(events[1]["exit_signal"], 9);
+    // The same filters as the command, and their errors, said as such.
+    let (status, none) = server.get(&format!("{ours}&user=root"));
+    assert_eq!((status, none["events"].as_array().unwrap().len()), (200, 0));
+    let (status, bad) = server.get("/api/history?since=yesterday-ish");
+    assert_eq!(status, 400, "{bad}");
+    assert!(
+        bad["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("since \"yesterday-ish\""),
+        "{bad}"
+    );
+    let (status, _) = server.get("/api/history?frobnicate=1");
+    assert_eq!(status, 400);
+    let (status, _) = server.call("GET", ours, None, None);
+    assert_eq!(status, 401);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watcher.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    assert!(watcher.wait().unwrap().success());
+}
