@@ -29,7 +29,18 @@ pub fn take(
     if !comparison.baseline.sees() {
         return Ok((Vec::new(), note));
     }
-    let transients = journal.take_transients(consumer)?;
+    let (transients, previous) = journal.take_transients(consumer)?;
+    let lost: Vec<(String, u64)> = journal.losses(previous, crate::journal::now())?;
+    let note = note.or_else(|| {
+        let total: u64 = lost.iter().map(|(_, n)| n).sum();
+        let kinds: Vec<String> = lost.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        (total > 0).then(|| {
+            format!(
+                "psdiff watch lost {total} event(s) since this consumer's previous look ({}): a transient among them is not reported",
+                kinds.join(", ")
+            )
+        })
+    });
     // Still extra by the baseline as it is now (one written since counts).
     let in_baseline: std::collections::HashSet<&str> = comparison.old.lines().collect();
     let mut groups: Vec<(String, Vec<Transient>)> = Vec::new();

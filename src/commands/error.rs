@@ -22,7 +22,7 @@ impl Error {
             Error::App(e) => return e.exit(),
             Error::Serve(e) => e.is_usage(),
             Error::Files(e) => e.is_usage(),
-            Error::Watch(_) => false,
+            Error::Watch(e) => e.is_usage(),
         };
         if usage { Exit::Usage } else { Exit::Runtime }
     }

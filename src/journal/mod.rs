@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use read::{Filter, HistoryRow, Transient, WatcherState};
+pub use read::{Filter, HistoryRow, Started, Transient, WatcherState};
 pub use write::{Batch, Ending, NewImage, Retention, Writer, is_full};
 
 /// The schema's version, kept in `meta`; a journal of another version is
@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS images (
     uid INTEGER,
     user TEXT,
     exe TEXT,
+    comm TEXT,
     argv TEXT,
     unit TEXT,
     cgroup TEXT,

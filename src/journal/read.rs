@@ -39,6 +39,22 @@ impl WatcherState {
     }
 }
 
+/// A program the watcher saw start, as a storm check matches it.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub pid: u32,
+    pub ppid: u32,
+    pub start_ticks: u64,
+    pub uid: Option<u32>,
+    pub user: Option<String>,
+    pub exe: Option<String>,
+    pub comm: Option<String>,
+    /// The arguments joined by spaces, as `render::cmdline` joins them;
+    /// `None` when it was gone before it could be read.
+    pub argv: Option<String>,
+    pub cgroup: Option<String>,
+}
+
 /// One image as `history` and the API show it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HistoryRow {
@@ -158,7 +174,12 @@ impl Journal {
     /// cursor past them: each consumer sees each once. An image that ended
     /// before the previous look but was journaled after it is this look's.
     /// A consumer's first look reaches back `FIRST_LOOK_SECONDS`.
-    pub fn take_transients(&mut self, consumer: &str) -> Result<Vec<Transient>, JournalError> {
+    /// Also returns when that previous look was (or how far back the first
+    /// reaches), so the caller can say what was lost since.
+    pub fn take_transients(
+        &mut self,
+        consumer: &str,
+    ) -> Result<(Vec<Transient>, f64), JournalError> {
         let path = self.path.clone();
         let fail = |e| super::sqlite(&path, e);
         let at = now();
@@ -201,7 +222,7 @@ impl Journal {
         )
         .map_err(fail)?;
         tx.commit().map_err(fail)?;
-        Ok(transients)
+        Ok((transients, previous))
     }
 
     /// The images alive at some time in the filter's span, oldest first.
@@ -247,6 +268,38 @@ impl Journal {
             .query_row(params![exe, argv, unit, uid, since], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(self.fail())
+    }
+
+    /// Every program started since `since`, once each: exec images, and
+    /// forks that never ran another program (a fork that exec'd is that
+    /// program); not those gone before they could be read (the losses
+    /// say how many). For storm checks.
+    pub fn started_since(&self, since: f64) -> Result<Vec<Started>, JournalError> {
+        let mut statement = self
+            .db
+            .prepare_cached(
+                "SELECT pid, ppid, start_ticks, uid, user, exe, comm, argv, cgroup FROM images
+                 WHERE started >= ?1 AND origin IN ('exec', 'fork') AND verdict != 'unread'
+                   AND NOT (origin = 'fork' AND end_kind IS 'exec')
+                 ORDER BY started",
+            )
+            .map_err(self.fail())?;
+        let rows = statement
+            .query_map(params![since], |r| {
+                Ok(Started {
+                    pid: r.get(0)?,
+                    ppid: r.get(1)?,
+                    start_ticks: r.get::<_, i64>(2)? as u64,
+                    uid: r.get(3)?,
+                    user: r.get(4)?,
+                    exe: r.get(5)?,
+                    comm: r.get(6)?,
+                    argv: r.get(7)?,
+                    cgroup: r.get(8)?,
+                })
+            })
+            .map_err(self.fail())?;
+        rows.collect::<Result<_, _>>().map_err(self.fail())
     }
 
     /// The events lost in [since, until], by kind.

@@ -21,6 +21,8 @@ pub struct NewImage<'a> {
     pub uid: Option<u32>,
     pub user: Option<&'a str>,
     pub exe: Option<&'a str>,
+    /// The kernel's name for it (`/proc/PID/comm`).
+    pub comm: Option<&'a str>,
     pub argv: Option<&'a str>,
     pub unit: Option<&'a str>,
     pub cgroup: Option<&'a str>,
@@ -200,8 +202,8 @@ impl Batch<'_> {
         let mut statement = self
             .tx
             .prepare_cached(
-                "INSERT INTO images (boot, pid, ppid, start_ticks, started, origin, uid, user, exe, argv, unit, cgroup, container, line, verdict, rule)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                "INSERT INTO images (boot, pid, ppid, start_ticks, started, origin, uid, user, exe, comm, argv, unit, cgroup, container, line, verdict, rule)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )
             .map_err(self.fail())?;
         statement
@@ -215,6 +217,7 @@ impl Batch<'_> {
                 image.uid,
                 image.user,
                 image.exe,
+                image.comm,
                 image.argv,
                 image.unit,
                 image.cgroup,

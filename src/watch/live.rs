@@ -149,18 +149,22 @@ impl Live {
             ProcEvent::Exec { pid } => {
                 let known = self.images.get(&pid).map(|i| i.process.clone());
                 let fresh = self.reader.read(pid);
+                // A program that was ending as we looked (a zombie, or
+                // its memory already gone: no argv and no exe) still has
+                // the kernel's name and user, but what it ran is gone.
                 let (process, read) = match (fresh, known) {
+                    (Some(process), _) if ended_before_read(&process) => (process, false),
                     (Some(process), _) => (process, true),
                     (None, Some(process)) => (process, false),
                     (None, None) => {
                         state.unread += 1;
-                        self.losses.push(("unread", 1));
+                        self.note_loss("unread", 1);
                         return;
                     }
                 };
                 if !read {
                     state.unread += 1;
-                    self.losses.push(("unread", 1));
+                    self.note_loss("unread", 1);
                 }
                 match self.images.get_mut(&pid) {
                     // Read after the exec already (a rescan while the
@@ -322,6 +326,7 @@ impl Live {
                 None => {
                     let p = &image.process;
                     let argv = crate::render::cmdline(p);
+                    let comm = crate::render::printable(&p.comm);
                     let cgroup = p.cgroup.as_deref();
                     let identity = Identity::of(p);
                     let row = batch.insert(&NewImage {
@@ -333,7 +338,8 @@ impl Live {
                         origin: image.origin,
                         uid: Some(p.uids.effective),
                         user: Some(&p.user),
-                        exe: p.exe_path(),
+                        exe: image.read.then(|| p.exe_path()).flatten(),
+                        comm: Some(&comm),
                         argv: image.read.then_some(argv.as_str()),
                         unit: cgroup.and_then(|c| c.unit.as_deref()),
                         cgroup: cgroup.map(|c| c.path.as_str()),
@@ -392,13 +398,14 @@ impl Live {
             };
             let rule_name = |r: usize| Some(rules.rules[r].name.clone());
             let verdict = match &view.decisions[i] {
+                // What it ran is unknown: no rule can say it is fine.
+                _ if !image.read => (lines.get(&process.pid).cloned(), "unread", None),
                 Decision::Hidden { rule, .. } | Decision::Duplicate { rule, .. } => {
                     (None, "hidden", rule_name(*rule))
                 }
                 Decision::Shown | Decision::ShownOnce { .. } => {
                     let line = lines.get(&process.pid).cloned();
                     let verdict = match &line {
-                        _ if !image.read => "unread",
                         _ if !self.reference.presence.sees() => "shown",
                         Some(l) if self.reference.keeps(l, &Identity::of(process)) => "baseline",
                         _ => "extra",
@@ -422,6 +429,13 @@ fn new_image(process: Process, started: f64, origin: &'static str, read: bool) -
         exited: None,
         written: None,
     }
+}
+
+/// A process read too late to tell what it ran. An empty argv alone is
+/// not that (execve can be given none); with no executable either, the
+/// process's memory is gone.
+fn ended_before_read(process: &Process) -> bool {
+    process.is_zombie() || (process.cmdline.is_empty() && process.exe.is_none())
 }
 
 /// Whether two readings are of one process: a pid's start time does not

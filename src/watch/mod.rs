@@ -57,6 +57,14 @@ pub enum WatchError {
     Poll(std::io::Error),
 }
 
+impl WatchError {
+    /// Whether it is the environment's answer, not a failure: no right to
+    /// subscribe here (not root, or not the host's pid namespace).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, WatchError::Connector(_))
+    }
+}
+
 static STOP: AtomicBool = AtomicBool::new(false);
 static RELOAD: AtomicBool = AtomicBool::new(false);
 
