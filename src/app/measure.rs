@@ -88,7 +88,7 @@ pub fn evaluate_settled(
 ) -> Result<(Vec<Outcome>, Vec<Process>), Error> {
     let counts_restarts = checks
         .iter()
-        .any(|c| matches!(c.kind, Kind::Restarts { .. }));
+        .any(|c| matches!(c.kind, Kind::Restarts { .. } | Kind::Starts { .. }));
     let ledger = state_dir
         .filter(|_| counts_restarts)
         .map(|dir| RefCell::new(Ledger::open(dir).with_journal(&context.journal)));

@@ -135,6 +135,34 @@ fn kind(def: &CheckDef, users: &UserNames, fail: &Fail) -> Result<Kind, ConfigEr
             commands: def.allow_commands.clone().unwrap_or_default(),
         })
     };
+    if let Some(starts) = &def.starts {
+        let others = per_process
+            || def.count.is_some()
+            || def.warn.is_some()
+            || def.crit.is_some()
+            || def.restarts.is_some()
+            || !limits.is_empty();
+        if others {
+            return Err(fail(
+                None,
+                "`starts` goes in a check of its own (give the count, restarts or other test its own [[check]])".into(),
+            ));
+        }
+        let Some(within) = &def.within else {
+            return Err(fail(
+                Some(starts.span()),
+                "`starts = \"MIN-MAX\"` needs `within = \"1m\"`, how far back to count".into(),
+            ));
+        };
+        return Ok(Kind::Starts {
+            bounds: Bounds::parse(starts.get_ref())
+                .map_err(|e| fail(Some(starts.span()), format!("starts: {e}")))?,
+            within: super::restarts::parse_window(within.get_ref())
+                .map_err(|e| fail(Some(within.span()), e))?,
+            window: within.get_ref().clone(),
+            per_user: def.per == Some(Per::User),
+        });
+    }
     if def.restarts.is_some() || def.within.is_some() {
         if per_process || counted || !limits.is_empty() {
             return Err(fail(

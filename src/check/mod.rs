@@ -6,6 +6,7 @@ mod compile;
 pub mod port;
 pub mod range;
 pub mod restarts;
+mod storms;
 pub mod usage;
 
 use std::collections::{BTreeMap, HashSet};
@@ -58,6 +59,14 @@ pub enum Kind {
         within: f64,
         window: String,
     },
+    /// How many matching programs started within `within` seconds, as
+    /// the watcher journaled them (`storms.rs`), per command (and user).
+    Starts {
+        bounds: Bounds,
+        within: f64,
+        window: String,
+        per_user: bool,
+    },
     /// A listening socket held by a matched process, and what answers.
     Port {
         listen: Option<port::Listen>,
@@ -89,7 +98,11 @@ impl Kind {
     pub fn has_values(&self) -> bool {
         matches!(
             self,
-            Kind::Count { .. } | Kind::Resources { .. } | Kind::Port { .. } | Kind::Restarts { .. }
+            Kind::Count { .. }
+                | Kind::Resources { .. }
+                | Kind::Port { .. }
+                | Kind::Restarts { .. }
+                | Kind::Starts { .. }
         )
     }
 }
@@ -315,6 +328,12 @@ pub fn evaluate(
             within,
             window,
         } => restarted(check, sample, &matching, *bounds, *within, window),
+        Kind::Starts {
+            bounds,
+            within,
+            window,
+            per_user,
+        } => storms::started(check, sample, *bounds, *within, window, *per_user),
         Kind::Port { listen, probe } => {
             let listening = listen
                 .as_ref()

@@ -103,6 +103,12 @@ impl Ledger {
         self
     }
 
+    /// The watcher's journal, while a watcher writes it (storm checks
+    /// count from it too).
+    pub fn journal(&self) -> Option<&crate::journal::Journal> {
+        self.journal.as_ref()
+    }
+
     /// Records what `check` sees now, and returns how many restarts fall
     /// within the last `within` seconds.
     pub fn observe(

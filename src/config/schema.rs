@@ -128,6 +128,9 @@ pub struct CheckDef {
     /// How many times the matched daemon was replaced (`"0-2"`, MIN-MAX)
     /// `within` a window (`"1h"`).
     pub restarts: Option<Spanned<String>>,
+    /// How many matching programs started `within` a window (`"0-30"`),
+    /// as the watcher's journal saw them: fork and exec storms.
+    pub starts: Option<Spanned<String>>,
     pub within: Option<Spanned<String>>,
     /// Per process: fails when its executable or a library it maps was
     /// deleted or replaced (an upgrade it was not restarted after).

@@ -140,6 +140,12 @@ pub fn checks(checks: &[Check], outcomes: &[Outcome]) -> String {
                     None,
                     None,
                 ),
+                Kind::Starts { bounds, window, .. } => (
+                    "starts",
+                    Some(format!("{bounds} within {window}")),
+                    None,
+                    None,
+                ),
                 Kind::Port { listen, .. } => {
                     ("port", None, None, listen.as_ref().map(|l| l.to_string()))
                 }

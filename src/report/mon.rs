@@ -20,7 +20,9 @@ pub fn checks(checks: &[Check], outcomes: &[Outcome]) -> String {
     let summary: Vec<String> = failing
         .iter()
         .map(|(o, g)| match checks[o.check].kind {
-            Kind::Count { .. } | Kind::Restarts { .. } => format!("{}:{}", g.label, g.value),
+            Kind::Count { .. } | Kind::Restarts { .. } | Kind::Starts { .. } => {
+                format!("{}:{}", g.label, g.value)
+            }
             Kind::Resources { .. } => match g.resource {
                 Some(r) => format!("{}={}", g.label, r.show(g.value)),
                 None => g.label.clone(),

@@ -18,6 +18,7 @@ crate::tests![
     history_tells_when_a_process_died_and_who_started_it,
     a_flood_through_a_tiny_buffer_is_said_as_loss_and_rescanned,
     a_watcher_killed_mid_storm_carries_on_from_its_journal,
+    a_storm_of_starts_is_counted_while_it_happens,
 ];
 
 /// A private baseline and journal, and psdiff pointed at them.
@@ -432,4 +433,69 @@ fn a_watcher_killed_mid_storm_carries_on_from_its_journal() {
             .any(|l| l.contains("carried on from the journal") && !l.contains("(0 carried")),
         "{err}"
     );
+}
+
+/// `starts`/`within`: programs that started and ended between two checks
+/// are counted from the journal, per command and user, by the same match
+/// keys as running ones.
+fn a_storm_of_starts_is_counted_while_it_happens() {
+    let setup = Setup::new("watch-storm");
+    let rules = setup.dir.path().join("checks.toml");
+    std::fs::write(
+        &rules,
+        "[[check]]\nname = \"storm\"\nmatch = { comm = \"sleep\", cmdline = '^sleep 0\\.0717' }\nstarts = \"0-3\"\nwithin = \"1m\"\nper = \"user\"\n",
+    )
+    .unwrap();
+    let check = || {
+        run(setup
+            .psdiff()
+            .arg("check")
+            .arg("--rules")
+            .arg(&rules)
+            .arg("--state-dir")
+            .arg(setup.dir.path()))
+    };
+    // Without a watcher it cannot count, and says so.
+    let (_, out, err) = check();
+    assert!(format!("{out}{err}").contains("psdiff watch"), "{out}{err}");
+    let watcher = setup.watch(&[]);
+    assert_eq!(check().0, 0, "{:?}", check());
+    for _ in 0..5 {
+        let status = as_nobody(&["sleep", "0.0717"]).status().unwrap();
+        assert!(status.success());
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while setup
+        .events_of("sleep 0.0717")
+        .iter()
+        .filter(|e| e["kind"] == "exit")
+        .count()
+        < 5
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            setup.events_of("sleep 0.0717")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, out, err) = check();
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            1,
+            "storm[sleep]@nobody:starts:5\nstorm[sleep]@nobody:starts:5 > 3 (0-3) within 1m\n"
+        ),
+        "{err}"
+    );
+    stop(watcher);
+    // `starts` needs its window.
+    std::fs::write(
+        &rules,
+        "[[check]]\nname = \"storm\"\nmatch = { comm = \"sleep\" }\nstarts = \"0-3\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = check();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("needs `within"), "{err}");
 }
