@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Cost of `psdiff watch` to the machine it watches (issue 26).
+
+1. A fork+exec+exit loop (bench/spawner.c: PROCESSES times fork, exec
+   /bin/true, wait) run alone and with a watcher running (connector
+   backend), in turn, RUNS times each; the medians' ratio is the figure
+   (target: at most 1.15x). Each watched run also checks that the journal
+   holds every /bin/true the loop started: named, or, when it was gone
+   before its /proc entry could be read, as `unread` and counted as loss.
+2. The watcher's own CPU and resident memory with HELD extra processes
+   running (spawner hold) and the loop paced at RATE execs a second (or as
+   fast as this machine forks, when that is slower: the figure says which).
+
+Needs root (the process events connector) and cc.
+
+    python3 bench/watch.py [PROCESSES] [RUNS]     # default 5000 7
+"""
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target/release/psdiff")
+PROCESSES = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 7
+HELD = 10_000
+RATE = 1000
+
+
+def spawn(spawner, count, rate=None):
+    """Runs the loop; its wall time, CPU time (its own and its children's)
+    and pid."""
+    args = [spawner, str(count)] + ([str(rate)] if rate else [])
+    run = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    _, err = run.communicate()
+    if run.returncode:
+        sys.exit("spawner: " + err)
+    found = re.search(r"in ([\d.]+) s \(cpu ([\d.]+) s\)", err)
+    return float(found.group(1)), float(found.group(2)), run.pid
+
+
+class Watcher:
+    """A `psdiff watch` with its own journal, started and waited for."""
+
+    def __init__(self, tmp, name):
+        self.env = dict(os.environ, PSDIFF_DB=os.path.join(tmp, "db"),
+                        PSDIFF_JOURNAL=os.path.join(tmp, name + ".sqlite"))
+        self.proc = subprocess.Popen([BIN, "watch"], env=self.env,
+                                     stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while not self.alive():
+            if self.proc.poll() is not None or time.time() > deadline:
+                sys.exit("psdiff watch did not start: " + self.proc.stderr.read())
+            time.sleep(0.2)
+
+    def history(self, *args):
+        out = subprocess.run([BIN, "history", "--format", "json"] + list(args),
+                             env=self.env, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    def alive(self):
+        if not os.path.exists(self.env["PSDIFF_JOURNAL"]):
+            return False
+        watcher = self.history("--since", "1m")["watcher"]
+        return bool(watcher) and watcher["pid"] == self.proc.pid
+
+    def cpu(self):
+        """User and system CPU seconds of the watcher so far."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def memory(self):
+        """Resident and peak resident memory, KiB."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            status = dict(line.split(":", 1) for line in f)
+        return int(status["VmRSS"].split()[0]), int(status["VmHWM"].split()[0])
+
+    def journaled(self, parent):
+        """The programs the loop (pid `parent`) ran, as the journal holds
+        them: named (argv read), unread (gone before /proc could be read:
+        counted as loss), and the losses of all kinds."""
+        time.sleep(2.5)  # a tick and a commit
+        db = sqlite3.connect("file:%s?mode=ro" % self.env["PSDIFF_JOURNAL"], uri=True)
+        named, unread = db.execute(
+            "SELECT count(*) FILTER (WHERE verdict != 'unread'),"
+            "       count(*) FILTER (WHERE verdict = 'unread')"
+            "  FROM images WHERE ppid = ? AND origin = 'exec'", (parent,)).fetchone()
+        lost = db.execute("SELECT coalesce(sum(count), 0) FROM losses").fetchone()[0]
+        db.close()
+        return named, unread, lost
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=30)
+        return err
+
+
+def check_accounted(run, named, unread, lost, count):
+    """Every program the loop ran is journaled, named or counted as lost."""
+    if named + unread != count or unread > lost:
+        sys.exit("run %s: %d named + %d unread of %d, %d lost: some went unsaid"
+                 % (run, named, unread, count, lost))
+
+
+def main():
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o700)
+        spawner = os.path.join(tmp, "spawner")
+        subprocess.run(["cc", "-O", "-o", spawner, os.path.join(ROOT, "bench/spawner.c")],
+                       check=True)
+        env = dict(os.environ, PSDIFF_DB=os.path.join(tmp, "db"))
+        subprocess.run([BIN, "write"], env=env, check=True, capture_output=True)
+
+        alone, watched, watcher_cpu = [], [], []
+        for i in range(RUNS):
+            alone.append(spawn(spawner, PROCESSES))
+            watcher = Watcher(tmp, "run%d" % i)
+            cpu0 = watcher.cpu()
+            watched.append(spawn(spawner, PROCESSES))
+            watcher_cpu.append(watcher.cpu() - cpu0)
+            named, unread, lost = watcher.journaled(watched[-1][2])
+            watcher.stop()
+            check_accounted(i, named, unread, lost, PROCESSES)
+            print("run %d: alone %.2f s, watched %.2f s; journaled %d of %d named, %d unread (%d lost)"
+                  % (i, alone[-1][0], watched[-1][0], named, PROCESSES, unread, lost), flush=True)
+        a = statistics.median(t[0] for t in alone)
+        w = statistics.median(t[0] for t in watched)
+        print("\n%d x fork+exec+exit of /bin/true, median of %d runs each:" % (PROCESSES, RUNS))
+        print("  alone    %.3f s (%.0f/s)" % (a, PROCESSES / a))
+        print("  watched  %.3f s = %.3fx alone (target <= 1.15x)" % (w, w / a))
+        print("  the watcher's CPU over the loop: median %.2f s (%.1f%% of the loop's wall time)"
+              % (statistics.median(watcher_cpu), 100 * statistics.median(watcher_cpu) / w))
+
+        hold = subprocess.Popen([spawner, "hold", str(HELD)], stderr=subprocess.PIPE, text=True)
+        hold.stderr.readline()
+        try:
+            watcher = Watcher(tmp, "held")
+            rss, _ = watcher.memory()
+            count = RATE * 10
+            cpu0 = watcher.cpu()
+            wall, _, pid = spawn(spawner, count, RATE)
+            used = watcher.cpu() - cpu0
+            named, unread, lost = watcher.journaled(pid)
+            after, peak = watcher.memory()
+            watcher.stop()
+        finally:
+            hold.send_signal(signal.SIGTERM)
+            hold.wait()
+        print("\nwith %d more processes running, %d execs paced at %d/s (reached %.0f/s):"
+              % (HELD, count, RATE, count / wall))
+        print("  watcher CPU %.2f s over %.1f s = %.1f%% of one core" % (used, wall, 100 * used / wall))
+        print("  watcher RSS %.1f MiB at start, %.1f MiB after, peak %.1f MiB"
+              % (rss / 1024, after / 1024, peak / 1024))
+        print("  journaled %d of %d named, %d unread (%d lost)" % (named, count, unread, lost))
+        check_accounted("held", named, unread, lost, count)
+
+
+if __name__ == "__main__":
+    main()
