@@ -7,9 +7,9 @@
 use crate::common::*;
 use std::process::Command;
 
-const IMAGE: &str = "psdiff-test/busybox:1";
+pub const IMAGE: &str = "psdiff-test/busybox:1";
 
-fn docker(args: &[&str]) -> (bool, String) {
+pub fn docker(args: &[&str]) -> (bool, String) {
     let out = Command::new("docker").args(args).output();
     match out {
         Ok(out) => (
@@ -39,7 +39,7 @@ fn run(name: &str, seconds: &str) {
 }
 
 /// The image: busybox (Debian's busybox-static) and its applets.
-fn import_image(dir: &std::path::Path) -> Result<(), String> {
+pub fn import_image(dir: &std::path::Path) -> Result<(), String> {
     if docker(&["image", "inspect", IMAGE]).0 {
         return Ok(());
     }

@@ -19,6 +19,7 @@ crate::tests![
     a_flood_through_a_tiny_buffer_is_said_as_loss_and_rescanned,
     a_watcher_killed_mid_storm_carries_on_from_its_journal,
     a_storm_of_starts_is_counted_while_it_happens,
+    a_transient_in_a_container_is_seen_from_the_host,
 ];
 
 /// A private baseline and journal, and psdiff pointed at them.
@@ -498,4 +499,42 @@ fn a_storm_of_starts_is_counted_while_it_happens() {
     let (code, _, err) = check();
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("needs `within"), "{err}");
+}
+
+/// A process that lives a second in a container's own pid namespace is
+/// seen by the host's watcher, attributed to its container, and reported
+/// as a transient extra.
+fn a_transient_in_a_container_is_seen_from_the_host() {
+    use crate::containers::{IMAGE, docker, import_image};
+    if !docker(&["info"]).0 || !std::path::Path::new("/bin/busybox").exists() {
+        skip("a running dockerd (Debian's docker.io) and /bin/busybox (busybox-static)");
+    }
+    let setup = Setup::new("watch-container");
+    import_image(setup.dir.path()).unwrap();
+    let watcher = setup.watch(&[]);
+    let show = || run(setup.psdiff().args(["show-extra", "--consumer", "zabbix"]));
+    show();
+    let (ok, out) = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--user",
+        "65534",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 1.5353; true",
+    ]);
+    assert!(ok, "{out}");
+    let events = setup.wait_for("sleep 1.5353", "exit");
+    assert_eq!(events[0]["container"], "docker", "{events:?}");
+    assert_eq!(events[0]["user"], "nobody", "{events:?}");
+    let (_, out, err) = show();
+    let ours: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("sleep 1.5353 (transient: "))
+        .collect();
+    assert_eq!(ours.len(), 1, "{out}\n{err}");
+    stop(watcher);
 }
