@@ -23,6 +23,51 @@ pub struct Request {
     pub all: bool,
 }
 
+impl Request {
+    /// Which images it is about, for filtering rows one by one (the live
+    /// feed of `GET /api/events`).
+    pub fn scope(&self, option: &impl Fn(&str) -> String) -> Result<Scope, Error> {
+        let matching = self
+            .matching
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|e| Error::Usage(format!("{}: {e}", option("match"))))?;
+        Ok(Scope {
+            unit: self.unit.clone(),
+            user: self.user.clone(),
+            matching,
+            all: self.all,
+        })
+    }
+}
+
+/// A request's filters but for time: by unit, user, line, and whether
+/// the images the rules hide are wanted.
+pub struct Scope {
+    unit: Option<String>,
+    user: Option<String>,
+    matching: Option<regex::Regex>,
+    all: bool,
+}
+
+impl Scope {
+    pub fn admits(&self, row: &HistoryRow) -> bool {
+        (self.all || row.verdict != "hidden")
+            && self
+                .unit
+                .as_ref()
+                .is_none_or(|u| row.unit.as_ref() == Some(u))
+            && self
+                .user
+                .as_ref()
+                .is_none_or(|u| row.user.as_ref() == Some(u))
+            && self.matching.as_ref().is_none_or(|m| {
+                m.is_match(row.line.as_deref().or(row.argv.as_deref()).unwrap_or(""))
+            })
+    }
+}
+
 /// What the journal holds for a request.
 pub struct History {
     pub since: f64,
@@ -47,12 +92,7 @@ impl History {
             Some(u) => when(u, now, &option("until"))?,
             None => now,
         };
-        let matching = request
-            .matching
-            .as_deref()
-            .map(regex::Regex::new)
-            .transpose()
-            .map_err(|e| Error::Usage(format!("{}: {e}", option("match"))))?;
+        let scope = request.scope(&option)?;
         let Some(journal) = Journal::open_existing(&context.journal)? else {
             return Err(Error::Usage(format!(
                 "no journal at {}: start the watcher (`systemctl enable --now psdiff-watch`, or `psdiff watch`) to record processes",
@@ -65,12 +105,7 @@ impl History {
             unit: request.unit.clone(),
             user: request.user.clone(),
         })?;
-        rows.retain(|r| {
-            (request.all || r.verdict != "hidden")
-                && matching.as_ref().is_none_or(|m| {
-                    m.is_match(r.line.as_deref().or(r.argv.as_deref()).unwrap_or(""))
-                })
-        });
+        rows.retain(|r| scope.admits(r));
         Ok(History {
             since,
             until,

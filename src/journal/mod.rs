@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use read::{Filter, HistoryRow, Started, Transient, WatcherState};
+pub use read::{Filter, HistoryRow, Mark, Started, Transient, WatcherState};
 pub use write::{Batch, Ending, NewImage, Retention, Writer, is_full};
 
 /// The schema's version, kept in `meta`; a journal of another version is

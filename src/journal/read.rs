@@ -75,6 +75,17 @@ pub struct HistoryRow {
     pub end_kind: Option<String>,
     pub exit_code: Option<u32>,
     pub exit_signal: Option<u32>,
+    /// Its place in the order of endings, for followers (`Mark`).
+    #[serde(skip)]
+    pub settled: Option<i64>,
+}
+
+/// How far a live follower (`GET /api/events`) has read: the last image
+/// begun and the last ending it passed on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mark {
+    pub image: i64,
+    pub settled: i64,
 }
 
 impl HistoryRow {
@@ -120,7 +131,7 @@ pub struct Filter {
     pub user: Option<String>,
 }
 
-const COLUMNS: &str = "id, pid, ppid, started, origin, user, exe, argv, unit, container, line, verdict, rule, ended, end_kind, exit_code, exit_signal";
+const COLUMNS: &str = "id, pid, ppid, started, origin, user, exe, argv, unit, container, line, verdict, rule, ended, end_kind, exit_code, exit_signal, settled";
 
 fn row(r: &rusqlite::Row) -> rusqlite::Result<HistoryRow> {
     Ok(HistoryRow {
@@ -141,6 +152,7 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<HistoryRow> {
         end_kind: r.get(14)?,
         exit_code: r.get(15)?,
         exit_signal: r.get(16)?,
+        settled: r.get(17)?,
     })
 }
 
@@ -300,6 +312,55 @@ impl Journal {
             })
             .map_err(self.fail())?;
         rows.collect::<Result<_, _>>().map_err(self.fail())
+    }
+
+    /// Where the journal stands now: what a new follower need not be told.
+    pub fn mark(&self) -> Result<Mark, JournalError> {
+        self.db
+            .query_row(
+                "SELECT coalesce(max(id), 0), coalesce(max(settled), 0) FROM images",
+                [],
+                |r| {
+                    Ok(Mark {
+                        image: r.get(0)?,
+                        settled: r.get(1)?,
+                    })
+                },
+            )
+            .map_err(self.fail())
+    }
+
+    /// The images begun after `mark` and those ended after it, at most
+    /// `limit` of each (the oldest: the rest are the next call's), and
+    /// the mark past them.
+    pub fn changes(
+        &self,
+        mark: Mark,
+        limit: usize,
+    ) -> Result<(Vec<HistoryRow>, Mark), JournalError> {
+        let read = |condition: &str, after: i64| -> Result<Vec<HistoryRow>, JournalError> {
+            let mut statement = self
+                .db
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM images WHERE {condition} > ?1 ORDER BY {condition} LIMIT ?2"
+                ))
+                .map_err(self.fail())?;
+            statement
+                .query_map(params![after, limit as i64], row)
+                .map_err(self.fail())?
+                .collect::<Result<_, _>>()
+                .map_err(self.fail())
+        };
+        let begun = read("id", mark.image)?;
+        let ended = read("settled", mark.settled)?;
+        let next = Mark {
+            image: begun.last().map_or(mark.image, |r| r.id),
+            settled: ended.last().and_then(|r| r.settled).unwrap_or(mark.settled),
+        };
+        let seen: std::collections::HashSet<i64> = begun.iter().map(|r| r.id).collect();
+        let mut rows = begun;
+        rows.extend(ended.into_iter().filter(|r| !seen.contains(&r.id)));
+        Ok((rows, next))
     }
 
     /// The events lost in [since, until], by kind.

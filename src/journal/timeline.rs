@@ -37,6 +37,26 @@ pub struct Event<'a> {
     pub restart_of: Option<u32>,
 }
 
+/// The events of `rows` between two marks (`Journal::changes`): the
+/// starts of images begun after `from` up to `to`, and the endings
+/// settled in that span; each is in exactly one span.
+pub fn between(rows: &[HistoryRow], from: super::Mark, to: super::Mark) -> Vec<Event<'_>> {
+    let mut events: Vec<Event> = events(rows, f64::MIN, f64::MAX)
+        .into_iter()
+        .filter(|e| match e.kind {
+            Kind::Start | Kind::Found | Kind::Restart => {
+                (from.image + 1..=to.image).contains(&e.image.id)
+            }
+            Kind::Exit | Kind::Exec | Kind::Lost => e
+                .image
+                .settled
+                .is_some_and(|s| (from.settled + 1..=to.settled).contains(&s)),
+        })
+        .collect();
+    events.sort_by(|a, b| a.time.total_cmp(&b.time).then(a.image.id.cmp(&b.image.id)));
+    events
+}
+
 /// The events of `rows` within [since, until], oldest first.
 pub fn events(rows: &[HistoryRow], since: f64, until: f64) -> Vec<Event<'_>> {
     let mut events = Vec::with_capacity(rows.len() * 2);
@@ -135,7 +155,37 @@ mod tests {
             end_kind: ended.map(|e| e.1.to_string()),
             exit_code: None,
             exit_signal: ended.map(|_| 9),
+            settled: ended.map(|_| id),
         }
+    }
+
+    #[test]
+    fn a_follower_hears_of_each_start_and_ending_once() {
+        let rows = [
+            row(1, 811, 100.0, Some((500.0, "exit"))),
+            row(2, 812, 500.1, None),
+        ];
+        let end = super::super::Mark {
+            image: 2,
+            settled: 1,
+        };
+        let kinds = |mark| -> Vec<(u32, Kind)> {
+            between(&rows, mark, end)
+                .iter()
+                .map(|e| (e.image.pid, e.kind))
+                .collect()
+        };
+        // Past image 1's start but not its end: the end and image 2.
+        let mark = super::super::Mark {
+            image: 1,
+            settled: 0,
+        };
+        assert_eq!(kinds(mark), [(811, Kind::Exit), (812, Kind::Restart)]);
+        let mark = super::super::Mark {
+            image: 2,
+            settled: 1,
+        };
+        assert_eq!(kinds(mark), []);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod auth;
 pub(crate) mod body;
 mod connections;
 mod control;
+mod events;
 mod memory;
 pub(crate) mod process;
 mod reply;
@@ -180,6 +181,7 @@ async fn accept_loop(listener: TcpListener, router: axum::Router, settings: &Set
         });
     }
     drop(listener);
+    events::stop_following();
     eprintln!("psdiff serve: shutting down; letting open requests finish");
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await

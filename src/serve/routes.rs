@@ -37,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/diff", get(diff))
         .route("/api/check", get(check))
         .route("/api/history", get(history))
+        .route("/api/events", get(super::events::follow))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("no such route; see README.md for the API") })
         .method_not_allowed_fallback(|| async {

@@ -110,6 +110,27 @@ impl Server {
         (status, response.body_mut().read_to_string().unwrap())
     }
 
+    /// The lines of a streamed answer (server-sent events), as they come.
+    fn follow(&self, path: &str) -> std::sync::mpsc::Receiver<String> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+        let response = agent
+            .get(self.url(path))
+            .header("Authorization", format!("Bearer {}", self.read))
+            .call()
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let (lines, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let reader = BufReader::new(response.into_body().into_reader());
+            for line in reader.lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        receiver
+    }
+
     fn get(&self, path: &str) -> (u16, Value) {
         self.get_as(path, &self.read)
     }
@@ -1171,6 +1192,8 @@ fn history_answers_what_the_watcher_journaled() {
         assert!(Instant::now() < deadline, "{:?}", server.get(ours));
         std::thread::sleep(Duration::from_millis(100));
     }
+    // A follower of the live events, from before the victim starts.
+    let feed = server.follow("/api/events?all=true&match=%5E%5Cs*sleep%206161");
     let mut victim = crate::common::as_nobody(&["sleep", "6161.5"])
         .spawn()
         .unwrap();
@@ -1208,6 +1231,27 @@ fn history_answers_what_the_watcher_journaled() {
     assert_eq!(status, 400);
     let (status, _) = server.call("GET", ours, None, None);
     assert_eq!(status, 401);
+    // The feed said the same, as it happened: `event: KIND`, `data: JSON`.
+    let mut said = Vec::new();
+    while said.len() < 2 {
+        let line = feed
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the feed said nothing");
+        if let Some(kind) = line.strip_prefix("event: ") {
+            said.push(kind.to_string());
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            let event: Value = serde_json::from_str(data).unwrap();
+            assert_eq!(event["pid"], victim.id(), "{event}");
+        }
+    }
+    assert_eq!(said, ["start", "exit"]);
+    assert_eq!(
+        server
+            .call("GET", "/api/events?match=(", Some(&server.read), None)
+            .0,
+        400
+    );
+    assert_eq!(server.call("GET", "/api/events", None, None).0, 401);
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(watcher.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
