@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use read::{Filter, HistoryRow, Mark, Started, Transient, WatcherState};
-pub use write::{Batch, Ending, NewImage, Retention, Writer, is_full};
+pub use write::{Batch, Ending, NewImage, Retention, Writer, is_busy, is_full};
 
 /// The schema's version, kept in `meta`; a journal of another version is
 /// moved aside, as a corrupt one is.
@@ -237,7 +237,7 @@ impl Journal {
         // never corrupts the file.
         self.db
             .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF;",
+                "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;",
             )
             .map_err(|e| sqlite(&self.path, e))
     }

@@ -195,7 +195,12 @@ impl Journal {
         let path = self.path.clone();
         let fail = |e| super::sqlite(&path, e);
         let at = now();
-        let tx = self.db.transaction().map_err(fail)?;
+        // Immediate: a read that later writes would fail at once (not
+        // wait) when the watcher committed in between.
+        let tx = self
+            .db
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(fail)?;
         let cursor: Option<(i64, f64)> = tx
             .query_row(
                 "SELECT settled, at FROM cursors WHERE consumer = ?1",

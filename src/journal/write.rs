@@ -126,7 +126,13 @@ impl Writer {
     /// Starts a transaction; nothing is kept until `Batch::commit`.
     pub fn batch(&mut self) -> Result<Batch<'_>, JournalError> {
         let fail = |e| super::sqlite(&self.journal.path, e);
-        let tx = self.journal.db.transaction().map_err(fail)?;
+        // Immediate: the write lock from the start, waited for (busy
+        // timeout) while a reader moves its cursor.
+        let tx = self
+            .journal
+            .db
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(fail)?;
         Ok(Batch {
             tx,
             next_settled: &mut self.next_settled,
@@ -313,6 +319,14 @@ impl Batch<'_> {
         let path = self.path;
         self.tx.commit().map_err(|e| super::sqlite(path, e))
     }
+}
+
+/// Whether an error is another connection holding the journal longer
+/// than the busy timeout (a reader moving its cursor on a loaded host):
+/// the batch was not begun, and the next tick tries again.
+pub fn is_busy(error: &JournalError) -> bool {
+    matches!(error, JournalError::Sqlite { source: rusqlite::Error::SqliteFailure(e, _), .. }
+        if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }
 
 /// Whether an error is the disk (or the journal's room) being full.

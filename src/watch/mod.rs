@@ -224,6 +224,10 @@ fn handle_write_error(
     error: WatchError,
     settings: &Settings,
 ) -> Result<(), WatchError> {
+    if matches!(&error, WatchError::Journal(e) if journal::is_busy(e)) {
+        eprintln!("psdiff watch: {error}; writing with the next batch");
+        return Ok(());
+    }
     let full = matches!(&error, WatchError::Journal(e) if journal::is_full(e));
     if !full {
         return Err(error);

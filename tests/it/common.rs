@@ -304,3 +304,13 @@ impl ZabbixAgent {
         self.dir.path().join("psdiff.db")
     }
 }
+
+/// Tests that load the whole machine (fork storms) and those that must
+/// see every process event of it (a watcher's) take turns, so that none
+/// starves or floods another.
+static WHOLE_MACHINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// This test's turn at the whole machine, until the guard drops.
+pub fn whole_machine() -> std::sync::MutexGuard<'static, ()> {
+    WHOLE_MACHINE.lock().unwrap_or_else(|e| e.into_inner())
+}

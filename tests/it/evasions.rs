@@ -426,7 +426,9 @@ fn a_stand_in_keeps_no_daemons_line() {
     // The hole as it was: without the identities, the title is enough.
     std::fs::remove_file(attack.agent.db().with_extension("ids")).unwrap();
     let (before, _, _) = attack.changes();
+    // The stand-in runs as root (setuid passwd), its real user nobody.
     kill("nobody");
+    kill("root");
     assert!(
         missing.contains(&line),
         "the daemon is not missing:\n{missing}"

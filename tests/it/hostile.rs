@@ -6,10 +6,6 @@
 use crate::common::*;
 use psdiff::render;
 
-/// These tests load the machine (a fork storm): one at a time, so that
-/// none starves another.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// At most `n` characters of `text`, for failure messages.
 fn head(text: &str, n: usize) -> String {
     text.lines()
@@ -43,7 +39,7 @@ fn assert_well_formed(dump: &str) {
 }
 
 fn odd_names_and_arguments_stay_one_line_each() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = whole_machine();
     let Some((work, sleeper)) = setup("hostile-names") else {
         return;
     };
@@ -164,7 +160,7 @@ fn a_ten_thousand_deep_chain_does_not_overflow() {
 /// The same depth, live: 10,000 real processes, each the parent of the
 /// next, in a PID namespace.
 fn a_live_ten_thousand_deep_chain_is_dumped_whole() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = whole_machine();
     let Some((work, sleeper)) = setup("hostile-live-chain") else {
         return;
     };
@@ -208,7 +204,7 @@ echo ==show==
 }
 
 fn a_fork_storm_causes_no_error_and_no_false_missing() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = whole_machine();
     let Some((work, sleeper)) = setup("hostile-storm") else {
         return;
     };

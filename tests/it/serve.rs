@@ -1168,6 +1168,7 @@ crate::tests![
 /// from the journal a real watcher writes, behind a token.
 fn history_answers_what_the_watcher_journaled() {
     crate::common::need_root();
+    let _turn = crate::common::whole_machine();
     let dir = Arc::new(TempDir::new("serve-history"));
     let journal = dir.path().join("journal.sqlite");
     let db = dir.path().join("psdiff.db");

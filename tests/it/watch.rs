@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{TempDir, as_nobody, need_root, psdiff, run, skip};
+use crate::common::{TempDir, as_nobody, need_root, psdiff, run, skip, whole_machine};
 
 crate::tests![
     a_transient_extra_is_reported_once_to_each_consumer,
@@ -22,21 +22,24 @@ crate::tests![
     a_transient_in_a_container_is_seen_from_the_host,
 ];
 
-/// A private baseline and journal, and psdiff pointed at them.
+/// A private baseline and journal, and psdiff pointed at them; the
+/// whole machine's turn, as a watcher sees every process of it.
 struct Setup {
     dir: TempDir,
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Setup {
     fn new(tag: &str) -> Setup {
         need_root();
+        let turn = whole_machine();
         let dir = TempDir::new(tag);
         std::fs::set_permissions(
             dir.path(),
             std::os::unix::fs::PermissionsExt::from_mode(0o700),
         )
         .unwrap();
-        let setup = Setup { dir };
+        let setup = Setup { dir, _turn: turn };
         let (code, _, err) = run(setup.psdiff().arg("write"));
         assert_eq!(code, 0, "{err}");
         setup
@@ -369,13 +372,42 @@ fn a_flood_through_a_tiny_buffer_is_said_as_loss_and_rescanned() {
     let setup = Setup::new("watch-loss");
     let watcher = setup.watch(&["--socket-buffer", "256"]);
     storm(4, 1500);
-    // Something that starts after the flood is still seen.
+    // Something that runs for a while after the flood is seen, by its
+    // events or, when the buffer overflows again (any process on the
+    // machine fills 256 bytes), by the rescan each loss is followed by;
+    // and so is its end: its exit, or the rescan's finding it gone.
     let status = Command::new("sh")
-        .args(["-c", "exec sleep 0.7171"])
+        .args(["-c", "exec sleep 2.7171"])
         .status()
         .unwrap();
     assert!(status.success());
-    setup.wait_for("sleep 0.7171", "exit");
+    // Its start, or (its exec lost) the rescan's finding it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !setup
+        .events_of("sleep 2.7171")
+        .iter()
+        .any(|e| e["kind"] == "start" || e["kind"] == "found")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            setup.events_of("sleep 2.7171")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !setup
+        .events_of("sleep 2.7171")
+        .iter()
+        .any(|e| e["kind"] == "exit" || e["kind"] == "lost")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            setup.events_of("sleep 2.7171")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let v = setup.history(&["--since", "10m"]);
     let lost: u64 = v["losses"]
         .as_object()
