@@ -119,15 +119,25 @@ impl Setup {
 
     /// Waits until the journal has an event of `kind` for `marker`.
     fn wait_for(&self, marker: &str, kind: &str) -> Vec<Value> {
+        self.wait_for_count(marker, &[kind], 1)
+    }
+
+    /// Waits until the journal has `count` events of any of `kinds` for
+    /// `marker`; its events then.
+    fn wait_for_count(&self, marker: &str, kinds: &[&str], count: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let events = self.events_of(marker);
-            if events.iter().any(|e| e["kind"] == kind) {
+            let seen = events
+                .iter()
+                .filter(|e| kinds.iter().any(|k| e["kind"] == *k))
+                .count();
+            if seen >= count {
                 return events;
             }
             assert!(
                 Instant::now() < deadline,
-                "no {kind} of {marker} journaled: {events:?}"
+                "{seen} of {count} {kinds:?} of {marker} journaled: {events:?}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -270,21 +280,7 @@ fn restarts_between_two_checks_are_each_counted() {
         old = daemon();
     }
     // Journaled once the watcher's tick has seen the last start.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while setup
-        .events_of("sleep 4242.17")
-        .iter()
-        .filter(|e| e["kind"] == "restart")
-        .count()
-        < 3
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{:?}",
-            setup.events_of("sleep 4242.17")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    setup.wait_for_count("sleep 4242.17", &["restart"], 3);
     let (code, out, err) = check();
     assert_eq!(
         (code, out.as_str()),
@@ -382,32 +378,8 @@ fn a_flood_through_a_tiny_buffer_is_said_as_loss_and_rescanned() {
         .unwrap();
     assert!(status.success());
     // Its start, or (its exec lost) the rescan's finding it.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !setup
-        .events_of("sleep 2.7171")
-        .iter()
-        .any(|e| e["kind"] == "start" || e["kind"] == "found")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{:?}",
-            setup.events_of("sleep 2.7171")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !setup
-        .events_of("sleep 2.7171")
-        .iter()
-        .any(|e| e["kind"] == "exit" || e["kind"] == "lost")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{:?}",
-            setup.events_of("sleep 2.7171")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    setup.wait_for_count("sleep 2.7171", &["start", "found"], 1);
+    setup.wait_for_count("sleep 2.7171", &["exit", "lost"], 1);
     let v = setup.history(&["--since", "10m"]);
     let lost: u64 = v["losses"]
         .as_object()
@@ -497,21 +469,7 @@ fn a_storm_of_starts_is_counted_while_it_happens() {
         let status = as_nobody(&["sleep", "0.0717"]).status().unwrap();
         assert!(status.success());
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while setup
-        .events_of("sleep 0.0717")
-        .iter()
-        .filter(|e| e["kind"] == "exit")
-        .count()
-        < 5
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{:?}",
-            setup.events_of("sleep 0.0717")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    setup.wait_for_count("sleep 0.0717", &["exit"], 5);
     let (code, out, err) = check();
     assert_eq!(
         (code, out.as_str()),
