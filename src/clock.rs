@@ -7,6 +7,20 @@ pub fn timestamp() -> String {
     format(SystemTime::now())
 }
 
+/// Now, in seconds since the epoch: the unit the journal and /proc's
+/// boot time speak.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// `seconds` since the epoch as `timestamp` writes it.
+pub fn format_unix(seconds: f64) -> String {
+    format(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(seconds.max(0.0)))
+}
+
 /// `at` as `timestamp` writes it.
 pub fn format(at: SystemTime) -> String {
     let now = at

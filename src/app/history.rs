@@ -86,7 +86,7 @@ impl History {
         request: &Request,
         option: impl Fn(&str) -> String,
     ) -> Result<History, Error> {
-        let now = crate::journal::now();
+        let now = crate::clock::unix_now();
         let since = when(&request.since, now, &option("since"))?;
         let until = match &request.until {
             Some(u) => when(u, now, &option("until"))?,

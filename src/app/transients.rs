@@ -30,7 +30,7 @@ pub fn take(
         return Ok((Vec::new(), note));
     }
     let (transients, previous) = journal.take_transients(consumer)?;
-    let lost: Vec<(String, u64)> = journal.losses(previous, crate::journal::now())?;
+    let lost: Vec<(String, u64)> = journal.losses(previous, crate::clock::unix_now())?;
     let note = note.or_else(|| {
         let total: u64 = lost.iter().map(|(_, n)| n).sum();
         let kinds: Vec<String> = lost.iter().map(|(k, n)| format!("{n} {k}")).collect();
@@ -69,12 +69,7 @@ pub fn take(
 /// `transient: 08:01:02 for 12 s, exit 0`, or for many of one line
 /// `transient: 5 times 08:01:02 to 08:05:00, last signal 9`.
 fn mark(group: &[Transient]) -> String {
-    let clock = |t: f64| {
-        let stamp = crate::clock::format(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(t.max(0.0)),
-        );
-        stamp[11..19].to_string()
-    };
+    let clock = |t: f64| crate::clock::format_unix(t)[11..19].to_string();
     let last = group.last().expect("a group has a member");
     let ending = last.ending().unwrap_or_default();
     match group {

@@ -72,10 +72,7 @@ impl Ledger {
             }),
             Err(_) => State::default(),
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
+        let now = crate::clock::unix_now();
         Ledger {
             path,
             state,

@@ -32,7 +32,7 @@ pub fn started(
         .and_then(|l| {
             l.borrow()
                 .journal()
-                .map(|j| j.started_since(crate::journal::now() - within))
+                .map(|j| j.started_since(crate::clock::unix_now() - within))
         })
         .ok_or("starts are counted from the journal of `psdiff watch`, which is not running")?
         .map_err(|e| e.to_string())?;

@@ -1,7 +1,5 @@
 //! `psdiff history`: the timeline the watcher journaled.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use super::print;
 use crate::app::Error;
 use crate::app::context::Context;
@@ -51,7 +49,7 @@ pub fn run(context: &Context, args: &HistoryArgs) -> Result<Exit, Error> {
 }
 
 fn stamp(unix: f64) -> String {
-    crate::clock::format(UNIX_EPOCH + Duration::from_secs_f64(unix.max(0.0)))
+    crate::clock::format_unix(unix)
 }
 
 /// One line per event: `TIME EVENT PID WHAT [UNIT] DETAIL`.

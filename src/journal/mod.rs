@@ -278,10 +278,7 @@ fn check_folder(dir: &Path) -> Result<(), JournalError> {
 
 /// Moves a journal SQLite cannot use (and its WAL) out of the way.
 fn set_aside(path: &Path) -> Result<PathBuf, JournalError> {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let stamp = crate::clock::unix_now() as u64;
     let mut aside = path.as_os_str().to_owned();
     aside.push(format!(".corrupt-{stamp}"));
     let aside = PathBuf::from(aside);
@@ -295,14 +292,6 @@ fn set_aside(path: &Path) -> Result<PathBuf, JournalError> {
         let _ = std::fs::remove_file(PathBuf::from(side));
     }
     Ok(aside)
-}
-
-/// Now, in unix seconds.
-pub fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
 }
 
 #[cfg(test)]

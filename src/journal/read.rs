@@ -3,7 +3,8 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Journal, JournalError, now};
+use super::{Journal, JournalError};
+use crate::clock::unix_now as now;
 
 /// How far back a consumer's first look reaches.
 pub const FIRST_LOOK_SECONDS: f64 = 600.0;

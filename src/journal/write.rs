@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use rusqlite::params;
 
-use super::{Journal, JournalError, WatcherState, now};
+use super::{Journal, JournalError, WatcherState};
+use crate::clock::unix_now as now;
 
 /// A process image to record.
 #[derive(Debug, Clone, Default)]

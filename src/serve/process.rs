@@ -493,7 +493,7 @@ impl Record<'_> {
             None => {
                 let life = system
                     .boot_time
-                    .map(|boot| unix_now() - boot - p.start_time as f64 / ticks);
+                    .map(|boot| crate::clock::unix_now() - boot - p.start_time as f64 / ticks);
                 life.filter(|&s| s > 0.0)
                     .map_or(0.0, |s| used as f64 / ticks / s * 100.0)
             }
@@ -583,13 +583,6 @@ impl Record<'_> {
             self.put(Field::Connections, json!(connections));
         }
     }
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
 }
 
 /// psutil's status names.

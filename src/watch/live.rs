@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::app::comparison::Reference;
 use crate::app::context::Context;
 use crate::identity::Identity;
-use crate::journal::{self, Ending, NewImage, WatcherState, Writer};
+use crate::journal::{Ending, NewImage, WatcherState, Writer};
 use crate::proc_events::ProcEvent;
 use crate::rules::Decision;
 use crate::snapshot::{PidReader, Process, Snapshot};
@@ -117,12 +117,12 @@ impl Live {
 
     /// Clock ticks after boot, now: the start time of a child just forked.
     fn ticks_now(&self) -> u64 {
-        ((journal::now() - self.boot_time) * self.ticks).max(0.0) as u64
+        ((crate::clock::unix_now() - self.boot_time) * self.ticks).max(0.0) as u64
     }
 
     /// Applies one event from the kernel.
     pub fn apply(&mut self, event: ProcEvent, state: &mut WatcherState) {
-        let now = journal::now();
+        let now = crate::clock::unix_now();
         match event {
             ProcEvent::Fork { parent, child } => {
                 self.retire(child, now, Ending::Lost);
@@ -223,7 +223,7 @@ impl Live {
     ) -> Result<usize, WatchError> {
         let mut users = self.context.users()?;
         let snapshot = Snapshot::take(&self.proc_root, &mut users, self.reference.needs())?;
-        let now = journal::now();
+        let now = crate::clock::unix_now();
         let mut open: HashMap<(u32, u64), i64> = if first {
             writer
                 .open_images(&self.boot)?
@@ -378,7 +378,7 @@ impl Live {
         for (kind, count) in self.losses.drain(..) {
             batch.loss(kind, count)?;
         }
-        state.alive = journal::now();
+        state.alive = crate::clock::unix_now();
         batch.heartbeat(state)?;
         batch.commit()?;
         Ok(())

@@ -104,8 +104,8 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
     let ended = writer.end_other_boots(live.boot())?;
     let mut state = WatcherState {
         pid: std::process::id(),
-        started: journal::now(),
-        alive: journal::now(),
+        started: crate::clock::unix_now(),
+        alive: crate::clock::unix_now(),
         backend: "connector".to_string(),
         ..WatcherState::default()
     };
@@ -189,7 +189,7 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
             }
         }
     }
-    state.stopped = Some(journal::now());
+    state.stopped = Some(crate::clock::unix_now());
     if let Err(e) = live.commit(&mut writer, &mut state) {
         eprintln!("psdiff watch: the last batch was not written: {e}");
     }
