@@ -117,14 +117,7 @@ impl Journal {
         if !path.exists() {
             return Ok(None);
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let db = Connection::open_with_flags(path, flags).map_err(|e| sqlite(path, e))?;
-        let journal = Journal {
-            path: path.to_path_buf(),
-            db,
-        };
+        let journal = Journal::connect(path)?;
         journal.configure()?;
         Ok(Some(journal))
     }
@@ -174,14 +167,7 @@ impl Journal {
                 }
             }
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let db = Connection::open_with_flags(path, flags).map_err(|e| sqlite(path, e))?;
-        let journal = Journal {
-            path: path.to_path_buf(),
-            db,
-        };
+        let journal = Journal::connect(path)?;
         let fail = |e| sqlite(path, e);
         // auto_vacuum takes effect only before the first table.
         journal
@@ -230,6 +216,18 @@ impl Journal {
             }
         }
         Ok(journal)
+    }
+
+    /// A connection to the file at `path`, never through a link.
+    fn connect(path: &Path) -> Result<Journal, JournalError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let db = Connection::open_with_flags(path, flags).map_err(|e| sqlite(path, e))?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            db,
+        })
     }
 
     fn configure(&self) -> Result<(), JournalError> {

@@ -39,9 +39,9 @@ pub struct Event<'a> {
 
 /// The events of `rows` between two marks (`Journal::changes`): the
 /// starts of images begun after `from` up to `to`, and the endings
-/// settled in that span; each is in exactly one span.
+/// settled in that span; each is in exactly one span. Oldest first.
 pub fn between(rows: &[HistoryRow], from: super::Mark, to: super::Mark) -> Vec<Event<'_>> {
-    let mut events: Vec<Event> = events(rows, f64::MIN, f64::MAX)
+    events(rows, f64::MIN, f64::MAX)
         .into_iter()
         .filter(|e| match e.kind {
             Kind::Start | Kind::Found | Kind::Restart => {
@@ -52,9 +52,7 @@ pub fn between(rows: &[HistoryRow], from: super::Mark, to: super::Mark) -> Vec<E
                 .settled
                 .is_some_and(|s| (from.settled + 1..=to.settled).contains(&s)),
         })
-        .collect();
-    events.sort_by(|a, b| a.time.total_cmp(&b.time).then(a.image.id.cmp(&b.image.id)));
-    events
+        .collect()
 }
 
 /// The events of `rows` within [since, until], oldest first.

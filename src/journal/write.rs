@@ -326,11 +326,24 @@ impl Batch<'_> {
 /// than the busy timeout (a reader moving its cursor on a loaded host):
 /// the batch was not begun, and the next tick tries again.
 pub fn is_busy(error: &JournalError) -> bool {
-    matches!(error, JournalError::Sqlite { source: rusqlite::Error::SqliteFailure(e, _), .. }
-        if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+    matches!(
+        sqlite_code(error),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// Whether an error is the disk (or the journal's room) being full.
 pub fn is_full(error: &JournalError) -> bool {
-    matches!(error, JournalError::Sqlite { source: rusqlite::Error::SqliteFailure(e, _), .. } if e.code == rusqlite::ErrorCode::DiskFull)
+    sqlite_code(error) == Some(rusqlite::ErrorCode::DiskFull)
+}
+
+/// SQLite's code for an error of its own.
+fn sqlite_code(error: &JournalError) -> Option<rusqlite::ErrorCode> {
+    match error {
+        JournalError::Sqlite {
+            source: rusqlite::Error::SqliteFailure(e, _),
+            ..
+        } => Some(e.code),
+        _ => None,
+    }
 }

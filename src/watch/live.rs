@@ -129,20 +129,22 @@ impl Live {
                 // A child is its parent's copy until it runs another
                 // program: no /proc read needed (and none possible for a
                 // child that is gone already).
-                let process = match self.images.get(&parent) {
-                    Some(image) => Process {
-                        pid: child,
-                        ppid: parent,
-                        start_time: self.ticks_now(),
-                        num_threads: 1,
-                        ..image.process.clone()
-                    },
+                let (process, read) = match self.images.get(&parent) {
+                    Some(image) => (
+                        Process {
+                            pid: child,
+                            ppid: parent,
+                            start_time: self.ticks_now(),
+                            num_threads: 1,
+                            ..image.process.clone()
+                        },
+                        image.read,
+                    ),
                     None => match self.reader.read(child) {
-                        Some(process) => process,
+                        Some(process) => (process, true),
                         None => return,
                     },
                 };
-                let read = self.images.get(&parent).is_none_or(|p| p.read);
                 self.images
                     .insert(child, new_image(process, now, "fork", read));
             }
@@ -152,20 +154,18 @@ impl Live {
                 // A program that was ending as we looked (a zombie, or
                 // its memory already gone: no argv and no exe) still has
                 // the kernel's name and user, but what it ran is gone.
-                let (process, read) = match (fresh, known) {
-                    (Some(process), _) if ended_before_read(&process) => (process, false),
-                    (Some(process), _) => (process, true),
-                    (None, Some(process)) => (process, false),
-                    (None, None) => {
-                        state.unread += 1;
-                        self.note_loss("unread", 1);
-                        return;
-                    }
+                let reading = match (fresh, known) {
+                    (Some(process), _) if ended_before_read(&process) => Some((process, false)),
+                    (Some(process), _) => Some((process, true)),
+                    (None, known) => known.map(|process| (process, false)),
                 };
-                if !read {
+                if !reading.as_ref().is_some_and(|(_, read)| *read) {
                     state.unread += 1;
                     self.note_loss("unread", 1);
                 }
+                let Some((process, read)) = reading else {
+                    return;
+                };
                 match self.images.get_mut(&pid) {
                     // Read after the exec already (a rescan while the
                     // event was queued): the same image.
