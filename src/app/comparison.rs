@@ -117,6 +117,9 @@ pub struct Reference {
     pub recorded: identity::Recorded,
     rules: Rules,
     note: Option<RulesNote>,
+    /// The lines of `old`, to look one up at once: the watcher asks for
+    /// every process it classifies (made when first asked; show never is).
+    lines: std::cell::OnceCell<std::collections::HashSet<String>>,
 }
 
 impl Reference {
@@ -144,6 +147,7 @@ impl Reference {
         };
         Ok(Reference {
             presence,
+            lines: std::cell::OnceCell::new(),
             old,
             recorded,
             rules,
@@ -166,7 +170,10 @@ impl Reference {
     /// differs.
     pub fn keeps(&self, line: &str, identity: &identity::Identity) -> bool {
         self.presence.sees()
-            && self.old.lines().any(|l| l == line)
+            && self
+                .lines
+                .get_or_init(|| self.old.lines().map(str::to_string).collect())
+                .contains(line)
             && self.recorded.admits(line, identity)
     }
 }
@@ -175,15 +182,17 @@ impl Reference {
 /// change are gone or the retries are used up. Without a baseline there
 /// is nothing to settle, so no retry.
 pub fn settled(context: &Context, wanted: Wanted, retry: bool) -> Result<Comparison, Error> {
+    let reference = Reference::read(context)?;
+    let fields = reference.needs();
     let Reference {
         presence,
         old,
         recorded,
         rules,
         note,
-    } = Reference::read(context)?;
+        ..
+    } = reference;
     let present = presence.sees();
-    let fields = rules.needs().union(identity::FIELDS);
     let (new, unmarked, processes) = settle(
         retry && present,
         |_| {
