@@ -93,7 +93,7 @@ impl History {
             None => now,
         };
         let scope = request.scope(&option)?;
-        let Some(journal) = Journal::open_existing(&context.journal)? else {
+        let Some(journal) = Journal::open_to_read(&context.journal)? else {
             return Err(Error::Usage(format!(
                 "no journal at {}: start the watcher (`systemctl enable --now psdiff-watch`, or `psdiff watch`) to record processes",
                 context.journal.display()

@@ -16,7 +16,7 @@ pub fn take(
     comparison: &Comparison,
     consumer: &str,
 ) -> Result<(Vec<String>, Option<String>), Error> {
-    let Some(mut journal) = Journal::open_existing(&context.journal)? else {
+    let Some(mut journal) = Journal::open_for_cursor(&context.journal)? else {
         return Ok((Vec::new(), None));
     };
     let note = match journal.watcher()? {

@@ -84,7 +84,7 @@ impl Ledger {
     /// Counts from the watcher's journal at `path` too, when a watcher
     /// is writing it.
     pub fn with_journal(mut self, path: &Path) -> Ledger {
-        match crate::journal::Journal::open_existing(path) {
+        match crate::journal::Journal::open_to_read(path) {
             Ok(Some(journal))
                 if journal
                     .watcher()

@@ -111,14 +111,31 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens the journal for reading and for the cursors of `show`; `None`
-    /// when there is none (no watcher ever ran).
-    pub fn open_existing(path: &Path) -> Result<Option<Journal>, JournalError> {
+    /// Opens the journal to read it (history, check, the API), never to
+    /// write; `None` when there is none (no watcher ever ran).
+    pub fn open_to_read(path: &Path) -> Result<Option<Journal>, JournalError> {
+        Journal::open_reader(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    }
+
+    /// Opens the journal to read it and move a consumer's cursor (`show`'s
+    /// transient extras); `None` when there is none.
+    pub fn open_for_cursor(path: &Path) -> Result<Option<Journal>, JournalError> {
+        Journal::open_reader(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+    }
+
+    fn open_reader(path: &Path, access: OpenFlags) -> Result<Option<Journal>, JournalError> {
         if !path.exists() {
             return Ok(None);
         }
-        let journal = Journal::connect(path)?;
-        journal.configure()?;
+        let journal = Journal::connect(path, access)?;
+        // A reader waits only while the watcher recovers the log after a
+        // crash (the log is not read from at all then), which on a loaded
+        // machine took over 5 s; it never sets the journal's mode, which
+        // is the watcher's and kept in the file.
+        journal
+            .db
+            .execute_batch("PRAGMA busy_timeout = 15000;")
+            .map_err(journal.fail())?;
         Ok(Some(journal))
     }
 
@@ -167,7 +184,7 @@ impl Journal {
                 }
             }
         }
-        let journal = Journal::connect(path)?;
+        let journal = Journal::connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         let fail = |e| sqlite(path, e);
         // auto_vacuum takes effect only before the first table.
         journal
@@ -219,10 +236,8 @@ impl Journal {
     }
 
     /// A connection to the file at `path`, never through a link.
-    fn connect(path: &Path) -> Result<Journal, JournalError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    fn connect(path: &Path, access: OpenFlags) -> Result<Journal, JournalError> {
+        let flags = access | OpenFlags::SQLITE_OPEN_NOFOLLOW | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let db = Connection::open_with_flags(path, flags).map_err(|e| sqlite(path, e))?;
         Ok(Journal {
             path: path.to_path_buf(),
@@ -230,12 +245,13 @@ impl Journal {
         })
     }
 
+    /// The watcher's settings. NORMAL in WAL mode: a crash loses at most
+    /// the last commits, and never corrupts the file; the log is cut back
+    /// to 16 MiB after each checkpoint, however far a storm grew it.
     fn configure(&self) -> Result<(), JournalError> {
-        // NORMAL in WAL mode: a crash loses at most the last commits, and
-        // never corrupts the file.
         self.db
             .execute_batch(
-                "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;",
+                "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF; PRAGMA journal_size_limit = 16777216;",
             )
             .map_err(|e| sqlite(&self.path, e))
     }

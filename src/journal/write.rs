@@ -186,7 +186,9 @@ impl Writer {
                 )
                 .map_err(&fail)? as u64;
         }
-        db.execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")
+        // PASSIVE: a checkpoint that waited for readers held `show` and
+        // `history` past their timeout while a restarted watcher caught up.
+        db.execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(PASSIVE);")
             .map_err(&fail)?;
         Ok(dropped)
     }
@@ -345,5 +347,136 @@ fn sqlite_code(error: &JournalError) -> Option<rusqlite::ErrorCode> {
             ..
         } => Some(e.code),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer(name: &str) -> (std::path::PathBuf, Writer) {
+        let dir = std::env::temp_dir().join(format!("psdiff-retain-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let journal = Journal::open_or_create(&dir.join("journal.sqlite")).unwrap();
+        (dir, Writer::new(journal).unwrap())
+    }
+
+    /// `count` images of a wide command line, begun `age` seconds ago
+    /// and ended at once, and one still running as old.
+    fn fill(writer: &mut Writer, count: usize, age: f64) {
+        let argv = "x".repeat(2000);
+        let mut batch = writer.batch().unwrap();
+        for pid in 0..count as u32 {
+            let image = NewImage {
+                boot: "b",
+                pid: pid + 100,
+                started: now() - age,
+                origin: "fork",
+                argv: Some(&argv),
+                verdict: "extra",
+                ..NewImage::default()
+            };
+            let id = batch.insert(&image).unwrap();
+            batch.end(id, now() - age, Ending::Exec).unwrap();
+        }
+        let running = NewImage {
+            boot: "b",
+            pid: 1,
+            started: now() - age,
+            origin: "scan",
+            verdict: "baseline",
+            ..NewImage::default()
+        };
+        batch.insert(&running).unwrap();
+        batch.commit().unwrap();
+    }
+
+    fn images(writer: &Writer) -> (i64, i64) {
+        writer
+            .journal
+            .db
+            .query_row(
+                "SELECT count(*), count(*) FILTER (WHERE ended IS NULL) FROM images",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn retention_drops_what_ended_before_its_age_and_keeps_what_runs() {
+        let (dir, mut writer) = writer("age");
+        fill(&mut writer, 50, 8.0 * 86_400.0);
+        fill(&mut writer, 20, 60.0);
+        let dropped = writer.retain(&Retention::default()).unwrap();
+        assert_eq!(dropped, 50);
+        // The 20 recent ones and both running images stay.
+        assert_eq!(images(&writer), (22, 2));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn retention_trims_the_oldest_ended_images_to_the_size_bound() {
+        let (dir, mut writer) = writer("size");
+        // About 2,000 images of 2 kB: some 4 MiB, held to 1 MiB.
+        fill(&mut writer, 2000, 60.0);
+        let bound = 1 << 20;
+        let dropped = writer
+            .retain(&Retention {
+                max_bytes: bound,
+                ..Retention::default()
+            })
+            .unwrap();
+        let (left, running) = images(&writer);
+        assert!(dropped > 1000, "dropped {dropped}");
+        assert_eq!(running, 1, "a running image is never dropped");
+        assert_eq!(left as u64 + dropped, 2001);
+        let (pages, free, size): (i64, i64, i64) = writer
+            .journal
+            .db
+            .query_row(
+                "SELECT (SELECT page_count FROM pragma_page_count), (SELECT freelist_count FROM pragma_freelist_count), (SELECT page_size FROM pragma_page_size)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert!(((pages - free) * size) as u64 <= bound, "{pages} pages");
+        // And the oldest went first: what is left is the newest.
+        let lowest: i64 = writer
+            .journal
+            .db
+            .query_row(
+                "SELECT min(pid) FROM images WHERE ended IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(lowest > 100 + 1000, "lowest pid left {lowest}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_reader_opens_read_only_beside_the_writer() {
+        let (dir, mut writer) = writer("reader");
+        fill(&mut writer, 3, 1.0);
+        let path = dir.join("journal.sqlite");
+        let reader = Journal::open_to_read(&path).unwrap().unwrap();
+        fill(&mut writer, 2, 1.0);
+        let seen: i64 = reader
+            .db
+            .query_row("SELECT count(*) FROM images", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(seen, 7);
+        let refused = reader.db.execute("DELETE FROM images", []);
+        assert!(refused.is_err(), "a reader cannot write");
+        assert!(
+            Journal::open_to_read(&dir.join("none.sqlite"))
+                .unwrap()
+                .is_none()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -92,7 +92,7 @@ pub async fn follow(
     };
     let path = state.context.journal.clone();
     let opened = tokio::task::spawn_blocking(move || {
-        let journal = Journal::open_existing(&path)?;
+        let journal = Journal::open_to_read(&path)?;
         let mark = journal.as_ref().map(Journal::mark).transpose()?;
         Ok::<_, crate::journal::JournalError>((journal, mark))
     })

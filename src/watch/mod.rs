@@ -118,7 +118,8 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
     let began = Instant::now();
     let mut next_tick = Instant::now() + settings.tick;
     let mut next_rescan = Instant::now() + settings.rescan_every;
-    let mut next_retention = Instant::now();
+    // Not at once: a watcher restarted in a storm first catches up.
+    let mut next_retention = Instant::now() + RETENTION_EVERY;
     let mut db_stamp = modified(&context.db);
     let mut events = Vec::new();
     let mut rescan_wanted = false;
@@ -183,7 +184,7 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
             say_losses(&mut live, &mut overflows);
         }
         if Instant::now() >= next_retention {
-            next_retention = Instant::now() + Duration::from_secs(60);
+            next_retention = Instant::now() + RETENTION_EVERY;
             if let Err(e) = writer.retain(&settings.retention) {
                 eprintln!("psdiff watch: cannot trim the journal: {e}");
             }
@@ -199,6 +200,9 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
 
 /// How often a storm's losses are said on stderr, at most.
 const LOSS_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// How often old images are dropped and the file trimmed to its bound.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
 /// Says the losses since the last report, and how often the socket
 /// overflowed (each followed by a read of /proc).
