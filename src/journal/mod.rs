@@ -20,6 +20,12 @@ use rusqlite::{Connection, OpenFlags};
 pub use read::{Filter, HistoryRow, Mark, Started, Transient, WatcherState};
 pub use write::{Batch, Ending, NewImage, Retention, Writer, is_busy, is_full};
 
+/// How soon after an exit a start of the same program in the same place
+/// is its restart: in `history`'s timeline and in `check`'s `restarts`
+/// alike. A minute covers systemd's `RestartSec=` and any supervisor's
+/// back-off; a start by hand an hour later is a start of its own.
+pub const RESTART_WINDOW_SECONDS: f64 = 60.0;
+
 /// The schema's version, kept in `meta`; a journal of another version is
 /// moved aside, as a corrupt one is.
 const VERSION: &str = "1";

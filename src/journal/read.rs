@@ -264,7 +264,9 @@ impl Journal {
     }
 
     /// How many images of this program, title, unit and user exited (or
-    /// were lost) since `since` with a start of the same after them.
+    /// were lost) since `since` with a start of the same after them, within
+    /// [`RESTART_WINDOW_SECONDS`](super::RESTART_WINDOW_SECONDS) (a second
+    /// before: the two may be journaled in one tick, out of order).
     pub fn restarts(
         &self,
         exe: &str,
@@ -280,10 +282,14 @@ impl Journal {
                    AND e.end_kind IN ('exit', 'lost') AND e.ended >= ?5
                    AND EXISTS (SELECT 1 FROM images s
                                WHERE s.exe = ?1 AND s.argv = ?2 AND s.unit IS ?3 AND s.uid = ?4
-                                 AND s.id != e.id AND s.started >= e.ended - 1)",
+                                 AND s.id != e.id AND s.started >= e.ended - 1
+                                 AND s.started <= e.ended + ?6)",
             )
             .map_err(self.fail())?
-            .query_row(params![exe, argv, unit, uid, since], |r| r.get::<_, i64>(0))
+            .query_row(
+                params![exe, argv, unit, uid, since, super::RESTART_WINDOW_SECONDS],
+                |r| r.get::<_, i64>(0),
+            )
             .map(|n| n as u64)
             .map_err(self.fail())
     }

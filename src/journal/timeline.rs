@@ -1,11 +1,7 @@
 //! The journal's images as a timeline: starts, exits, execs and
 //! restarts, in time order, for `history` and the API.
 
-use super::HistoryRow;
-
-/// How soon after an exit a start of the same program in the same place
-/// is its restart.
-const RESTART_WINDOW_SECONDS: f64 = 60.0;
+use super::{HistoryRow, RESTART_WINDOW_SECONDS};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -479,4 +479,58 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// `check`'s count and `history`'s timeline say the same restarts: a
+    /// start 5 s after the exit is one (RestartSec=5s), one 5 min after
+    /// is a start of its own.
+    #[test]
+    fn check_and_history_agree_on_what_a_restart_is() {
+        let (dir, mut writer) = writer("restarts");
+        let t0 = now() - 1000.0;
+        let mut batch = writer.batch().unwrap();
+        for (pid, started, ended) in [
+            (10, t0, Some(t0 + 100.0)),
+            (11, t0 + 105.0, Some(t0 + 200.0)),
+            (12, t0 + 500.0, None),
+        ] {
+            let image = NewImage {
+                boot: "b",
+                pid,
+                started,
+                origin: "fork",
+                uid: Some(0),
+                user: Some("root"),
+                exe: Some("/usr/sbin/food"),
+                argv: Some("food -f"),
+                unit: Some("food.service"),
+                verdict: "baseline",
+                ..NewImage::default()
+            };
+            let id = batch.insert(&image).unwrap();
+            if let Some(at) = ended {
+                batch.end(id, at, Ending::Exit { status: 9 }).unwrap();
+            }
+        }
+        batch.commit().unwrap();
+        let journal = &writer.journal;
+        let counted = journal
+            .restarts("/usr/sbin/food", "food -f", Some("food.service"), 0, t0)
+            .unwrap();
+        assert_eq!(counted, 1);
+        let rows = journal
+            .history(&super::super::Filter {
+                since: t0 - 1.0,
+                until: now(),
+                unit: None,
+                user: None,
+            })
+            .unwrap();
+        let restarts: Vec<u32> = super::super::timeline::events(&rows, t0 - 1.0, now())
+            .iter()
+            .filter(|e| e.kind == super::super::timeline::Kind::Restart)
+            .map(|e| e.image.pid)
+            .collect();
+        assert_eq!(restarts, [11]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
