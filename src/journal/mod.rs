@@ -171,32 +171,10 @@ impl Journal {
 
     fn create(path: &Path) -> Result<Journal, JournalError> {
         if !path.exists() {
-            use std::os::unix::fs::OpenOptionsExt;
-            // Made exclusively, never through a planted link, 0600.
-            let made = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(path);
-            match made {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(source) => {
-                    return Err(JournalError::Io {
-                        path: path.to_path_buf(),
-                        source,
-                    });
-                }
-            }
+            Journal::make_new(path)?;
         }
         let journal = Journal::connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         let fail = |e| sqlite(path, e);
-        // auto_vacuum takes effect only before the first table.
-        journal
-            .db
-            .execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")
-            .map_err(fail)?;
         journal.configure()?;
         let check: String = journal
             .db
@@ -239,6 +217,47 @@ impl Journal {
             }
         }
         Ok(journal)
+    }
+
+    /// Makes a journal with its tables under a name of its own and links
+    /// it into place, so a reader never finds the file without them.
+    /// Made exclusively, never through a planted link, 0600.
+    fn make_new(path: &Path) -> Result<(), JournalError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut new = path.as_os_str().to_owned();
+        new.push(format!(".new-{}", std::process::id()));
+        let new = PathBuf::from(new);
+        let io = |source| JournalError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let _ = std::fs::remove_file(&new);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&new)
+            .map_err(io)?;
+        let made = Journal::connect(&new, OpenFlags::SQLITE_OPEN_READ_WRITE).and_then(|j| {
+            // auto_vacuum takes effect only before the first table.
+            j.db.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")
+                .and_then(|()| j.db.execute_batch(SCHEMA))
+                .and_then(|()| {
+                    j.db.execute(
+                        "INSERT INTO meta (key, value) VALUES ('version', ?1)",
+                        [VERSION],
+                    )
+                    .map(drop)
+                })
+                .map_err(|e| sqlite(path, e))
+        });
+        let linked = made.and_then(|()| match std::fs::hard_link(&new, path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(io(e)),
+            _ => Ok(()),
+        });
+        let _ = std::fs::remove_file(&new);
+        linked
     }
 
     /// A connection to the file at `path`, never through a link.
