@@ -134,10 +134,10 @@ impl Journal {
             return Ok(None);
         }
         let journal = Journal::connect(path, access)?;
-        // A reader waits only while the watcher recovers the log after a
-        // crash (the log is not read from at all then), which on a loaded
-        // machine took over 5 s; it never sets the journal's mode, which
-        // is the watcher's and kept in the file.
+        // In WAL mode a reader waits only while a log left by a crash is
+        // recovered; longer than the watcher's 5 s, as a history poll once
+        // timed out while a restarted watcher came up in a storm. It never
+        // sets the journal's mode: that is the watcher's, kept in the file.
         journal
             .db
             .execute_batch("PRAGMA busy_timeout = 15000;")
@@ -241,15 +241,9 @@ impl Journal {
             .map_err(io)?;
         let made = Journal::connect(&new, OpenFlags::SQLITE_OPEN_READ_WRITE).and_then(|j| {
             // auto_vacuum takes effect only before the first table.
+            // `create` then stamps its version, as for a journal of old.
             j.db.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")
                 .and_then(|()| j.db.execute_batch(SCHEMA))
-                .and_then(|()| {
-                    j.db.execute(
-                        "INSERT INTO meta (key, value) VALUES ('version', ?1)",
-                        [VERSION],
-                    )
-                    .map(drop)
-                })
                 .map_err(|e| sqlite(path, e))
         });
         let linked = made.and_then(|()| match std::fs::hard_link(&new, path) {
@@ -337,7 +331,8 @@ fn set_aside(path: &Path) -> Result<PathBuf, JournalError> {
 mod tests {
     use super::*;
 
-    fn dir(name: &str) -> PathBuf {
+    /// A fresh root-only folder for a test's journal.
+    pub(super) fn dir(name: &str) -> PathBuf {
         let dir =
             std::env::temp_dir().join(format!("psdiff-journal-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

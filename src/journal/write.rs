@@ -355,11 +355,7 @@ mod tests {
     use super::*;
 
     fn writer(name: &str) -> (std::path::PathBuf, Writer) {
-        let dir = std::env::temp_dir().join(format!("psdiff-retain-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .unwrap();
+        let dir = super::super::tests::dir(name);
         let journal = Journal::open_or_create(&dir.join("journal.sqlite")).unwrap();
         (dir, Writer::new(journal).unwrap())
     }
