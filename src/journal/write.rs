@@ -156,19 +156,9 @@ impl Writer {
             .map_err(&fail)? as u64;
         db.execute("DELETE FROM losses WHERE at < ?1", [before])
             .map_err(&fail)?;
-        let used = || -> Result<u64, JournalError> {
-            let (pages, free, size): (i64, i64, i64) = db
-                .query_row(
-                    "SELECT (SELECT page_count FROM pragma_page_count), (SELECT freelist_count FROM pragma_freelist_count), (SELECT page_size FROM pragma_page_size)",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .map_err(&fail)?;
-            Ok(((pages - free).max(0) * size) as u64)
-        };
         // A tenth of the ended images at a time, oldest first, down to 90%
         // of the bound so the next batches do not trim again at once.
-        while used()? > retention.max_bytes * 9 / 10 {
+        while self.journal.used_bytes()? > retention.max_bytes * 9 / 10 {
             let ended: i64 = db
                 .query_row(
                     "SELECT count(*) FROM images WHERE ended IS NOT NULL",
@@ -191,6 +181,21 @@ impl Writer {
         db.execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(PASSIVE);")
             .map_err(&fail)?;
         Ok(dropped)
+    }
+}
+
+impl Journal {
+    /// The bytes its pages hold, free pages not counted.
+    fn used_bytes(&self) -> Result<u64, JournalError> {
+        let (pages, free, size): (i64, i64, i64) = self
+            .db
+            .query_row(
+                "SELECT (SELECT page_count FROM pragma_page_count), (SELECT freelist_count FROM pragma_freelist_count), (SELECT page_size FROM pragma_page_size)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(self.fail())?;
+        Ok(((pages - free).max(0) * size) as u64)
     }
 }
 
@@ -430,16 +435,8 @@ mod tests {
         assert!(dropped > 1000, "dropped {dropped}");
         assert_eq!(running, 1, "a running image is never dropped");
         assert_eq!(left as u64 + dropped, 2001);
-        let (pages, free, size): (i64, i64, i64) = writer
-            .journal
-            .db
-            .query_row(
-                "SELECT (SELECT page_count FROM pragma_page_count), (SELECT freelist_count FROM pragma_freelist_count), (SELECT page_size FROM pragma_page_size)",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .unwrap();
-        assert!(((pages - free) * size) as u64 <= bound, "{pages} pages");
+        let used = writer.journal.used_bytes().unwrap();
+        assert!(used <= bound, "{used} bytes in use");
         // And the oldest went first: what is left is the newest.
         let lowest: i64 = writer
             .journal
