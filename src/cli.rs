@@ -388,6 +388,18 @@ pub struct WatchArgs {
     /// about 200 KiB, overflows in a fork storm).
     #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
     pub socket_buffer: usize,
+    /// Where events come from: `ebpf` (tracepoints; the kernel names each
+    /// program as it starts, so one that lives a millisecond is still
+    /// named; needs BTF and root or CAP_BPF+CAP_PERFMON), `connector` (the
+    /// kernel's process events, any kernel; each program is read from
+    /// /proc), or `auto` (eBPF where it can run, else the connector; the
+    /// log says which and why).
+    #[arg(long, value_enum, default_value_t = crate::watch::Backend::Auto)]
+    pub backend: crate::watch::Backend,
+    /// The eBPF ring buffer, in KiB (a power of two, at least 4): events
+    /// past it, while the watcher reads /proc, are lost and counted.
+    #[arg(long, value_name = "KIB", default_value_t = 16384, value_parser = ring_buffer_kib)]
+    pub ring_buffer: u32,
     /// Stop after this long (e.g. 30s) instead of at SIGTERM.
     #[arg(long = "for", value_name = "DURATION")]
     pub run_for: Option<humantime::Duration>,

@@ -41,6 +41,7 @@
 pub mod app;
 pub mod atomic;
 pub mod baseline;
+pub mod bpf;
 pub mod check;
 pub mod cli;
 pub mod clock;

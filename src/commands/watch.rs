@@ -23,7 +23,9 @@ pub fn run(context: &Context, args: &WatchArgs) -> Result<Exit, Error> {
             journal: context.journal.clone(),
             tick: seconds(args.tick, "tick")?,
             rescan_every: seconds(args.rescan, "rescan")?,
+            backend: args.backend,
             receive_buffer: args.socket_buffer,
+            ring_bytes: args.ring_buffer << 10,
             retention: Retention {
                 max_age: *args.keep,
                 max_bytes: args.max_size << 20,

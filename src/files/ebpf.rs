@@ -6,10 +6,11 @@
 
 use std::path::Path;
 
-use aya::Btf;
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::BtfTracePoint;
 use aya::{Ebpf, EbpfLoader, Pod};
+
+pub use crate::bpf::EbpfError;
+use crate::bpf::chain;
 
 static OBJECT: &[u8] = include_bytes!("bpf/files.bpf.o");
 
@@ -29,22 +30,6 @@ pub const PREFIX_MAX: usize = 256;
 pub const MAX_NAMES: usize = 8;
 const COMM_LEN: usize = 16;
 const HEADER_SIZE: usize = 64;
-
-/// Why the eBPF backend cannot run here; `--backend auto` then falls back
-/// to fanotify and says this.
-#[derive(Debug, thiserror::Error)]
-pub enum EbpfError {
-    #[error("this kernel has no BTF (/sys/kernel/btf/vmlinux), which the eBPF backend needs")]
-    NoBtf,
-    #[error("the eBPF backend is built for x86_64 only")]
-    Architecture,
-    #[error("the eBPF backend needs root, or CAP_BPF and CAP_PERFMON")]
-    NoCapability,
-    #[error("the kernel is locked down ({0}), which forbids eBPF tracing; use --backend fanotify")]
-    LockedDown(String),
-    #[error("the kernel refused the eBPF program: {0}")]
-    Load(String),
-}
 
 /// What the kernel side reports; the numbers of `enum kind` in the C.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,32 +172,10 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    /// Whether this machine can run it: architecture, BTF, capabilities,
-    /// lockdown. The kernel may still refuse at load.
-    pub fn available() -> Result<(), EbpfError> {
-        if !cfg!(target_arch = "x86_64") {
-            return Err(EbpfError::Architecture);
-        }
-        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-            return Err(EbpfError::NoBtf);
-        }
-        if !capable() {
-            return Err(EbpfError::NoCapability);
-        }
-        // `integrity` forbids only writing to user memory; `confidentiality`
-        // forbids reading the kernel's, which tracing needs.
-        if let Ok(mode) = std::fs::read_to_string("/sys/kernel/security/lockdown")
-            && mode.contains("[confidentiality]")
-        {
-            return Err(EbpfError::LockedDown("confidentiality".into()));
-        }
-        Ok(())
-    }
-
     /// Loads and configures the program; the tracepoints are attached by
     /// `start`, once the first processes are in `watch`.
     pub fn load(filter: &Filter) -> Result<Tracer, EbpfError> {
-        Tracer::available()?;
+        crate::bpf::available()?;
         let load = |e: &dyn std::error::Error| EbpfError::Load(chain(e));
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", filter.ring_bytes)
@@ -251,17 +214,7 @@ impl Tracer {
                 .set(i as u32, Name { comm }, 0)
                 .map_err(|e| load(&e))?;
         }
-        let btf = Btf::from_sys_fs().map_err(|e| load(&e))?;
-        for tracepoint in PROGRAMS {
-            let program: &mut BtfTracePoint = ebpf
-                .program_mut(tracepoint)
-                .expect("in the object")
-                .try_into()
-                .map_err(|e| load(&e))?;
-            program
-                .load(tracepoint, &btf)
-                .map_err(|e| EbpfError::Load(format!("{tracepoint}: {}", chain(&e))))?;
-        }
+        crate::bpf::load_tracepoints(&mut ebpf, &PROGRAMS)?;
         let take = |ebpf: &mut Ebpf, name| ebpf.take_map(name).expect("in the object");
         let watched = HashMap::try_from(take(&mut ebpf, "WATCHED")).map_err(|e| load(&e))?;
         let events = RingBuf::try_from(take(&mut ebpf, "EVENTS")).map_err(|e| load(&e))?;
@@ -290,17 +243,11 @@ impl Tracer {
     pub fn start(&mut self) -> Result<(), EbpfError> {
         // The tree first: it is followed before any of its files are
         // reported.
-        let attach = |e: aya::programs::ProgramError| EbpfError::Load(chain(&e));
-        for tracepoint in PROGRAMS.iter().rev() {
-            let program: &mut BtfTracePoint = self
-                ._ebpf
-                .program_mut(tracepoint)
-                .expect("in the object")
-                .try_into()
-                .map_err(attach)?;
-            program.attach().map_err(attach)?;
-        }
-        Ok(())
+        // The tree first: it is followed before any of its files are
+        // reported.
+        let mut reversed = PROGRAMS;
+        reversed.reverse();
+        crate::bpf::attach(&mut self._ebpf, &reversed)
     }
 
     /// Hands `each` every event in the ring buffer now, in order, each
@@ -315,36 +262,6 @@ impl Tracer {
 
     /// Events the kernel dropped because the ring buffer was full.
     pub fn lost(&self) -> u64 {
-        self.lost
-            .get(&0, 0)
-            .map(|per_cpu| per_cpu.iter().sum())
-            .unwrap_or(0)
+        crate::bpf::total(&self.lost)
     }
-}
-
-/// root, or CAP_BPF (39) and CAP_PERFMON (38) in effect.
-fn capable() -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    let effective = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .unwrap_or(0);
-    let needed = (1 << 39) | (1 << 38);
-    const CAP_SYS_ADMIN: u64 = 1 << 21;
-    effective & needed == needed || effective & CAP_SYS_ADMIN != 0
-}
-
-/// An error with its causes, as one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

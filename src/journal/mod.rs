@@ -73,7 +73,7 @@ CREATE TABLE IF NOT EXISTS cursors (
 -- Events the watcher knows it missed, and when.
 CREATE TABLE IF NOT EXISTS losses (
     at REAL NOT NULL,
-    kind TEXT NOT NULL,             -- overflow, sequence, unread, disk
+    kind TEXT NOT NULL,             -- overflow, sequence, ring, unread, disk
     count INTEGER NOT NULL
 );
 -- The running watcher: its heartbeat tells a reader it is alive.

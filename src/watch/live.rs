@@ -11,9 +11,10 @@ use crate::identity::Identity;
 use crate::journal::{Ending, NewImage, WatcherState, Writer};
 use crate::proc_events::ProcEvent;
 use crate::rules::Decision;
-use crate::snapshot::{PidReader, Process, Snapshot};
+use crate::snapshot::{Cgroup, PidReader, Process, Snapshot};
 
 use super::WatchError;
+use super::source::{Event, ExecSeen};
 
 /// What a pid runs now, as far as the watcher knows.
 struct Image {
@@ -121,8 +122,13 @@ impl Live {
     }
 
     /// Applies one event from the kernel.
-    pub fn apply(&mut self, event: ProcEvent, state: &mut WatcherState) {
+    pub fn apply(&mut self, event: Event, state: &mut WatcherState) {
         let now = crate::clock::unix_now();
+        let Event {
+            event,
+            start_ticks,
+            exec,
+        } = event;
         match event {
             ProcEvent::Fork { parent, child } => {
                 self.retire(child, now, Ending::Lost);
@@ -134,7 +140,7 @@ impl Live {
                         Process {
                             pid: child,
                             ppid: parent,
-                            start_time: self.ticks_now(),
+                            start_time: start_ticks.unwrap_or_else(|| self.ticks_now()),
                             num_threads: 1,
                             ..image.process.clone()
                         },
@@ -155,6 +161,11 @@ impl Live {
                 // its memory already gone: no argv and no exe) still has
                 // the kernel's name and user, but what it ran is gone.
                 let reading = match (fresh, known) {
+                    // What the kernel saw at exec is the truth; /proc only
+                    // adds to it while it still shows that program.
+                    (fresh, known) if let Some(seen) = exec.as_deref() => {
+                        self.as_seen(pid, seen, fresh, known).map(|p| (p, true))
+                    }
                     (Some(process), _) if ended_before_read(&process) => Some((process, false)),
                     (Some(process), _) => Some((process, true)),
                     (None, known) => known.map(|process| (process, false)),
@@ -194,6 +205,49 @@ impl Live {
                 }
             }
         }
+    }
+
+    /// The process an exec started, as the kernel saw it: its reading of
+    /// /proc while that shows the same program (it adds the title and
+    /// everything the kernel side does not send), else the kernel's view
+    /// over what was known of the pid. `None` for a pid never seen whose
+    /// /proc entry is gone too.
+    fn as_seen(
+        &mut self,
+        pid: u32,
+        seen: &ExecSeen,
+        fresh: Option<Process>,
+        known: Option<Process>,
+    ) -> Option<Process> {
+        let same_program = |p: &Process| {
+            !ended_before_read(p)
+                && seen.exe.is_some()
+                && p.exe.as_deref() == seen.exe.as_deref()
+                && p.uids == seen.uids
+        };
+        if let Some(process) = fresh.as_ref().filter(|p| same_program(p)) {
+            return Some(process.clone());
+        }
+        let base = known.or(fresh)?;
+        let wants_cgroup = base.cgroup.is_some();
+        Some(Process {
+            pid,
+            ppid: seen.ppid,
+            user: self.reader.users().name(seen.uids.effective),
+            uids: seen.uids,
+            gids: seen.gids,
+            comm: seen.comm.clone(),
+            exe: seen.exe.as_deref().map(Into::into),
+            // The parent's domain and disguise say nothing of this program.
+            selinux: None,
+            disguised: None,
+            cgroup: match &seen.cgroup {
+                Some(path) if wants_cgroup => Some(std::sync::Arc::new(Cgroup::parse(path))),
+                _ => None,
+            },
+            cmdline: seen.argv.clone(),
+            ..base
+        })
     }
 
     /// Takes the image `pid` has now, if any, out of the tree, its row to
@@ -305,8 +359,12 @@ impl Live {
             if image.exited.is_some() || !image.read {
                 continue;
             }
+            // Not a reading of it ending (no argv, no exe left), nor of
+            // a program it has run since (its own event follows).
             if let Some(fresh) = self.reader.read(pid)
                 && fresh.ppid == image.process.ppid
+                && !ended_before_read(&fresh)
+                && fresh.exe == image.process.exe
             {
                 let image = self.images.get_mut(&pid).expect("looked up above");
                 image.process = fresh;

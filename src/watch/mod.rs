@@ -11,9 +11,10 @@
 //! are counted in the journal's `losses` and the heartbeat, logged, and
 //! followed by a rescan.
 
+mod ebpf;
 mod live;
+mod source;
 
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -23,8 +24,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use crate::app::comparison::Reference;
 use crate::app::context::Context;
 use crate::journal::{self, Journal, Retention, WatcherState, Writer};
-use crate::proc_events::Connector;
 use live::Live;
+pub use source::Backend;
+use source::{Source, SourceError};
 
 pub struct Settings {
     pub journal: PathBuf,
@@ -32,8 +34,11 @@ pub struct Settings {
     pub tick: Duration,
     /// How often /proc is read again in full, to set the live tree right.
     pub rescan_every: Duration,
-    /// The socket's receive buffer (`--socket-buffer`).
+    pub backend: Backend,
+    /// The connector socket's receive buffer (`--socket-buffer`).
     pub receive_buffer: usize,
+    /// The eBPF ring buffer, in bytes (`--ring-buffer`).
+    pub ring_bytes: u32,
     pub retention: Retention,
     /// Stop after this long (`--for`); `None` runs until SIGTERM.
     pub run_for: Option<Duration>,
@@ -41,10 +46,8 @@ pub struct Settings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    #[error(
-        "cannot subscribe to the kernel's process events: {0}; psdiff watch needs root (CAP_NET_ADMIN) in the host's first pid namespace, and a kernel with CONFIG_PROC_EVENTS"
-    )]
-    Connector(std::io::Error),
+    #[error(transparent)]
+    Source(#[from] SourceError),
     #[error("cannot read the kernel's process events: {0}")]
     Events(std::io::Error),
     #[error(transparent)]
@@ -61,7 +64,12 @@ impl WatchError {
     /// Whether it is the environment's answer, not a failure: no right to
     /// subscribe here (not root, or not the host's pid namespace).
     pub fn is_usage(&self) -> bool {
-        matches!(self, WatchError::Connector(_))
+        matches!(
+            self,
+            WatchError::Source(
+                SourceError::Connector(_) | SourceError::Ebpf(crate::bpf::EbpfError::NoCapability)
+            )
+        )
     }
 }
 
@@ -93,10 +101,11 @@ fn catch_signals() {
 /// and the baseline again.
 pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
     catch_signals();
-    let mut connector = Connector::open().map_err(WatchError::Connector)?;
-    connector
-        .set_receive_buffer(settings.receive_buffer)
-        .map_err(WatchError::Connector)?;
+    let mut source = Source::open(
+        settings.backend,
+        settings.receive_buffer,
+        settings.ring_bytes,
+    )?;
     // Subscribed before the first read of /proc: nothing starts unseen.
     let mut writer = Writer::new(Journal::open_or_create(&settings.journal)?)?;
     let reference = Reference::read(context)?;
@@ -106,13 +115,17 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
         pid: std::process::id(),
         started: crate::clock::unix_now(),
         alive: crate::clock::unix_now(),
-        backend: "connector".to_string(),
+        backend: source.name().to_string(),
         ..WatcherState::default()
     };
     let adopted = live.rescan(&mut writer, &mut state, true)?;
     eprintln!(
-        "psdiff watch: watching {} processes ({adopted} carried on from the journal, {ended} of earlier boots closed); journal {}",
+        "psdiff watch: watching {} processes from the {} ({adopted} carried on from the journal, {ended} of earlier boots closed); journal {}",
         live.len(),
+        match source.name() {
+            "ebpf" => "kernel's tracepoints (eBPF)",
+            _ => "kernel's process events connector",
+        },
         settings.journal.display()
     );
     let began = Instant::now();
@@ -130,10 +143,10 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
             break;
         }
         let wait = next_tick.saturating_duration_since(Instant::now());
-        wait_readable(&connector, wait)?;
-        let lost_before = connector.lost();
+        wait_readable(&source, wait)?;
+        let lost_before = source.lost();
         events.clear();
-        let overflowed = match connector.read(&mut events) {
+        let overflowed = match source.read(&mut events) {
             Ok(()) => false,
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => true,
             Err(e) => return Err(WatchError::Events(e)),
@@ -142,10 +155,17 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
             overflows += 1;
             rescan_wanted = true;
         }
-        let lost = connector.lost() - lost_before;
+        let lost = source.lost() - lost_before;
         if lost > 0 {
             state.lost += lost;
-            live.note_loss(if overflowed { "overflow" } else { "sequence" }, lost);
+            live.note_loss(
+                if overflowed {
+                    "overflow"
+                } else {
+                    source.loss_kind()
+                },
+                lost,
+            );
             rescan_wanted = true;
         }
         state.events += events.len() as u64;
@@ -249,8 +269,8 @@ fn handle_write_error(
     Ok(())
 }
 
-fn wait_readable(connector: &Connector, wait: Duration) -> Result<(), WatchError> {
-    let mut fds = [PollFd::new(connector.fd().as_fd(), PollFlags::POLLIN)];
+fn wait_readable(source: &Source, wait: Duration) -> Result<(), WatchError> {
+    let mut fds = [PollFd::new(source.fd(), PollFlags::POLLIN)];
     let ms = wait.as_millis().min(i32::MAX as u128) as i32;
     match poll(
         &mut fds,

@@ -5,7 +5,7 @@
 // each, and the tree itself followed in the kernel (fork, exec, exit), so
 // a child is watched from its first instruction.
 //
-// Built by build.sh (beside it) into files.bpf.o, which is committed: psdiff
+// Built by src/bpf/build.sh into files.bpf.o, which is committed: psdiff
 // builds without clang. CI rebuilds it and checks the bytes are the same.
 //
 // Attach points are BTF raw tracepoints (tp_btf: sys_exit and

@@ -1,0 +1,178 @@
+//! The eBPF event source of `psdiff watch`: loads `bpf/watch.bpf.o`
+//! (compiled from `bpf/watch.bpf.c`, committed), attaches it to the
+//! scheduler's BTF raw tracepoints, and reads its ring buffer. At exec the
+//! kernel side sends what the new program is (file, argv, credentials,
+//! cgroup), so a process gone before /proc could be read is still named.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
+
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::{Ebpf, EbpfLoader};
+
+use crate::bpf::{self, EbpfError};
+use crate::proc_events::ProcEvent;
+use crate::snapshot::Ids;
+
+use super::source::{Event, ExecSeen};
+
+static OBJECT: &[u8] = include_bytes!("bpf/watch.bpf.o");
+
+const PROGRAMS: [&str; 3] = [
+    "sched_process_fork",
+    "sched_process_exec",
+    "sched_process_exit",
+];
+/// Offsets of `struct event` in the C.
+const HEADER_SIZE: usize = 88;
+const COMM_AT: usize = 72;
+const COMM_LEN: usize = 16;
+/// `truncated`'s bits.
+const EXE_TRUNCATED: u16 = 1;
+const CGROUP_TRUNCATED: u16 = 2;
+
+pub struct Tracer {
+    // Dropping it detaches the programs.
+    _ebpf: Ebpf,
+    events: RingBuf<MapData>,
+    lost: PerCpuArray<MapData, u64>,
+    /// Clock ticks per second, to give a fork's start time as /proc does.
+    ticks: u64,
+}
+
+impl Tracer {
+    /// Loads and attaches the programs, with a ring buffer of `ring_bytes`
+    /// (a power of two, at least a page).
+    pub fn start(ring_bytes: u32) -> Result<Tracer, EbpfError> {
+        bpf::available()?;
+        let load = |e: &dyn std::error::Error| EbpfError::load(e);
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("EVENTS", ring_bytes)
+            .load(OBJECT)
+            .map_err(|e| load(&e))?;
+        bpf::load_tracepoints(&mut ebpf, &PROGRAMS)?;
+        bpf::attach(&mut ebpf, &PROGRAMS)?;
+        let take = |ebpf: &mut Ebpf, name| ebpf.take_map(name).expect("in the object");
+        let events = RingBuf::try_from(take(&mut ebpf, "EVENTS")).map_err(|e| load(&e))?;
+        let lost = PerCpuArray::try_from(take(&mut ebpf, "LOST")).map_err(|e| load(&e))?;
+        Ok(Tracer {
+            _ebpf: ebpf,
+            events,
+            lost,
+            ticks: procfs::ticks_per_second(),
+        })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.events.as_fd()
+    }
+
+    /// Every event in the ring buffer now, in order.
+    pub fn read(&mut self, into: &mut Vec<Event>) {
+        while let Some(item) = self.events.next() {
+            into.extend(parse(&item, self.ticks));
+        }
+    }
+
+    /// Events the kernel dropped because the ring buffer was full.
+    pub fn lost(&self) -> u64 {
+        bpf::total(&self.lost)
+    }
+}
+
+/// One event as the kernel wrote it (`struct event`).
+fn parse(bytes: &[u8], ticks: u64) -> Option<Event> {
+    let u16_at = |at: usize| Some(u16::from_ne_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+    let ids = |at: usize| {
+        Some(Ids {
+            real: u32_at(at)?,
+            effective: u32_at(at + 4)?,
+            saved: u32_at(at + 8)?,
+            fs: u32_at(at + 12)?,
+        })
+    };
+    let start_ticks = u64_at(8)? / (1_000_000_000 / ticks.max(1));
+    let (kind, pid, ppid, status) = (u32_at(16)?, u32_at(20)?, u32_at(24)?, u32_at(28)?);
+    let event = match kind {
+        1 => ProcEvent::Fork {
+            parent: ppid,
+            child: pid,
+        },
+        2 => ProcEvent::Exec { pid },
+        3 => ProcEvent::Exit { pid, status },
+        _ => return None,
+    };
+    let exec = if kind == 2 {
+        let (exe_len, cgroup_len, argv_len) = (
+            u16_at(64)? as usize,
+            u16_at(66)? as usize,
+            u16_at(68)? as usize,
+        );
+        let truncated = u16_at(70)?;
+        let comm = bytes.get(COMM_AT..COMM_AT + COMM_LEN)?;
+        let comm = &comm[..comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN)];
+        let data = bytes.get(HEADER_SIZE..)?;
+        let exe = data.get(..exe_len)?;
+        let cgroup = data.get(exe_len..exe_len + cgroup_len)?;
+        let argv = data.get(exe_len + cgroup_len..exe_len + cgroup_len + argv_len)?;
+        Some(Box::new(ExecSeen {
+            ppid,
+            uids: ids(32)?,
+            gids: ids(48)?,
+            comm: comm.into(),
+            exe: (truncated & EXE_TRUNCATED == 0 && !exe.is_empty()).then(|| path_of(exe)),
+            cgroup: (truncated & CGROUP_TRUNCATED == 0).then(|| {
+                String::from_utf8_lossy(&path_of(cgroup).into_os_string().into_encoded_bytes())
+                    .into_owned()
+            }),
+            argv: argv.strip_suffix(&[0]).unwrap_or(argv).into(),
+        }))
+    } else {
+        None
+    };
+    Some(Event {
+        event,
+        start_ticks: (kind == 1).then_some(start_ticks),
+        exec,
+    })
+}
+
+/// A path from its components as the kernel walked them, the last first,
+/// each ending in a NUL: `nginx\0sbin\0usr\0` is `/usr/sbin/nginx`, and no
+/// component at all is `/`.
+fn path_of(components: &[u8]) -> PathBuf {
+    let mut path = Vec::with_capacity(components.len() + 1);
+    let parts: Vec<&[u8]> = components
+        .split(|&b| b == 0)
+        .filter(|c| !c.is_empty())
+        .collect();
+    for part in parts.iter().rev() {
+        path.push(b'/');
+        path.extend_from_slice(part);
+    }
+    if path.is_empty() {
+        path.push(b'/');
+    }
+    use std::os::unix::ffi::OsStringExt;
+    PathBuf::from(std::ffi::OsString::from_vec(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_is_put_together_from_its_components_last_first() {
+        assert_eq!(
+            path_of(b"nginx\0sbin\0usr\0"),
+            PathBuf::from("/usr/sbin/nginx")
+        );
+        assert_eq!(path_of(b""), PathBuf::from("/"));
+        assert_eq!(
+            path_of(b"nginx.service\0system.slice\0"),
+            PathBuf::from("/system.slice/nginx.service")
+        );
+    }
+}
