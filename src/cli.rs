@@ -398,7 +398,7 @@ pub struct WatchArgs {
     pub backend: crate::watch::Backend,
     /// The eBPF ring buffer, in KiB (a power of two, at least 4): events
     /// past it, while the watcher reads /proc, are lost and counted.
-    #[arg(long, value_name = "KIB", default_value_t = 16384, value_parser = ring_buffer_kib)]
+    #[arg(long, value_name = "KIB", default_value_t = 4096, value_parser = ring_buffer_kib)]
     pub ring_buffer: u32,
     /// Stop after this long (e.g. 30s) instead of at SIGTERM.
     #[arg(long = "for", value_name = "DURATION")]

@@ -210,8 +210,8 @@ impl Live {
     /// The process an exec started, as the kernel saw it: its reading of
     /// /proc while that shows the same program (it adds the title and
     /// everything the kernel side does not send), else the kernel's view
-    /// over what was known of the pid. `None` for a pid never seen whose
-    /// /proc entry is gone too.
+    /// over what was known of the pid (for a pid never seen whose /proc
+    /// entry is gone too, over nothing: the kernel's view is enough).
     fn as_seen(
         &mut self,
         pid: u32,
@@ -228,8 +228,28 @@ impl Live {
         if let Some(process) = fresh.as_ref().filter(|p| same_program(p)) {
             return Some(process.clone());
         }
-        let base = known.or(fresh)?;
-        let wants_cgroup = base.cgroup.is_some();
+        let base = known.or(fresh).unwrap_or_else(|| Process {
+            pid,
+            ppid: seen.ppid,
+            pgrp: pid,
+            user: self.reader.users().name(seen.uids.effective),
+            uids: seen.uids,
+            gids: seen.gids,
+            comm: seen.comm.clone(),
+            exe: None,
+            selinux: None,
+            cgroup: None,
+            disguised: None,
+            cmdline: seen.argv.clone(),
+            state: 'R',
+            kernel_thread: false,
+            start_time: self.ticks_now(),
+            utime: 0,
+            stime: 0,
+            nice: 0,
+            num_threads: 1,
+        });
+        let wants_cgroup = self.reference.needs().cgroup;
         Some(Process {
             pid,
             ppid: seen.ppid,

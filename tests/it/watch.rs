@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{TempDir, as_nobody, need_root, psdiff, run, skip, whole_machine};
+use crate::common::{TempDir, ZabbixAgent, as_nobody, need_root, psdiff, run, skip, whole_machine};
 
 crate::tests![
     a_transient_extra_is_reported_once_to_each_consumer,
@@ -19,6 +19,8 @@ crate::tests![
     a_flood_through_a_tiny_buffer_is_said_as_loss_and_rescanned,
     a_flood_through_a_tiny_ring_buffer_is_said_as_loss_and_rescanned,
     the_ebpf_backend_names_programs_that_live_a_millisecond,
+    an_unprivileged_flood_does_not_hide_an_intruder_from_show,
+    the_zabbix_item_reports_a_transient_once,
     a_watcher_killed_mid_storm_carries_on_from_its_journal,
     a_storm_of_starts_is_counted_while_it_happens,
     a_transient_in_a_container_is_seen_from_the_host,
@@ -447,6 +449,75 @@ fn the_ebpf_backend_names_programs_that_live_a_millisecond() {
         assert_eq!(start["user"], "nobody", "{start}");
         assert_eq!(start["verdict"], "extra", "{start}");
     }
+    stop(watcher);
+}
+
+fn an_unprivileged_flood_does_not_hide_an_intruder_from_show() {
+    let setup = Setup::new("watch-intruder");
+    let watcher = setup.watch(&["--backend", "ebpf"]);
+    let show = || run(setup.psdiff().args(["show-extra", "--consumer", "zabbix"]));
+    show();
+    // An ordinary user floods the machine with short programs, hoping the
+    // watcher loses events, and slips one that lives 60 ms in mid-flood.
+    let flood = "i=0; while [ $i -lt 1500 ]; do /bin/true; i=$((i+1)); done";
+    let mut floods: Vec<Child> = (0..4)
+        .map(|_| as_nobody(&["sh", "-c", flood]).spawn().unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let status = as_nobody(&["sh", "-c", "exec sleep 0.0571"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for flood in &mut floods {
+        flood.wait().unwrap();
+    }
+    setup.wait_for("sleep 0.0571", "exit");
+    let (code, out, err) = show();
+    let ours: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("sleep 0.0571 (transient: "))
+        .collect();
+    assert_eq!(ours.len(), 1, "{err}");
+    assert!(ours[0].ends_with("exit 0)  {user=nobody}"), "{}", ours[0]);
+    assert_eq!(code, 1);
+    // The ring buffer absorbed the flood: nothing was lost to hide in.
+    let v = setup.history(&["--since", "10m"]);
+    assert_eq!(v["watcher"]["lost"], 0, "{}", v["watcher"]);
+    stop(watcher);
+}
+
+fn the_zabbix_item_reports_a_transient_once() {
+    let setup = Setup::new("watch-zabbix");
+    let agent = ZabbixAgent::new();
+    let watcher = setup.watch(&[]);
+    let db = setup.dir.path().join("db");
+    let journal = setup.journal();
+    let env = [
+        ("PSDIFF_DB", db.as_os_str()),
+        ("PSDIFF_JOURNAL", journal.as_os_str()),
+    ];
+    let item = || agent.item_with("psdiff.extra", &env);
+    // The agent's first look sets its cursor.
+    item();
+    let status = as_nobody(&["sh", "-c", "exec sleep 1.0373"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    setup.wait_for("sleep 1.0373", "exit");
+    let value = item();
+    let ours: Vec<&str> = value
+        .lines()
+        .filter(|l| l.contains("sleep 1.0373"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{value}");
+    assert!(
+        ours[0].starts_with("+ ") && ours[0].contains("sleep 1.0373 (transient: "),
+        "{}",
+        ours[0]
+    );
+    // Once: the next poll has moved past it.
+    let again = item();
+    assert!(!again.contains("sleep 1.0373"), "reported twice: {again}");
     stop(watcher);
 }
 
