@@ -7,7 +7,8 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::Pod;
+use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::{Ebpf, EbpfLoader};
 
 use crate::bpf::{self, EbpfError};
@@ -31,6 +32,49 @@ const COMM_LEN: usize = 16;
 const EXE_TRUNCATED: u16 = 1;
 const CGROUP_TRUNCATED: u16 = 2;
 
+/// Where the watcher runs (`struct config`): pids and cgroups are sent as
+/// its /proc shows them, so it can run in a container.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Config {
+    /// The inode of its pid namespace.
+    ns_inum: u32,
+    unused: u32,
+    /// The kernfs id of its cgroup namespace's root, where a cgroup's
+    /// path begins; 0 walks to the hierarchy's root.
+    cgroup_root: u64,
+}
+// SAFETY: plain integers, as `struct config` in the C.
+unsafe impl Pod for Config {}
+
+impl Config {
+    fn of_this_process() -> Config {
+        use std::os::unix::fs::MetadataExt;
+        let ns_inum = std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino() as u32);
+        Config {
+            ns_inum,
+            unused: 0,
+            cgroup_root: cgroup_root().unwrap_or(0),
+        }
+    }
+}
+
+/// The root of this process's cgroup namespace, as the kernfs id of the
+/// cgroup2 mount at /sys/fs/cgroup, when that mount is rooted there: our
+/// own cgroup, as /proc/self/cgroup names it, is found under it.
+fn cgroup_root() -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mount = std::path::Path::new("/sys/fs/cgroup");
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let own = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let inside = mount
+        .join(own.trim_start_matches('/'))
+        .join("cgroup.controllers");
+    (mount.join("cgroup.controllers").exists() && inside.exists())
+        .then(|| std::fs::metadata(mount).ok().map(|m| m.ino()))
+        .flatten()
+}
+
 pub struct Tracer {
     // Dropping it detaches the programs.
     _ebpf: Ebpf,
@@ -49,6 +93,12 @@ impl Tracer {
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", ring_bytes)
             .load(OBJECT)
+            .map_err(|e| load(&e))?;
+        let mut config: Array<_, Config> =
+            Array::try_from(ebpf.map_mut("CONFIG").expect("in the object"))
+                .map_err(|e| load(&e))?;
+        config
+            .set(0, Config::of_this_process(), 0)
             .map_err(|e| load(&e))?;
         bpf::load_tracepoints(&mut ebpf, &PROGRAMS)?;
         bpf::attach(&mut ebpf, &PROGRAMS)?;

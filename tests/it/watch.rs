@@ -21,6 +21,7 @@ crate::tests![
     the_ebpf_backend_names_programs_that_live_a_millisecond,
     an_unprivileged_flood_does_not_hide_an_intruder_from_show,
     the_zabbix_item_reports_a_transient_once,
+    an_ebpf_watcher_in_a_pid_namespace_journals_its_own_pids,
     a_watcher_killed_mid_storm_carries_on_from_its_journal,
     a_storm_of_starts_is_counted_while_it_happens,
     a_transient_in_a_container_is_seen_from_the_host,
@@ -519,6 +520,47 @@ fn the_zabbix_item_reports_a_transient_once() {
     let again = item();
     assert!(!again.contains("sleep 1.0373"), "reported twice: {again}");
     stop(watcher);
+}
+
+fn an_ebpf_watcher_in_a_pid_namespace_journals_its_own_pids() {
+    let setup = Setup::new("watch-pidns");
+    // A watcher in a container (systemd-nspawn -b, LXC) has its own pids
+    // and /proc; the connector refuses it, the eBPF backend translates.
+    let bin = env!("CARGO_BIN_EXE_psdiff");
+    let script = format!(
+        "{bin} watch --backend ebpf --tick 0.2 --for 4s & sleep 1.5; /bin/true zz-pidns-inside; sleep 0.2; wait"
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "sh", "-c", &script])
+        .env("PSDIFF_CONFIG", "/dev/null")
+        .env("PSDIFF_DB", setup.dir.path().join("db"))
+        .env("PSDIFF_JOURNAL", setup.journal());
+    let mut child = cmd.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    let outside = Command::new("/bin/true")
+        .arg("zz-pidns-outside")
+        .status()
+        .unwrap();
+    assert!(outside.success());
+    assert!(child.wait().unwrap().success());
+    let v = setup.history(&["--since", "10m"]);
+    let events = v["events"].as_array().unwrap();
+    let inside: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "start" && e["argv"] == "/bin/true zz-pidns-inside")
+        .collect();
+    assert_eq!(inside.len(), 1, "{events:?}");
+    // Its pid and parent as the namespace's /proc names them: the shell
+    // that runs the script is its pid 1.
+    assert_eq!(inside[0]["ppid"], 1, "{}", inside[0]);
+    assert!(inside[0]["pid"].as_u64().unwrap() < 100, "{}", inside[0]);
+    assert_eq!(inside[0]["exe"], "/usr/bin/true", "{}", inside[0]);
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["argv"] == "/bin/true zz-pidns-outside"),
+        "a process outside the namespace was journaled: {events:?}"
+    );
 }
 
 fn a_watcher_killed_mid_storm_carries_on_from_its_journal() {

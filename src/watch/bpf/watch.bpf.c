@@ -108,6 +108,7 @@ struct linux_binprm {
 } __attribute__((preserve_access_index));
 
 struct kernfs_node {
+	__u64 id;
 	const char *name;
 	struct kernfs_node *__parent;
 } __attribute__((preserve_access_index));
@@ -130,9 +131,29 @@ struct mm_struct {
 	unsigned long arg_end;
 } __attribute__((preserve_access_index));
 
+struct ns_common {
+	unsigned int inum;
+} __attribute__((preserve_access_index));
+
+struct pid_namespace {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+
+struct upid {
+	int nr;
+	struct pid_namespace *ns;
+} __attribute__((preserve_access_index));
+
+struct pid {
+	unsigned int level;
+	struct upid numbers[1];
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	int pid;
 	int tgid;
+	struct task_struct *group_leader;
+	struct pid *thread_pid;
 	int exit_code;
 	__u64 start_boottime;
 	struct task_struct *real_parent;
@@ -141,6 +162,24 @@ struct task_struct {
 	struct mm_struct *mm;
 	char comm[TASK_COMM_LEN];
 } __attribute__((preserve_access_index));
+
+// Where the watcher runs, set by psdiff before attaching: a watcher in a
+// container (systemd-nspawn -b, LXC) sees its own pids and cgroups.
+struct config {
+	__u32 ns_inum; // the inode of its pid namespace
+	__u32 unused;
+	__u64 cgroup_root; // the kernfs id of its cgroup namespace's root; 0: none
+};
+
+#define PID_NS_INIT_INO 0xEFFFFFFCU // the host's pid namespace
+#define MAX_LEVEL 8                 // how deep a watcher's namespace may be
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct config);
+} CONFIG SEC(".maps");
 
 // Its size is set by psdiff at load (--ring-buffer).
 struct {
@@ -179,6 +218,41 @@ static __always_inline void output(struct event *e, __u64 size)
 		count_lost();
 }
 
+static __always_inline struct config *config(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&CONFIG, &zero);
+}
+
+// The process id of `task` in the watcher's pid namespace, as its /proc
+// names it; 0 when the process is not in that namespace. A watcher cannot
+// learn its namespace's depth from inside (its /proc and NS_GET_PARENT
+// stop at it), so the depth is found here, by the namespace's inode.
+static __always_inline __u32 ns_tgid(struct task_struct *task, struct config *cfg)
+{
+	if (cfg->ns_inum == PID_NS_INIT_INO)
+		return BPF_CORE_READ(task, tgid);
+	struct pid *pid = BPF_CORE_READ(task, group_leader, thread_pid);
+	if (!pid)
+		return 0;
+	unsigned int level = BPF_CORE_READ(pid, level);
+	for (__u32 i = 1; i <= MAX_LEVEL; i++) {
+		if (i > level)
+			return 0;
+		void *upid = (void *)pid + bpf_core_field_offset(struct pid, numbers) +
+			     i * bpf_core_type_size(struct upid);
+		struct pid_namespace *ns = 0;
+		bpf_probe_read_kernel(&ns, sizeof(ns), upid + bpf_core_field_offset(struct upid, ns));
+		if (ns && BPF_CORE_READ(ns, ns.inum) == cfg->ns_inum) {
+			int nr = 0;
+			bpf_probe_read_kernel(&nr, sizeof(nr),
+					      upid + bpf_core_field_offset(struct upid, nr));
+			return nr;
+		}
+	}
+	return 0;
+}
+
 static __always_inline struct event *scratch(void)
 {
 	__u32 zero = 0;
@@ -192,6 +266,7 @@ struct walk {
 	struct vfsmount *vfsmnt;
 	struct mount *mnt;
 	struct kernfs_node *kn;
+	__u64 cgroup_root;
 	__u32 off;
 	__u32 end;
 };
@@ -253,7 +328,7 @@ static long cgroup_step(__u32 i, void *ctx)
 {
 	struct walk *w = ctx;
 	struct kernfs_node *kn = w->kn;
-	if (!kn)
+	if (!kn || BPF_CORE_READ(kn, id) == w->cgroup_root)
 		return 1;
 	struct kernfs_node *parent = kernfs_parent(kn);
 	if (!parent)
@@ -264,13 +339,14 @@ static long cgroup_step(__u32 i, void *ctx)
 	return 0;
 }
 
-static __always_inline void header(struct event *e, __u32 kind, struct task_struct *task)
+static __always_inline void header(struct event *e, __u32 kind, struct task_struct *task,
+				   __u32 pid, struct config *cfg)
 {
 	e->time_ns = bpf_ktime_get_ns();
 	e->start_ns = BPF_CORE_READ(task, start_boottime);
 	e->kind = kind;
-	e->pid = BPF_CORE_READ(task, tgid);
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->pid = pid;
+	e->ppid = ns_tgid(BPF_CORE_READ(task, real_parent), cfg);
 	e->status = 0;
 	e->exe_len = 0;
 	e->cgroup_len = 0;
@@ -286,12 +362,18 @@ int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct 
 {
 	if (child->pid != child->tgid)
 		return 0;
+	struct config *cfg = config();
+	if (!cfg)
+		return 0;
+	__u32 pid = ns_tgid(child, cfg);
+	if (!pid)
+		return 0;
 	struct event *e = bpf_ringbuf_reserve(&EVENTS, HEADER_SIZE, 0);
 	if (!e) {
 		count_lost();
 		return 0;
 	}
-	header(e, K_FORK, child);
+	header(e, K_FORK, child, pid, cfg);
 	__builtin_memset(e->uid, 0, sizeof(e->uid) + sizeof(e->gid));
 	bpf_ringbuf_submit(e, 0);
 	return 0;
@@ -301,10 +383,14 @@ int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(sched_process_exec, struct task_struct *task, int old_pid, struct linux_binprm *bprm)
 {
-	struct event *e = scratch();
-	if (!e)
+	struct config *cfg = config();
+	if (!cfg)
 		return 0;
-	header(e, K_EXEC, task);
+	__u32 pid = ns_tgid(task, cfg);
+	struct event *e = scratch();
+	if (!pid || !e)
+		return 0;
+	header(e, K_EXEC, task, pid, cfg);
 	const struct cred *cred = BPF_CORE_READ(task, cred);
 	e->uid[0] = BPF_CORE_READ(cred, uid.val);
 	e->uid[1] = BPF_CORE_READ(cred, euid.val);
@@ -325,6 +411,7 @@ int BPF_PROG(sched_process_exec, struct task_struct *task, int old_pid, struct l
 		e->truncated |= 1;
 	e->exe_len = w.off;
 	w.kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+	w.cgroup_root = cfg->cgroup_root;
 	w.end = CGROUP_END;
 	if (bpf_loop(CGROUP_PARTS, cgroup_step, &w, 0) == CGROUP_PARTS)
 		e->truncated |= 2;
@@ -353,12 +440,18 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 {
 	if (task->pid != task->tgid)
 		return 0;
+	struct config *cfg = config();
+	if (!cfg)
+		return 0;
+	__u32 pid = ns_tgid(task, cfg);
+	if (!pid)
+		return 0;
 	struct event *e = bpf_ringbuf_reserve(&EVENTS, HEADER_SIZE, 0);
 	if (!e) {
 		count_lost();
 		return 0;
 	}
-	header(e, K_EXIT, task);
+	header(e, K_EXIT, task, pid, cfg);
 	e->status = BPF_CORE_READ(task, exit_code);
 	__builtin_memset(e->uid, 0, sizeof(e->uid) + sizeof(e->gid));
 	bpf_ringbuf_submit(e, 0);
