@@ -355,27 +355,34 @@ static __always_inline void header(struct event *e, __u32 kind, struct task_stru
 	BPF_CORE_READ_INTO(&e->comm, task, comm);
 }
 
+// A fork's or an exit's event: the header alone, written in place in the
+// ring buffer; nothing for a process outside the watcher's namespace.
+static __always_inline void header_only(__u32 kind, struct task_struct *task, __u32 status)
+{
+	struct config *cfg = config();
+	if (!cfg)
+		return;
+	__u32 pid = ns_tgid(task, cfg);
+	if (!pid)
+		return;
+	struct event *e = bpf_ringbuf_reserve(&EVENTS, HEADER_SIZE, 0);
+	if (!e) {
+		count_lost();
+		return;
+	}
+	header(e, kind, task, pid, cfg);
+	e->status = status;
+	__builtin_memset(e->uid, 0, sizeof(e->uid) + sizeof(e->gid));
+	bpf_ringbuf_submit(e, 0);
+}
+
 // In the parent, before the child first runs. A new thread is not a
 // process.
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct *child)
 {
-	if (child->pid != child->tgid)
-		return 0;
-	struct config *cfg = config();
-	if (!cfg)
-		return 0;
-	__u32 pid = ns_tgid(child, cfg);
-	if (!pid)
-		return 0;
-	struct event *e = bpf_ringbuf_reserve(&EVENTS, HEADER_SIZE, 0);
-	if (!e) {
-		count_lost();
-		return 0;
-	}
-	header(e, K_FORK, child, pid, cfg);
-	__builtin_memset(e->uid, 0, sizeof(e->uid) + sizeof(e->gid));
-	bpf_ringbuf_submit(e, 0);
+	if (child->pid == child->tgid)
+		header_only(K_FORK, child, 0);
 	return 0;
 }
 
@@ -438,23 +445,8 @@ int BPF_PROG(sched_process_exec, struct task_struct *task, int old_pid, struct l
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(sched_process_exit, struct task_struct *task)
 {
-	if (task->pid != task->tgid)
-		return 0;
-	struct config *cfg = config();
-	if (!cfg)
-		return 0;
-	__u32 pid = ns_tgid(task, cfg);
-	if (!pid)
-		return 0;
-	struct event *e = bpf_ringbuf_reserve(&EVENTS, HEADER_SIZE, 0);
-	if (!e) {
-		count_lost();
-		return 0;
-	}
-	header(e, K_EXIT, task, pid, cfg);
-	e->status = BPF_CORE_READ(task, exit_code);
-	__builtin_memset(e->uid, 0, sizeof(e->uid) + sizeof(e->gid));
-	bpf_ringbuf_submit(e, 0);
+	if (task->pid == task->tgid)
+		header_only(K_EXIT, task, BPF_CORE_READ(task, exit_code));
 	return 0;
 }
 
