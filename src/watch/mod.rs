@@ -138,13 +138,16 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
     let mut rescan_wanted = false;
     let mut overflows = 0u64;
     let mut next_loss_report = Instant::now();
+    // The eBPF ring counts its drops whenever they happen, most while we
+    // wait or apply events, so each read is charged with all since the
+    // last one, not only those during it.
+    let mut lost_counted = 0;
     while !STOP.load(Ordering::SeqCst) {
         if settings.run_for.is_some_and(|d| began.elapsed() >= d) {
             break;
         }
         let wait = next_tick.saturating_duration_since(Instant::now());
         wait_readable(&source, wait)?;
-        let lost_before = source.lost();
         events.clear();
         let overflowed = match source.read(&mut events) {
             Ok(()) => false,
@@ -155,7 +158,8 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
             overflows += 1;
             rescan_wanted = true;
         }
-        let lost = source.lost() - lost_before;
+        let lost = source.lost() - lost_counted;
+        lost_counted += lost;
         if lost > 0 {
             state.lost += lost;
             live.note_loss(
