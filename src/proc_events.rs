@@ -3,8 +3,9 @@
 //! even if it exits before anyone could read its /proc entry. `psdiff
 //! files` follows a tree with them, `psdiff watch` journals every process.
 //!
-//! The kernel sends them only to listeners in the first pid and user
-//! namespace, with CAP_NET_ADMIN; pids are that namespace's.
+//! The kernel takes subscriptions only from root (CAP_NET_ADMIN) in the
+//! first pid and user namespace, and its pids are that namespace's; a
+//! subscription it does not answer is refused here.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -43,7 +44,20 @@ pub struct Connector {
     /// Events known lost: gaps in the sequence, and ENOBUFS (uncounted
     /// losses, each counted as one).
     lost: u64,
+    /// Events read while waiting for the kernel's answer, for the first
+    /// `read`.
+    pending: Vec<ProcEvent>,
 }
+
+/// The kernel's answer to a subscription (`PROC_EVENT_NONE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ack {
+    ack: u32,
+    err: u32,
+}
+
+/// How long the kernel's answer may take; it comes at once where it comes.
+const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Connector {
     /// Subscribes to process events. Needs CAP_NET_ADMIN and a kernel with
@@ -71,18 +85,73 @@ impl Connector {
         message.extend_from_slice(&0u16.to_ne_bytes());
         message.extend_from_slice(&0u32.to_ne_bytes());
         message.extend_from_slice(&std::process::id().to_ne_bytes());
-        for field in [CN_IDX_PROC, CN_VAL_PROC, 0, 0] {
+        // The kernel answers with `nonce + 1` (and, since 6.x, a
+        // sequence number of its own).
+        let nonce = std::process::id();
+        for field in [CN_IDX_PROC, CN_VAL_PROC, 0, nonce] {
             message.extend_from_slice(&field.to_ne_bytes());
         }
         message.extend_from_slice(&4u16.to_ne_bytes());
         message.extend_from_slice(&0u16.to_ne_bytes());
         message.extend_from_slice(&op);
         send(socket.as_raw_fd(), &message, MsgFlags::empty())?;
-        Ok(Connector {
+        let mut connector = Connector {
             socket,
             last_seq: Vec::new(),
             lost: 0,
-        })
+            pending: Vec::new(),
+        };
+        connector.await_ack(nonce)?;
+        Ok(connector)
+    }
+
+    /// Waits for the kernel's answer to our subscription. It answers only
+    /// a listener in the first pid and user namespace; elsewhere it says
+    /// nothing, while the socket still gets the host's events (another
+    /// listener keeps them flowing), whose pids mean nothing here.
+    fn await_ack(&mut self, nonce: u32) -> std::io::Result<()> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let deadline = std::time::Instant::now() + ACK_WAIT;
+        let mut buffer = [0u8; 8192];
+        loop {
+            let mut acks = Vec::new();
+            match recv(self.socket.as_raw_fd(), &mut buffer, MsgFlags::empty()) {
+                Ok(n) => {
+                    let events = &mut self.pending;
+                    self.lost +=
+                        parse_messages(&buffer[..n], events, &mut self.last_seq, &mut acks);
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(std::io::Error::other(
+                            "the kernel did not answer the subscription",
+                        ));
+                    }
+                    let millis = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+                    let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
+                    match poll(&mut fds, PollTimeout::from(millis)) {
+                        Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                // A burst of other listeners' events before the answer:
+                // what was dropped is the caller's first /proc read's.
+                Err(nix::errno::Errno::ENOBUFS) => {
+                    self.last_seq.clear();
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            if let Some(ack) = acks.iter().find(|a| a.ack == nonce.wrapping_add(1)) {
+                return match ack.err {
+                    0 => Ok(()),
+                    err => Err(std::io::Error::from_raw_os_error(err as i32)),
+                };
+            }
+        }
     }
 
     /// Asks the kernel for a receive buffer of `bytes` (it doubles the
@@ -108,11 +177,13 @@ impl Connector {
     /// events because we read too slowly (counted in `lost`); the events
     /// after it are read by the next call.
     pub fn read(&mut self, into: &mut Vec<ProcEvent>) -> std::io::Result<()> {
+        into.append(&mut self.pending);
         let mut buffer = [0u8; 8192];
         loop {
             match recv(self.socket.as_raw_fd(), &mut buffer, MsgFlags::empty()) {
                 Ok(n) => {
-                    let gaps = parse_messages(&buffer[..n], into, &mut self.last_seq);
+                    let gaps =
+                        parse_messages(&buffer[..n], into, &mut self.last_seq, &mut Vec::new());
                     self.lost += gaps;
                 }
                 Err(nix::errno::Errno::EAGAIN) => return Ok(()),
@@ -132,11 +203,13 @@ impl Connector {
 }
 
 /// The events in one datagram (which may hold several netlink messages),
-/// and how many events the sequence numbers say were lost before them.
+/// and how many events the sequence numbers say were lost before them;
+/// the kernel's answers to subscriptions go to `acks`.
 fn parse_messages(
     mut bytes: &[u8],
     into: &mut Vec<ProcEvent>,
     last_seq: &mut Vec<Option<u32>>,
+    acks: &mut Vec<Ack>,
 ) -> u64 {
     let mut lost = 0;
     let u32_at = |b: &[u8], at: usize| -> Option<u32> {
@@ -158,6 +231,11 @@ fn parse_messages(
                 }
                 last_seq[cpu] = Some(seq);
             }
+        }
+        if u32_at(message, 36) == Some(0)
+            && let (Some(ack), Some(err)) = (u32_at(message, 28), u32_at(message, DATA_AT))
+        {
+            acks.push(Ack { ack, err });
         }
         let event = u32_at(message, 36).and_then(|what| match what {
             0x1 => Some(ProcEvent::Fork {
@@ -229,7 +307,7 @@ mod tests {
         bytes.extend(message(0x8000_0000, [11, 11, 9 << 8, 0]));
         bytes.extend_from_slice(&[1, 2, 3]);
         let mut events = Vec::new();
-        parse_messages(&bytes, &mut events, &mut Vec::new());
+        parse_messages(&bytes, &mut events, &mut Vec::new(), &mut Vec::new());
         assert_eq!(
             events,
             [
@@ -253,11 +331,27 @@ mod tests {
         let mut bytes = sequenced(2, [5, 5, 0, 0], 7, 0);
         bytes.extend(sequenced(2, [6, 6, 0, 0], 3, 1));
         bytes.extend(sequenced(2, [7, 7, 0, 0], 8, 0));
-        assert_eq!(parse_messages(&bytes, &mut events, &mut last), 0);
+        assert_eq!(
+            parse_messages(&bytes, &mut events, &mut last, &mut Vec::new()),
+            0
+        );
         // CPU 0 goes on at 11: 9 and 10 were dropped; CPU 1 at 4 lost none.
         let mut bytes = sequenced(2, [8, 8, 0, 0], 11, 0);
         bytes.extend(sequenced(2, [9, 9, 0, 0], 4, 1));
-        assert_eq!(parse_messages(&bytes, &mut events, &mut last), 2);
+        assert_eq!(
+            parse_messages(&bytes, &mut events, &mut last, &mut Vec::new()),
+            2
+        );
         assert_eq!(events.len(), 5);
+    }
+
+    #[test]
+    fn the_kernels_answer_is_read_as_an_ack_not_an_event() {
+        let mut answer = sequenced(0, [13, 0, 0, 0], 5, 0);
+        answer[28..32].copy_from_slice(&43u32.to_ne_bytes());
+        let (mut events, mut acks) = (Vec::new(), Vec::new());
+        parse_messages(&answer, &mut events, &mut Vec::new(), &mut acks);
+        assert_eq!(events, []);
+        assert_eq!(acks, [Ack { ack: 43, err: 13 }]);
     }
 }

@@ -22,6 +22,7 @@ crate::tests![
     an_unprivileged_flood_does_not_hide_an_intruder_from_show,
     the_zabbix_item_reports_a_transient_once,
     an_ebpf_watcher_in_a_pid_namespace_journals_its_own_pids,
+    a_connector_watcher_in_a_pid_namespace_is_refused,
     a_watcher_killed_mid_storm_carries_on_from_its_journal,
     a_storm_of_starts_is_counted_while_it_happens,
     a_transient_in_a_container_is_seen_from_the_host,
@@ -563,6 +564,33 @@ fn an_ebpf_watcher_in_a_pid_namespace_journals_its_own_pids() {
             .iter()
             .any(|e| e["argv"] == "/bin/true zz-pidns-outside"),
         "a process outside the namespace was journaled: {events:?}"
+    );
+}
+
+fn a_connector_watcher_in_a_pid_namespace_is_refused() {
+    let setup = Setup::new("watch-pidns-connector");
+    // The kernel ignores a subscription from there, but its socket still
+    // gets the host's events (another listener keeps them flowing), whose
+    // pids mean nothing inside.
+    let out = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(env!("CARGO_BIN_EXE_psdiff"))
+        .args(["watch", "--backend", "connector", "--for", "3s"])
+        .env("PSDIFF_CONFIG", "/dev/null")
+        .env("PSDIFF_DB", setup.dir.path().join("db"))
+        .env("PSDIFF_JOURNAL", setup.journal())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the kernel did not answer the subscription")
+            && err.contains("first pid namespace"),
+        "{err}"
+    );
+    assert!(
+        !setup.journal().exists(),
+        "a refused watcher made a journal"
     );
 }
 
