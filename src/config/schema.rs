@@ -213,6 +213,9 @@ pub struct MatchDef {
     pub group: Option<String>,
     pub gid: Option<u32>,
     pub kernel_thread: Option<bool>,
+    /// Put into this pid namespace from outside it (its parent is not in
+    /// it): what the host's root runs in a container.
+    pub entered: Option<bool>,
     /// Any of these state letters (R, S, D, Z, T, ...).
     pub state: Option<String>,
     pub selinux: Option<Spanned<String>>,

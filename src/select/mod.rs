@@ -55,6 +55,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("group, gid", "the effective group, likewise"),
     ("kernel_thread", "true for kernel threads"),
     (
+        "entered",
+        "true when it was put into this pid namespace from outside (its parent is not in it: nsenter, docker exec, lxc-attach by the host's root); never on the host itself",
+    ),
+    (
         "state",
         "any of these state letters: R, S, D, Z (zombie), T, ...",
     ),
@@ -153,6 +157,7 @@ pub struct Selector {
     pub user: Option<Id>,
     pub group: Option<Id>,
     pub kernel_thread: Option<bool>,
+    pub entered: Option<bool>,
     pub state: Option<String>,
     pub selinux: Option<Regex>,
     pub selinux_domain: Option<String>,
@@ -504,6 +509,7 @@ impl Selector {
             user: id(&def.user, def.uid, "user", &|n| users.uid_of(n))?,
             group: id(&def.group, def.gid, "group", &group_id)?,
             kernel_thread: def.kernel_thread,
+            entered: def.entered,
             state: def.state.clone(),
             selinux: def
                 .selinux
@@ -576,6 +582,7 @@ impl Selector {
             user,
             group,
             kernel_thread,
+            entered,
             state,
             selinux,
             selinux_domain,
@@ -603,6 +610,7 @@ impl Selector {
             ("user", user.is_some()),
             ("group", group.is_some()),
             ("kernel_thread", kernel_thread.is_some()),
+            ("entered", entered.is_some()),
             ("state", state.is_some()),
             ("selinux", selinux.is_some()),
             ("selinux_domain", selinux_domain.is_some()),
@@ -654,6 +662,7 @@ impl Selector {
             || self.slice.is_some()
             || self.pid.is_some()
             || self.kernel_thread.is_some()
+            || self.entered.is_some()
             || self.state.is_some()
             || self.login.is_some()
             || self.timer_job.is_some()
@@ -716,6 +725,7 @@ impl Selector {
             && self
                 .kernel_thread
                 .is_none_or(|k| process.kernel_thread == k)
+            && self.entered.is_none_or(|e| entered(process) == e)
             && self
                 .user
                 .as_ref()
@@ -874,6 +884,12 @@ impl Selector {
 /// A container's name where its runtime keeps one, else its id.
 pub fn container_name<'a>(host: &'a Host, container: &'a ContainerId) -> &'a str {
     host.container_name(container).unwrap_or(&container.id)
+}
+
+/// The kernel gives a parent outside our pid namespace as 0; on the host
+/// only init and kthreadd have it.
+fn entered(process: &Process) -> bool {
+    process.ppid == 0 && process.pid != 1 && !process.kernel_thread
 }
 
 fn timer_job(host: &Host, cgroup: &Cgroup) -> bool {
