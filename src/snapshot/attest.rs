@@ -16,7 +16,7 @@ use std::fmt;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2};
+use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, fstat, fstatat};
 
 use super::{ProcDir, ProcRoot};
@@ -181,42 +181,11 @@ impl Attestor {
             .borrow_mut()
             .entry(path.to_string())
             .or_insert_with(|| {
-                let st = fstat(&open_in_root(root, path)?).ok()?;
+                let st = fstat(&super::procdir::open_in_root(root, path.as_bytes()).ok()?).ok()?;
                 Some((st.st_dev, st.st_ino))
             });
         found == Some((running.st_dev, running.st_ino))
     }
-}
-
-/// `path` opened (O_PATH) as if `root` were `/`. Where openat2 is refused
-/// (a kernel before 5.6; systemd's `RestrictSUIDSGID=`, whose filter
-/// cannot read its flags, answers ENOSYS), one component at a time with
-/// no link followed: /proc/PID/exe names a path without links.
-fn open_in_root(root: &OwnedFd, path: &str) -> Option<OwnedFd> {
-    let how = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT);
-    match openat2(root, path, how) {
-        Ok(fd) => Some(fd),
-        Err(nix::errno::Errno::ENOSYS | nix::errno::Errno::EPERM) => open_without_links(root, path),
-        Err(_) => None,
-    }
-}
-
-fn open_without_links(root: &OwnedFd, path: &str) -> Option<OwnedFd> {
-    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let mut at = openat(root, ".", flags, Mode::empty()).ok()?;
-    for part in path.split('/').filter(|p| !p.is_empty()) {
-        if part == ".." || part == "." {
-            return None;
-        }
-        at = openat(&at, part, flags, Mode::empty()).ok()?;
-        let kind = fstat(&at).ok()?.st_mode & libc::S_IFMT;
-        if kind == libc::S_IFLNK {
-            return None;
-        }
-    }
-    Some(at)
 }
 
 // NS_GET_OWNER_UID of linux/nsfs.h: _IO(0xb7, 0x4), the uid (in
@@ -319,31 +288,6 @@ fn foreign_code<'m>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_path_is_walked_without_following_links() {
-        let dir = std::env::temp_dir().join(format!("psdiff-walk-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("usr/bin")).unwrap();
-        std::fs::write(dir.join("usr/bin/prog"), "").unwrap();
-        std::os::unix::fs::symlink("usr/bin", dir.join("bin")).unwrap();
-        let root = openat(
-            nix::fcntl::AT_FDCWD,
-            &dir,
-            OFlag::O_PATH | OFlag::O_DIRECTORY,
-            Mode::empty(),
-        )
-        .unwrap();
-        let found = open_without_links(&root, "/usr/bin/prog").map(|fd| fstat(&fd).unwrap().st_ino);
-        let want = nix::sys::stat::stat(&dir.join("usr/bin/prog"))
-            .unwrap()
-            .st_ino;
-        let through_link = open_without_links(&root, "/bin/prog").is_none();
-        let upward = open_without_links(&root, "/usr/../usr/bin/prog").is_none();
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(found, Some(want));
-        assert!(through_link, "a link was followed");
-        assert!(upward, "`..` was walked");
-    }
 
     #[test]
     fn loader_variables_are_found() {

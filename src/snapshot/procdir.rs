@@ -301,12 +301,64 @@ impl ProcDir {
 }
 
 /// Opens `path` (as an `O_PATH` handle: nothing is read, no device is
-/// opened) as the process with root `root` sees it.
-fn open_in_root(root: &OwnedFd, path: &[u8]) -> nix::Result<OwnedFd> {
+/// opened) as the process with root `root` sees it. Where openat2 is
+/// refused (a kernel before 5.6; systemd's `RestrictSUIDSGID=`, whose
+/// filter cannot read its flags, answers ENOSYS), the same walk by hand.
+pub fn open_in_root(root: &OwnedFd, path: &[u8]) -> nix::Result<OwnedFd> {
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT);
-    openat2(root, path, how)
+    match openat2(root, path, how) {
+        Err(nix::errno::Errno::ENOSYS) => walk_in_root(root, path),
+        result => result,
+    }
+}
+
+/// `RESOLVE_IN_ROOT` one component at a time: links are followed, an
+/// absolute one from `root`, and `..` never climbs above it.
+fn walk_in_root(root: &OwnedFd, path: &[u8]) -> nix::Result<OwnedFd> {
+    use nix::errno::Errno;
+    const MAX_LINKS: usize = 40;
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let parts = |p: &[u8]| -> Vec<Vec<u8>> {
+        p.split(|&b| b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .rev()
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    // Still to walk, last first; the directories walked, below `root`.
+    let mut pending = parts(path);
+    let mut walked: Vec<OwnedFd> = Vec::new();
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        if part == b".." {
+            walked.pop();
+            continue;
+        }
+        let at = walked.last().unwrap_or(root);
+        let fd = openat(at, part.as_slice(), flags, Mode::empty())?;
+        if SFlag::from_bits_truncate(nix::sys::stat::fstat(&fd)?.st_mode) & SFlag::S_IFMT
+            == SFlag::S_IFLNK
+        {
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(Errno::ELOOP);
+            }
+            let target = readlinkat(&fd, "")?;
+            let target = target.as_encoded_bytes();
+            if target.first() == Some(&b'/') {
+                walked.clear();
+            }
+            pending.extend(parts(target));
+            continue;
+        }
+        walked.push(fd);
+    }
+    match walked.pop() {
+        Some(fd) => Ok(fd),
+        None => openat(root, ".", flags, Mode::empty()),
+    }
 }
 
 /// Whether `script` is a regular file starting `#!INTERPRETER` (or
@@ -409,6 +461,44 @@ fn one_record(file: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_is_walked_in_its_root_as_the_kernel_would() {
+        let dir = std::env::temp_dir().join(format!("psdiff-walk-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("usr/lib/systemd")).unwrap();
+        std::fs::write(dir.join("usr/lib/systemd/systemd"), "").unwrap();
+        std::fs::write(dir.join("outside"), "").unwrap();
+        // usrmerge's relative link, an absolute one, and one that climbs.
+        std::os::unix::fs::symlink("usr/lib", dir.join("lib")).unwrap();
+        std::os::unix::fs::symlink("/usr/lib/systemd", dir.join("usr/sd")).unwrap();
+        std::os::unix::fs::symlink("../../../../outside", dir.join("usr/up")).unwrap();
+        let root = openat(
+            nix::fcntl::AT_FDCWD,
+            &dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let ino = |p: &str| nix::sys::stat::stat(&dir.join(p)).unwrap().st_ino;
+        let walked = |p: &str| {
+            walk_in_root(&root, p.as_bytes()).map(|fd| nix::sys::stat::fstat(&fd).unwrap().st_ino)
+        };
+        let (target, outside) = (ino("usr/lib/systemd/systemd"), ino("outside"));
+        let results = [
+            walked("/lib/systemd/systemd"),
+            walked("/usr/sd/systemd"),
+            walked("/../../usr/lib/./systemd/systemd"),
+            walked("/usr/up"),
+            walked("/lib/nothing"),
+        ];
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(results[0], Ok(target));
+        assert_eq!(results[1], Ok(target));
+        assert_eq!(results[2], Ok(target));
+        // Climbing stops at the root: `outside` is the root's own file.
+        assert_eq!(results[3], Ok(outside));
+        assert_eq!(results[4], Err(nix::errno::Errno::ENOENT));
+    }
 
     /// net/tcp comes a page (about 27 sockets) per read: all of it is read.
     #[test]
