@@ -15,7 +15,7 @@
 //!   kernel attests (sharing an inherited output pipe is no partnership);
 //! - the same for other psdiff runs of the same executable, under the
 //!   same effective user, that started less than `RUN` ago (a concurrent
-//!   check). A user cannot run processes as the monitoring account, and
+//!   check), but not `psdiff watch` or `psdiff serve`, which are daemons. A user cannot run processes as the monitoring account, and
 //!   a psdiff of their own only hides their tree from their own run.
 
 use std::collections::{HashMap, HashSet};
@@ -156,6 +156,7 @@ pub fn members(
                 && p.start_time >= newest
                 && me.exe.is_some()
                 && p.exe.as_deref() == me.exe.as_deref()
+                && !runs_a_daemon(p)
         })
         .map(|(i, _)| i)
         .collect();
@@ -164,6 +165,16 @@ pub fn members(
         chain_above(parent(i), processes[i].start_time, &mut members);
     }
     members
+}
+
+/// A psdiff that runs as a daemon (`watch`, `serve`) is no check, even in
+/// its first minute; its arguments can be believed, since only whoever
+/// runs psdiff as that user can give them.
+fn runs_a_daemon(process: &Process) -> bool {
+    process
+        .argv()
+        .skip(1)
+        .any(|arg| matches!(arg, b"watch" | b"serve"))
 }
 
 /// The eldest living member of each process group, as (start time, pid).
@@ -268,6 +279,35 @@ mod tests {
             .collect();
         found.sort();
         found
+    }
+
+    #[test]
+    fn a_psdiff_daemon_started_a_moment_ago_is_no_concurrent_check() {
+        let psdiff = |pid: u32, args: &[u8]| Process {
+            exe: Some(PathBuf::from("/usr/bin/psdiff").into()),
+            cmdline: args.into(),
+            ..at(pid, 1, 990)
+        };
+        let processes = vec![
+            at(1, 0, 0),
+            psdiff(10, b"/usr/bin/psdiff\0watch"),
+            psdiff(11, b"/usr/bin/psdiff\0serve\0--listen\0:9753"),
+            psdiff(12, b"/usr/bin/psdiff\0show-missing\0--retry"),
+        ];
+        let me = Me {
+            pid: 99_999,
+            ppid: 1,
+            start_time: 1000 * procfs::ticks_per_second(),
+            euid: 0,
+            exe: Some(PathBuf::from("/usr/bin/psdiff")),
+            pipes: Pipes::default(),
+        };
+        let parent = |i: usize| processes.iter().position(|p| p.pid == processes[i].ppid);
+        let found: Vec<u32> = members(&processes, &parent, &|_| Pipes::default(), &me)
+            .into_iter()
+            .map(|i| processes[i].pid)
+            .collect();
+        assert_eq!(found, [12]);
     }
 
     #[test]
