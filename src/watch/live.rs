@@ -356,6 +356,18 @@ impl Live {
         self.write(writer, state, false)
     }
 
+    /// A commit that also judges every running image again: what hid it
+    /// may have ended (the login it started in closed; it grew older than
+    /// a rule's `younger_than`), and what it is when it exits decides
+    /// whether that exit is a transient extra.
+    pub fn review(
+        &mut self,
+        writer: &mut Writer,
+        state: &mut WatcherState,
+    ) -> Result<(), WatchError> {
+        self.write(writer, state, true)
+    }
+
     /// One batch: the new images shaped by the rules in the tree as it
     /// stands (the exited ones still in it), written; with `all`, every
     /// image's line looked at again (a rescan, new rules).

@@ -131,6 +131,7 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
     let began = Instant::now();
     let mut next_tick = Instant::now() + settings.tick;
     let mut next_rescan = Instant::now() + settings.rescan_every;
+    let mut next_review = Instant::now() + REVIEW_EVERY;
     // Not at once: a watcher restarted in a storm first catches up.
     let mut next_retention = Instant::now() + RETENTION_EVERY;
     let mut db_stamp = modified(&context.db);
@@ -193,10 +194,15 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
             }
         }
         let rescan = rescan_wanted || Instant::now() >= next_rescan;
+        let review = Instant::now() >= next_review;
         let done = if rescan {
             rescan_wanted = false;
             next_rescan = Instant::now() + settings.rescan_every;
+            next_review = Instant::now() + REVIEW_EVERY;
             live.rescan(&mut writer, &mut state, false).map(|_| ())
+        } else if review {
+            next_review = Instant::now() + REVIEW_EVERY;
+            live.review(&mut writer, &mut state)
         } else {
             live.commit(&mut writer, &mut state)
         };
@@ -221,6 +227,9 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
     say_losses(&mut live, &mut overflows);
     Ok(())
 }
+
+/// How often every running image is judged again (`Live::review`).
+const REVIEW_EVERY: Duration = Duration::from_secs(5);
 
 /// How often a storm's losses are said on stderr, at most.
 const LOSS_REPORT_EVERY: Duration = Duration::from_secs(10);
