@@ -1,7 +1,9 @@
 //! Transient extras: processes the watcher journaled that the rules
 //! showed, that are not the baseline's, and that started and ended since
 //! a consumer's previous look. A poll cannot see them; `show` reports
-//! them beside the extras that run, marked `(transient: ...)`.
+//! them beside the extras that run, marked `(transient: ...)`. Two kinds
+//! are no one's news: a fork that ran no other program (its parent's
+//! work, which the parent's line stands for), and a service's helpers.
 
 use crate::app::Error;
 use crate::app::comparison::Comparison;
@@ -46,6 +48,9 @@ pub fn take(
     let mut groups: Vec<(String, Vec<Transient>)> = Vec::new();
     for t in transients {
         let Some(line) = t.line.clone() else { continue };
+        if t.origin == "fork" || helpers_work(&journal, &t)? {
+            continue;
+        }
         let identity = crate::identity::Identity {
             exe: t.exe.clone(),
             unit: None,
@@ -64,6 +69,55 @@ pub fn take(
         .map(|(line, group)| crate::render::marked(&line, &mark(&group)))
         .collect();
     Ok((lines, note))
+}
+
+/// How long a service's helper may run (ExecStartPre, ExecReload, ...).
+const HELPER_SECONDS: f64 = 60.0;
+
+/// How far up the tree a helper is looked for.
+const HELPER_DEPTH: usize = 8;
+
+/// Whether `t` is a service's own helper, or root's work below one: what
+/// systemd runs beside a daemon for a moment (`nginx -t` before it
+/// starts, `nginx -s reload`, `start-stop-daemon --stop`, a forking
+/// daemon's starter). Only its lifetime tells a helper from the daemon it
+/// starts (both are root's, children of pid 1, in the unit's cgroup), so
+/// this is decided here, over the journal, not by a rule: a poll sees a
+/// live process. The chain up to the helper must be root's alone, so a
+/// daemon's worker of another user (a web shell's parent) ends it.
+fn helpers_work(journal: &Journal, t: &Transient) -> Result<bool, Error> {
+    let mut image = t.clone();
+    for _ in 0..HELPER_DEPTH {
+        if image.ppid == 1 {
+            return Ok(is_helper(&image));
+        }
+        if image.ppid == 0 {
+            return Ok(false);
+        }
+        match journal.parent_of(&image)? {
+            Some(parent) if parent.user.as_deref() == Some("root") => image = parent,
+            _ => return Ok(false),
+        }
+    }
+    Ok(false)
+}
+
+/// Root's own program, started by systemd in a system service, that ran
+/// less than `HELPER_SECONDS` (or runs still, and is younger). A setuid
+/// or setgid program is not root's own: it may be a user's, lent root.
+fn is_helper(image: &Transient) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let lifetime = image.ended.unwrap_or_else(crate::clock::unix_now) - image.started;
+    image.user.as_deref() == Some("root")
+        && image
+            .unit
+            .as_deref()
+            .is_some_and(|u| u.ends_with(".service") && !u.starts_with("user@"))
+        && lifetime < HELPER_SECONDS
+        && image.exe.as_deref().is_some_and(|exe| {
+            std::fs::metadata(exe.trim_end_matches(" (deleted)"))
+                .is_ok_and(|m| m.uid() == 0 && m.mode() & 0o6022 == 0)
+        })
 }
 
 /// `transient: 08:01:02 for 12 s, exit 0`, or for many of one line

@@ -63,6 +63,7 @@ CREATE INDEX IF NOT EXISTS images_started ON images (started);
 CREATE INDEX IF NOT EXISTS images_settled ON images (settled);
 CREATE INDEX IF NOT EXISTS images_open ON images (boot, pid) WHERE ended IS NULL;
 CREATE INDEX IF NOT EXISTS images_exe ON images (exe, ended);
+CREATE INDEX IF NOT EXISTS images_pid ON images (pid, started);
 -- Where each consumer (`show-extra --retry` as Zabbix runs it, NRPE's
 -- check) stopped reading transient extras.
 CREATE TABLE IF NOT EXISTS cursors (

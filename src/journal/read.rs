@@ -375,6 +375,23 @@ impl Journal {
         Ok((rows, next))
     }
 
+    /// The image that was `row`'s parent when it started: the parent pid's
+    /// last image begun by then and not ended before.
+    pub fn parent_of(&self, row: &HistoryRow) -> Result<Option<HistoryRow>, JournalError> {
+        let mut statement = self
+            .db
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM images
+                 WHERE pid = ?1 AND started <= ?2 AND (ended IS NULL OR ended >= ?2)
+                 ORDER BY started DESC LIMIT 1"
+            ))
+            .map_err(self.fail())?;
+        statement
+            .query_row(params![row.ppid, row.started], self::row)
+            .optional()
+            .map_err(self.fail())
+    }
+
     /// The events lost in [since, until], by kind.
     pub fn losses(&self, since: f64, until: f64) -> Result<Vec<(String, u64)>, JournalError> {
         let mut statement = self
