@@ -30,7 +30,25 @@ struct Image {
     /// When it exited, and the wait status.
     exited: Option<(f64, u32)>,
     /// The line and verdict written, to see when they change.
-    written: Option<(Option<String>, &'static str, Option<String>)>,
+    written: Option<Verdict>,
+    /// A change a review saw, written once the next review sees it too.
+    changing: Option<Verdict>,
+}
+
+/// A line, verdict and hiding rule, as journaled.
+type Verdict = (Option<String>, &'static str, Option<String>);
+
+/// How `write` looks at the images already written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// Only new images.
+    New,
+    /// Every image; a change is written when two reviews in a row see it:
+    /// a daemon's children orphaned for the moment it shuts down are
+    /// no extra.
+    Review,
+    /// Every image, each change written at once (a rescan, new rules).
+    All,
 }
 
 pub struct Live {
@@ -342,7 +360,7 @@ impl Live {
             self.ends.push((row, now, Ending::Lost));
         }
         state.rescans += 1;
-        self.write(writer, state, true)?;
+        self.write(writer, state, Look::All)?;
         Ok(adopted)
     }
 
@@ -353,7 +371,7 @@ impl Live {
         writer: &mut Writer,
         state: &mut WatcherState,
     ) -> Result<(), WatchError> {
-        self.write(writer, state, false)
+        self.write(writer, state, Look::New)
     }
 
     /// A commit that also judges every running image again: what hid it
@@ -365,7 +383,7 @@ impl Live {
         writer: &mut Writer,
         state: &mut WatcherState,
     ) -> Result<(), WatchError> {
-        self.write(writer, state, true)
+        self.write(writer, state, Look::Review)
     }
 
     /// One batch: the new images shaped by the rules in the tree as it
@@ -375,7 +393,7 @@ impl Live {
         &mut self,
         writer: &mut Writer,
         state: &mut WatcherState,
-        all: bool,
+        look: Look,
     ) -> Result<(), WatchError> {
         let unwritten: Vec<u32> = self
             .images
@@ -402,7 +420,7 @@ impl Live {
                 image.process = fresh;
             }
         }
-        let verdicts = if unwritten.is_empty() && !all {
+        let verdicts = if unwritten.is_empty() && look == Look::New {
             HashMap::new()
         } else {
             self.classify()
@@ -443,10 +461,17 @@ impl Live {
                 }
                 Some(row) => {
                     let now = (line.clone(), *verdict, rule.clone());
-                    if image.written.as_ref() != Some(&now) {
-                        batch.relabel(row, line.as_deref(), verdict, rule.as_deref())?;
-                        image.written = Some(now);
+                    if image.written.as_ref() == Some(&now) {
+                        image.changing = None;
+                        continue;
                     }
+                    if look == Look::Review && image.changing.as_ref() != Some(&now) {
+                        image.changing = Some(now);
+                        continue;
+                    }
+                    batch.relabel(row, line.as_deref(), verdict, rule.as_deref())?;
+                    image.written = Some(now);
+                    image.changing = None;
                 }
             }
         }
@@ -476,7 +501,7 @@ impl Live {
 
     /// The line, verdict and hiding rule of every image not yet written
     /// (all of them after a rescan, since lines depend on the whole tree).
-    fn classify(&self) -> HashMap<u32, (Option<String>, &'static str, Option<String>)> {
+    fn classify(&self) -> HashMap<u32, Verdict> {
         let processes: Vec<Process> = self.images.values().map(|i| i.process.clone()).collect();
         let rules = self.reference.rules();
         let view = self.context.shape(processes, rules);
@@ -518,6 +543,7 @@ fn new_image(process: Process, started: f64, origin: &'static str, read: bool) -
         read,
         exited: None,
         written: None,
+        changing: None,
     }
 }
 

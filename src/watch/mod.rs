@@ -228,7 +228,8 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
     Ok(())
 }
 
-/// How often every running image is judged again (`Live::review`).
+/// How often every running image is judged again (`Live::review`); a
+/// change is written when two reviews in a row see it.
 const REVIEW_EVERY: Duration = Duration::from_secs(5);
 
 /// How often a storm's losses are said on stderr, at most.
