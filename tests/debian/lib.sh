@@ -29,7 +29,10 @@ boot() {
     mountpoint -q /run/systemd/nspawn || mount -t tmpfs tmpfs /run/systemd/nspawn
     local register=()
     [ -d /run/systemd/system ] || register=(--register=no --keep-unit)
+    # A server's root may load eBPF (psdiff-watch): nspawn keeps neither
+    # the capabilities nor the system call from its containers.
     systemd-nspawn "${register[@]}" -q -b -D "$RUN/merged" -M psdiff-debian \
+        --capability=CAP_BPF,CAP_PERFMON --system-call-filter=bpf \
         --console=pipe --resolv-conf=off --timezone=off </dev/null \
         >"$RUN/console.log" 2>&1 &
     NSPAWN=$!
@@ -92,7 +95,7 @@ install_psdiff() {
         "$m/etc/zabbix/zabbix_agent2.d/userparameter_psdiff.conf"
     install -m 644 "$REPO/etc/nagios/nrpe_psdiff.cfg" "$m/etc/nagios/nrpe.d/psdiff.cfg"
     install -m 440 "$REPO/etc/sudoers/psdiff" "$m/etc/sudoers.d/psdiff"
-    for unit in psdiff-textfile.service psdiff-textfile.timer; do
+    for unit in psdiff-textfile.service psdiff-textfile.timer psdiff-watch.service; do
         install -D -m 644 "$REPO/etc/systemd/$unit" "$m/lib/systemd/system/$unit"
     done
     mkdir -p "$m/var/lib/prometheus/node-exporter"
