@@ -13,6 +13,8 @@
 //!   read the pipe psdiff writes its output (or errors) to, or write the
 //!   pipe it reads (`| cut`), or likewise to such a partner, which the
 //!   kernel attests (sharing an inherited output pipe is no partnership);
+//!   and, for another run, what its ancestors ran before it started
+//!   (sudo's PAM helper), which only the watcher sees;
 //! - the same for other psdiff runs of the same executable, under the
 //!   same effective user, that started less than `RUN` ago (a concurrent
 //!   check), but not `psdiff watch` or `psdiff serve`, which are daemons. A user cannot run processes as the monitoring account, and
@@ -111,18 +113,24 @@ pub fn members(
         p.pid == 1 || (p.ppid == 1 && eldest.get(&p.pgrp) == Some(&(p.start_time, p.pid)))
     };
     let mut members = HashSet::new();
-    let chain_above = |mut at: Option<usize>, started: u64, members: &mut HashSet<usize>| {
-        while let Some(i) = at {
-            let old = processes[i].start_time + window < started;
-            if old || is_daemon(&processes[i]) || !members.insert(i) {
-                break;
+    // Each ancestor of another run taken, with that run's start.
+    let mut ancestors: Vec<(usize, u64)> = Vec::new();
+    let mut chain_above =
+        |mut at: Option<usize>, started: u64, members: &mut HashSet<usize>, other_run: bool| {
+            while let Some(i) = at {
+                let old = processes[i].start_time + window < started;
+                if old || is_daemon(&processes[i]) || !members.insert(i) {
+                    break;
+                }
+                if other_run {
+                    ancestors.push((i, started));
+                }
+                at = parent(i);
             }
-            at = parent(i);
-        }
-    };
+        };
     // Our own chain starts at our parent (psdiff is not in the snapshot).
     let my_parent = processes.iter().position(|p| p.pid == me.ppid);
-    chain_above(my_parent, me.start_time, &mut members);
+    chain_above(my_parent, me.start_time, &mut members, false);
     // Pipeline partners, and theirs (`psdiff | grep | cut`).
     let siblings: Vec<usize> = (0..processes.len())
         .filter(|&i| {
@@ -162,7 +170,20 @@ pub fn members(
         .collect();
     for i in other_runs {
         members.insert(i);
-        chain_above(parent(i), processes[i].start_time, &mut members);
+        chain_above(parent(i), processes[i].start_time, &mut members, true);
+    }
+    // What another run's ancestor ran on the way to it, before it started:
+    // sudo's PAM helper (`unix_chkpwd USER chkexpiry`). Only the watcher,
+    // which journals it as it ends, sees one; a poll comes after.
+    for i in 0..processes.len() {
+        let Some(p) = parent(i) else { continue };
+        let started = processes[i].start_time;
+        if ancestors
+            .iter()
+            .any(|&(a, run)| a == p && started >= processes[a].start_time && started <= run)
+        {
+            members.insert(i);
+        }
     }
     members
 }
@@ -308,6 +329,40 @@ mod tests {
             .map(|i| processes[i].pid)
             .collect();
         assert_eq!(found, [12]);
+    }
+
+    #[test]
+    fn what_another_runs_sudo_ran_before_it_is_that_run() {
+        // A handler > sh > sudo > psdiff show-missing, sudo's PAM
+        // helper before it; a process sudo started after psdiff is not.
+        let processes = vec![
+            at(1, 0, 0),
+            at(200, 1, 999),
+            at(201, 200, 999),
+            at(202, 201, 999), // sudo
+            at(203, 202, 999), // unix_chkpwd nagios chkexpiry
+            Process {
+                exe: Some(PathBuf::from("/usr/bin/psdiff").into()),
+                cmdline: b"/usr/bin/psdiff\0show-missing".as_slice().into(),
+                ..at(204, 202, 1000)
+            },
+            at(205, 202, 1001),
+        ];
+        let me = Me {
+            pid: 99_999,
+            ppid: 1,
+            start_time: 1001 * procfs::ticks_per_second(),
+            euid: 0,
+            exe: Some(PathBuf::from("/usr/bin/psdiff")),
+            pipes: Pipes::default(),
+        };
+        let parent = |i: usize| processes.iter().position(|p| p.pid == processes[i].ppid);
+        let mut found: Vec<u32> = members(&processes, &parent, &|_| Pipes::default(), &me)
+            .into_iter()
+            .map(|i| processes[i].pid)
+            .collect();
+        found.sort();
+        assert_eq!(found, [201, 202, 203, 204]);
     }
 
     #[test]
