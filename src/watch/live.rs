@@ -33,6 +33,10 @@ struct Image {
     written: Option<Verdict>,
     /// A change a review saw, written once the next review sees it too.
     changing: Option<Verdict>,
+    /// Whether its parent ran when it was journaled: once that parent has
+    /// ended, a review leaves its verdict be (an orphan is judged by who
+    /// started it, not by the moment its daemon stops).
+    parent_when_written: bool,
 }
 
 /// A line, verdict and hiding rule, as journaled.
@@ -425,6 +429,12 @@ impl Live {
         } else {
             self.classify()
         };
+        let running: std::collections::HashSet<u32> = self
+            .images
+            .iter()
+            .filter(|(_, i)| i.exited.is_none())
+            .map(|(&pid, _)| pid)
+            .collect();
         let mut batch = writer.batch()?;
         for (pid, image) in &mut self.images {
             let Some((line, verdict, rule)) = verdicts.get(pid) else {
@@ -458,11 +468,17 @@ impl Live {
                     })?;
                     image.row = Some(row);
                     image.written = Some((line.clone(), verdict, rule.clone()));
+                    image.parent_when_written = running.contains(&p.ppid);
                 }
                 Some(row) => {
                     let now = (line.clone(), *verdict, rule.clone());
                     if image.written.as_ref() == Some(&now) {
                         image.changing = None;
+                        continue;
+                    }
+                    let orphaned =
+                        image.parent_when_written && !running.contains(&image.process.ppid);
+                    if look == Look::Review && orphaned {
                         continue;
                     }
                     if look == Look::Review && image.changing.as_ref() != Some(&now) {
@@ -544,6 +560,7 @@ fn new_image(process: Process, started: f64, origin: &'static str, read: bool) -
         exited: None,
         written: None,
         changing: None,
+        parent_when_written: false,
     }
 }
 
