@@ -135,6 +135,7 @@ in_vm sh -c 'printf "* * * * * root sleep 55\n* * * * * alice sleep 25\n" > /etc
 # had ended were transient extras. Attesting at fork and exec is next.
 WATCH=1
 [ "${PSDIFF_DEBIAN_RELEASE:-12}" = 12 ] || WATCH=0
+WATCH=${PSDIFF_SUITE_WATCH:-$WATCH}
 if [ "$WATCH" = 0 ]; then
     echo "without the watcher (not yet on this release)"
 elif [ "$INIT" = systemd ]; then
