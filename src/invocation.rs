@@ -285,16 +285,25 @@ mod tests {
     /// The pids of the invocation of a root psdiff started at second
     /// `started` below `ppid`, sorted.
     fn members_below(processes: &[Process], ppid: u32, started: u64) -> Vec<u32> {
-        let me = Me {
+        sorted_members(processes, &root_psdiff(ppid, started, None))
+    }
+
+    /// A root psdiff (`exe`, if known) started at second `started`.
+    fn root_psdiff(ppid: u32, started: u64, exe: Option<&str>) -> Me {
+        Me {
             pid: 99_999,
             ppid,
             start_time: started * procfs::ticks_per_second(),
             euid: 0,
-            exe: None,
+            exe: exe.map(PathBuf::from),
             pipes: Pipes::default(),
-        };
+        }
+    }
+
+    /// The pids of `me`'s invocation, sorted; no process has pipes.
+    fn sorted_members(processes: &[Process], me: &Me) -> Vec<u32> {
         let parent = |i: usize| processes.iter().position(|p| p.pid == processes[i].ppid);
-        let mut found: Vec<u32> = members(processes, &parent, &|_| Pipes::default(), &me)
+        let mut found: Vec<u32> = members(processes, &parent, &|_| Pipes::default(), me)
             .into_iter()
             .map(|i| processes[i].pid)
             .collect();
@@ -315,20 +324,8 @@ mod tests {
             psdiff(11, b"/usr/bin/psdiff\0serve\0--listen\0:9753"),
             psdiff(12, b"/usr/bin/psdiff\0show-missing\0--retry"),
         ];
-        let me = Me {
-            pid: 99_999,
-            ppid: 1,
-            start_time: 1000 * procfs::ticks_per_second(),
-            euid: 0,
-            exe: Some(PathBuf::from("/usr/bin/psdiff")),
-            pipes: Pipes::default(),
-        };
-        let parent = |i: usize| processes.iter().position(|p| p.pid == processes[i].ppid);
-        let found: Vec<u32> = members(&processes, &parent, &|_| Pipes::default(), &me)
-            .into_iter()
-            .map(|i| processes[i].pid)
-            .collect();
-        assert_eq!(found, [12]);
+        let me = root_psdiff(1, 1000, Some("/usr/bin/psdiff"));
+        assert_eq!(sorted_members(&processes, &me), [12]);
     }
 
     #[test]
@@ -348,21 +345,8 @@ mod tests {
             },
             at(205, 202, 1001),
         ];
-        let me = Me {
-            pid: 99_999,
-            ppid: 1,
-            start_time: 1001 * procfs::ticks_per_second(),
-            euid: 0,
-            exe: Some(PathBuf::from("/usr/bin/psdiff")),
-            pipes: Pipes::default(),
-        };
-        let parent = |i: usize| processes.iter().position(|p| p.pid == processes[i].ppid);
-        let mut found: Vec<u32> = members(&processes, &parent, &|_| Pipes::default(), &me)
-            .into_iter()
-            .map(|i| processes[i].pid)
-            .collect();
-        found.sort();
-        assert_eq!(found, [201, 202, 203, 204]);
+        let me = root_psdiff(1, 1001, Some("/usr/bin/psdiff"));
+        assert_eq!(sorted_members(&processes, &me), [201, 202, 203, 204]);
     }
 
     #[test]
