@@ -69,7 +69,8 @@ CREATE INDEX IF NOT EXISTS images_pid ON images (pid, started);
 CREATE TABLE IF NOT EXISTS cursors (
     consumer TEXT PRIMARY KEY,
     settled INTEGER NOT NULL,
-    at REAL NOT NULL
+    at REAL NOT NULL,               -- its previous look
+    before REAL                     -- the look before that
 );
 -- Events the watcher knows it missed, and when.
 CREATE TABLE IF NOT EXISTS losses (
@@ -91,6 +92,19 @@ CREATE TABLE IF NOT EXISTS watcher (
     rescans INTEGER NOT NULL
 );
 ";
+
+/// Adds the columns a journal of version 1 made before them lacks: they
+/// are additive, so the journal keeps its history rather than being moved
+/// aside for a new version.
+fn add_later_columns(db: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let has_before = db
+        .prepare("SELECT 1 FROM pragma_table_info('cursors') WHERE name = 'before'")?
+        .exists([])?;
+    if !has_before {
+        db.execute_batch("ALTER TABLE cursors ADD COLUMN before REAL")?;
+    }
+    Ok(())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -127,7 +141,11 @@ impl Journal {
     /// Opens the journal to read it and move a consumer's cursor (`show`'s
     /// transient extras); `None` when there is none.
     pub fn open_for_cursor(path: &Path) -> Result<Option<Journal>, JournalError> {
-        Journal::open_reader(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        let Some(journal) = Journal::open_reader(path, OpenFlags::SQLITE_OPEN_READ_WRITE)? else {
+            return Ok(None);
+        };
+        add_later_columns(&journal.db).map_err(journal.fail())?;
+        Ok(Some(journal))
     }
 
     fn open_reader(path: &Path, access: OpenFlags) -> Result<Option<Journal>, JournalError> {
@@ -191,6 +209,7 @@ impl Journal {
             ));
         }
         journal.db.execute_batch(SCHEMA).map_err(fail)?;
+        add_later_columns(&journal.db).map_err(fail)?;
         let version: Option<String> = journal
             .db
             .query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| {
@@ -341,6 +360,42 @@ mod tests {
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .unwrap();
         dir
+    }
+
+    #[test]
+    fn a_journal_made_before_a_cursors_previous_looks_keeps_its_history() {
+        let dir = dir("older");
+        let path = dir.join("journal.sqlite");
+        drop(Journal::open_or_create(&path).unwrap());
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(
+            "DROP TABLE cursors;
+             CREATE TABLE cursors (consumer TEXT PRIMARY KEY, settled INTEGER NOT NULL, at REAL NOT NULL);
+             INSERT INTO cursors VALUES ('zabbix', 0, 1.0);",
+        )
+        .unwrap();
+        drop(old);
+        let mut reader = Journal::open_for_cursor(&path).unwrap().unwrap();
+        reader.take_transients("zabbix").unwrap();
+        let (at, before): (f64, Option<f64>) = reader
+            .db
+            .query_row(
+                "SELECT at, before FROM cursors WHERE consumer = 'zabbix'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert!(at > 1.0);
+        assert_eq!(before, Some(1.0));
+        // The watcher opens it as its own, not set aside.
+        drop(reader);
+        Journal::open_or_create(&path).unwrap();
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains("corrupt")), "{names:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

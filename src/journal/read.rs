@@ -185,7 +185,8 @@ impl Journal {
     /// The extras that ended since `consumer`'s previous look and were
     /// not running at it (that look reported those itself), and moves its
     /// cursor past them: each consumer sees each once. An image that ended
-    /// before the previous look but was journaled after it is this look's.
+    /// before the previous look but was journaled after it is this look's,
+    /// unless it ran at the look before that one.
     /// A consumer's first look reaches back `FIRST_LOOK_SECONDS`.
     /// Also returns when that previous look was (or how far back the first
     /// reaches), so the caller can say what was lost since.
@@ -202,19 +203,29 @@ impl Journal {
             .db
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(fail)?;
-        let cursor: Option<(i64, f64)> = tx
+        let cursor: Option<(i64, f64, Option<f64>)> = tx
             .query_row(
-                "SELECT settled, at FROM cursors WHERE consumer = ?1",
+                "SELECT settled, at, before FROM cursors WHERE consumer = ?1",
                 [consumer],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()
             .map_err(fail)?;
         // How far back an image's end may lie: the first look's reach, or
-        // a little before the previous look (journaled late).
-        let (from, previous, floor) = match cursor {
-            Some((from, previous)) => (from, previous, previous - FIRST_LOOK_SECONDS),
-            None => (0, at - FIRST_LOOK_SECONDS, at - FIRST_LOOK_SECONDS),
+        // a little before the previous look (journaled late). An image
+        // journaled late may have run at the look before the previous one
+        // too (a daemon's child ending as it restarts): that look saw it.
+        let (from, previous, before, floor) = match cursor {
+            Some((from, previous, before)) => (
+                from,
+                previous,
+                before.unwrap_or(previous),
+                previous - FIRST_LOOK_SECONDS,
+            ),
+            None => {
+                let reach = at - FIRST_LOOK_SECONDS;
+                (0, reach, reach, reach)
+            }
         };
         let transients: Vec<Transient> = {
             let mut statement = tx
@@ -222,12 +233,16 @@ impl Journal {
                     "SELECT {COLUMNS} FROM images
                      WHERE settled > ?1 AND ended >= ?3 AND verdict = 'extra'
                        AND NOT (started < ?2 AND ended > ?2)
+                       AND NOT (started < ?5 AND ended > ?5)
                        AND NOT (end_kind = 'exec' AND ended - started < ?4)
                      ORDER BY settled"
                 ))
                 .map_err(fail)?;
             let rows = statement
-                .query_map(params![from, previous, floor, LAUNCHER_SECONDS], row)
+                .query_map(
+                    params![from, previous, floor, LAUNCHER_SECONDS, before],
+                    row,
+                )
                 .map_err(fail)?;
             rows.collect::<Result<_, _>>().map_err(fail)?
         };
@@ -235,8 +250,13 @@ impl Journal {
             .query_row("SELECT max(settled) FROM images", [], |r| r.get(0))
             .map_err(fail)?;
         tx.execute(
-            "INSERT OR REPLACE INTO cursors (consumer, settled, at) VALUES (?1, ?2, ?3)",
-            params![consumer, last.unwrap_or(from).max(from), at],
+            "INSERT OR REPLACE INTO cursors (consumer, settled, at, before) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                consumer,
+                last.unwrap_or(from).max(from),
+                at,
+                cursor.map(|(_, previous, _)| previous)
+            ],
         )
         .map_err(fail)?;
         tx.commit().map_err(fail)?;

@@ -309,13 +309,16 @@ impl Live {
     /// Reads /proc in full and sets the live tree right: processes it
     /// missed are added, those gone unseen ended as lost. The first scan
     /// adopts the journal's open images of this boot that still run (the
-    /// watcher was restarted) and ends the others. Returns how many it
-    /// adopted.
+    /// watcher was restarted) and ends the others. What was written is
+    /// judged again at once after the first scan and under new rules, as
+    /// a review does otherwise (a rescan after a loss may land in a
+    /// daemon's restart). Returns how many it adopted.
     pub fn rescan(
         &mut self,
         writer: &mut Writer,
         state: &mut WatcherState,
         first: bool,
+        new_rules: bool,
     ) -> Result<usize, WatchError> {
         let mut users = self.context.users()?;
         let snapshot = Snapshot::take(&self.proc_root, &mut users, self.reference.needs())?;
@@ -364,7 +367,12 @@ impl Live {
             self.ends.push((row, now, Ending::Lost));
         }
         state.rescans += 1;
-        self.write(writer, state, Look::All)?;
+        let look = if first || new_rules {
+            Look::All
+        } else {
+            Look::Review
+        };
+        self.write(writer, state, look)?;
         Ok(adopted)
     }
 
@@ -470,6 +478,10 @@ impl Live {
                     image.written = Some((line.clone(), verdict, rule.clone()));
                     image.parent_when_written = running.contains(&p.ppid);
                 }
+                // Only a review or a rescan judges what was written again:
+                // a batch of new images comes as often as processes start,
+                // in the middle of a daemon's restart too.
+                Some(_) if look == Look::New => {}
                 Some(row) => {
                     let now = (line.clone(), *verdict, rule.clone());
                     if image.written.as_ref() == Some(&now) {

@@ -118,7 +118,7 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
         backend: source.name().to_string(),
         ..WatcherState::default()
     };
-    let adopted = live.rescan(&mut writer, &mut state, true)?;
+    let adopted = live.rescan(&mut writer, &mut state, true, true)?;
     eprintln!(
         "psdiff watch: watching {} processes from the {} ({adopted} carried on from the journal, {ended} of earlier boots closed); journal {}",
         live.len(),
@@ -137,6 +137,7 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
     let mut db_stamp = modified(&context.db);
     let mut events = Vec::new();
     let mut rescan_wanted = false;
+    let mut new_rules = false;
     let mut overflows = 0u64;
     let mut next_loss_report = Instant::now();
     // The eBPF ring counts its drops whenever they happen, most while we
@@ -189,6 +190,7 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
                     eprintln!("psdiff watch: read the rules and the baseline again");
                     live.set_reference(reference);
                     rescan_wanted = true;
+                    new_rules = true;
                 }
                 Err(e) => eprintln!("psdiff watch: kept the rules in force: {e}"),
             }
@@ -199,7 +201,13 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
             rescan_wanted = false;
             next_rescan = Instant::now() + settings.rescan_every;
             next_review = Instant::now() + REVIEW_EVERY;
-            live.rescan(&mut writer, &mut state, false).map(|_| ())
+            live.rescan(
+                &mut writer,
+                &mut state,
+                false,
+                std::mem::take(&mut new_rules),
+            )
+            .map(|_| ())
         } else if review {
             next_review = Instant::now() + REVIEW_EVERY;
             live.review(&mut writer, &mut state)

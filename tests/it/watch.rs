@@ -26,6 +26,7 @@ crate::tests![
     a_watcher_killed_mid_storm_carries_on_from_its_journal,
     a_storm_of_starts_is_counted_while_it_happens,
     a_transient_in_a_container_is_seen_from_the_host,
+    a_daemons_children_ending_as_it_restarts_are_no_transient,
 ];
 
 /// A private baseline and journal, and psdiff pointed at them; the
@@ -64,9 +65,14 @@ impl Setup {
 
     /// Starts a watcher and waits for its first heartbeat.
     fn watch(&self, args: &[&str]) -> Child {
+        self.watch_every("0.2", args)
+    }
+
+    /// A watcher that commits every `tick` seconds.
+    fn watch_every(&self, tick: &str, args: &[&str]) -> Child {
         let mut child = self
             .psdiff()
-            .args(["watch", "--tick", "0.2"])
+            .args(["watch", "--tick", tick])
             .args(args)
             .stderr(Stdio::piped())
             .spawn()
@@ -715,4 +721,159 @@ fn a_transient_in_a_container_is_seen_from_the_host() {
         .collect();
     assert_eq!(ours.len(), 1, "{out}\n{err}");
     stop(watcher);
+}
+
+/// A daemon that forks three workers (no exec, as zabbix_agentd does)
+/// and, on SIGTERM, tells them to stop and exits at once; they take 4 s.
+/// Its pid goes to the file named by its second argument.
+const FORKING_DAEMON: &str = "
+import os, signal, sys, time
+kids = []
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        signal.signal(signal.SIGTERM, lambda *_: (time.sleep(4), os._exit(1)))
+        while True:
+            time.sleep(3600)
+    kids.append(pid)
+with open(sys.argv[2] + '.new', 'w') as f:
+    f.write(str(os.getpid()))
+os.rename(sys.argv[2] + '.new', sys.argv[2])
+def stop(*_):
+    for kid in kids:
+        os.kill(kid, signal.SIGTERM)
+    os._exit(0)
+signal.signal(signal.SIGTERM, stop)
+while True:
+    time.sleep(3600)
+";
+
+/// Whether `pid` runs a program still (a zombie's cmdline is empty).
+fn running(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
+}
+
+fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
+}
+
+/// The pids of `parent`'s children, once it has `count`.
+fn children(parent: u32, count: usize) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new("pgrep")
+            .args(["-P", &parent.to_string()])
+            .output()
+            .unwrap();
+        let pids: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.parse().ok())
+            .collect();
+        if pids.len() >= count {
+            return pids;
+        }
+        assert!(Instant::now() < deadline, "{parent} has {pids:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// As `systemctl restart zabbix-agent` does: the old workers, orphaned
+/// while they finish, end just before the next look, which the watcher's
+/// tick has not journaled yet; the look before saw them run, so neither
+/// that look nor the next may call them transient.
+fn a_daemons_children_ending_as_it_restarts_are_no_transient() {
+    use nix::sys::signal::Signal;
+    let setup = Setup::new("watch-restart-children");
+    // Started apart (`setsid -f`), as a service is: not this test's
+    // child, which psdiff's own invocation would claim. A user's, as the
+    // agent is: a root service's short-lived helpers are no news anyway.
+    let pidfile =
+        std::env::temp_dir().join(format!("psdiff-test-daemon-{}.pid", std::process::id()));
+    let start = || {
+        let _ = std::fs::remove_file(&pidfile);
+        let status = Command::new("setsid")
+            .arg("-f")
+            .args([
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+            ])
+            .args([
+                "/usr/bin/python3",
+                "-c",
+                FORKING_DAEMON,
+                "zz-restarting-daemon",
+            ])
+            .arg(&pidfile)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(pid) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|p| p.parse().ok())
+            {
+                return pid;
+            }
+            assert!(Instant::now() < deadline, "the daemon never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let gone = |pid: u32| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while running(pid) {
+            assert!(Instant::now() < deadline, "{pid} did not end");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let old = start();
+    let workers = children(old, 3);
+    let (code, _, err) = run(setup.psdiff().arg("write"));
+    assert_eq!(code, 0, "{err}");
+    // A commit every 1.5 s, as a loaded machine's may lag.
+    let watcher = setup.watch_every("1.5", &[]);
+    let look = || {
+        let (_, out, err) = run(setup.psdiff().args(["show-extra", "--consumer", "z"]));
+        let ours: Vec<String> = out
+            .lines()
+            // Not the launcher, a transient of this test's own.
+            .filter(|l| {
+                l.contains("zz-restarting-daemon")
+                    && !l.contains("setsid -f")
+                    && !l.contains("setpriv")
+            })
+            .map(String::from)
+            .collect();
+        (ours, err)
+    };
+    let (before, err) = look();
+    assert!(
+        before.is_empty(),
+        "the daemon is the baseline's: {before:?} {err}"
+    );
+    signal(old, Signal::SIGTERM);
+    gone(old);
+    let new = start();
+    children(new, 3);
+    // The workers, orphaned, judged among new processes while they end.
+    let ending = Instant::now();
+    while workers.iter().any(|&w| running(w)) {
+        Command::new("true").status().unwrap();
+        assert!(
+            ending.elapsed() < Duration::from_secs(10),
+            "the old workers did not end"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Within the watcher's tick: their ends are not journaled yet.
+    let (during, err) = look();
+    std::thread::sleep(Duration::from_secs(2));
+    let (after, err_after) = look();
+    signal(new, Signal::SIGTERM);
+    let _ = std::fs::remove_file(&pidfile);
+    stop(watcher);
+    assert!(during.is_empty(), "{during:?} {err}");
+    assert!(after.is_empty(), "{after:?} {err_after}");
 }
