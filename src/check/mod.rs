@@ -317,11 +317,7 @@ pub fn evaluate(
     let groups = match &check.kind {
         Kind::Count { .. } => Ok(counted(check, sample, matching, wildcard)),
         Kind::Resources { limits, sum, allow } => {
-            let mut matching = matching;
-            matching.retain(|&i| !sample.processes[i].kernel_thread && !allow.allows(sample, i));
-            let resources: Vec<Resource> = limits.iter().map(|l| l.resource).collect();
-            sample.prefetch(&matching, &resources);
-            Ok(resource_groups(check, sample, &matching, limits, *sum))
+            Ok(over_limits(check, sample, matching, limits, *sum, allow))
         }
         Kind::Restarts {
             bounds,
@@ -348,48 +344,10 @@ pub fn evaluate(
             allow,
             allow_files,
         )),
-        Kind::Cpu { max_percent, allow } => {
-            let Some(cpu) = sample.cpu else {
-                outcome.not_applicable = Some("CPU was not sampled".into());
-                return outcome;
-            };
-            Ok(matching
-                .iter()
-                .filter_map(|&i| {
-                    let p = &sample.processes[i];
-                    let percent = cpu[i]?;
-                    (percent > *max_percent && !allow.allows(sample, i)).then(|| {
-                        let name = sample.canonical_name(i);
-                        let why = format!(
-                            "{}:{} {name} (user {}) used {percent:.1}% CPU > {max_percent}%",
-                            check.name, p.pid, p.user
-                        );
-                        offender(check, p, percent, why)
-                    })
-                })
-                .collect())
+        Kind::Cpu { max_percent, allow } => over_cpu(check, sample, &matching, *max_percent, allow),
+        Kind::Credential { test, allow } => {
+            Ok(wrong_credentials(check, sample, &matching, *test, allow))
         }
-        Kind::Credential { test, allow } => Ok(matching
-            .iter()
-            .filter(|&&i| {
-                let p = &sample.processes[i];
-                credential_fails(*test, p) && !p.kernel_thread && !allow.allows(sample, i)
-            })
-            .map(|&i| {
-                let p = &sample.processes[i];
-                let ids = |x: &Ids| format!("{}/{}/{}", x.real, x.effective, x.saved);
-                let why = format!(
-                    "{}:{} {} (user {}) has uids {} and gids {} (real/effective/saved)",
-                    check.name,
-                    p.pid,
-                    sample.canonical_name(i),
-                    p.user,
-                    ids(&p.uids),
-                    ids(&p.gids),
-                );
-                offender(check, p, 1.0, why)
-            })
-            .collect()),
     };
     match groups {
         Ok(groups) => outcome.groups = groups,
@@ -795,6 +753,81 @@ fn judge_limit(
         perf: Some((plain(&limit.warn), plain(&limit.crit))),
         resource: Some(limit.resource),
     }
+}
+
+/// A resources check: the matching processes (no kernel threads, none
+/// allowed) over a limit, each alone or, with `sum`, as one.
+fn over_limits(
+    check: &Check,
+    sample: &Sample,
+    mut matching: Vec<usize>,
+    limits: &[Limit],
+    sum: bool,
+    allow: &Allow,
+) -> Vec<Group> {
+    matching.retain(|&i| !sample.processes[i].kernel_thread && !allow.allows(sample, i));
+    let resources: Vec<Resource> = limits.iter().map(|l| l.resource).collect();
+    sample.prefetch(&matching, &resources);
+    resource_groups(check, sample, &matching, limits, sum)
+}
+
+/// A CPU check: each matching process over `max_percent` over the sample.
+fn over_cpu(
+    check: &Check,
+    sample: &Sample,
+    matching: &[usize],
+    max_percent: f64,
+    allow: &Allow,
+) -> Result<Vec<Group>, String> {
+    let Some(cpu) = sample.cpu else {
+        return Err("CPU was not sampled".into());
+    };
+    Ok(matching
+        .iter()
+        .filter_map(|&i| {
+            let p = &sample.processes[i];
+            let percent = cpu[i]?;
+            (percent > max_percent && !allow.allows(sample, i)).then(|| {
+                let name = sample.canonical_name(i);
+                let why = format!(
+                    "{}:{} {name} (user {}) used {percent:.1}% CPU > {max_percent}%",
+                    check.name, p.pid, p.user
+                );
+                offender(check, p, percent, why)
+            })
+        })
+        .collect())
+}
+
+/// A credential check: each matching process whose ids fail `test`.
+fn wrong_credentials(
+    check: &Check,
+    sample: &Sample,
+    matching: &[usize],
+    test: Credential,
+    allow: &Allow,
+) -> Vec<Group> {
+    matching
+        .iter()
+        .filter(|&&i| {
+            let p = &sample.processes[i];
+            credential_fails(test, p) && !p.kernel_thread && !allow.allows(sample, i)
+        })
+        .map(|&i| {
+            let p = &sample.processes[i];
+            let ids = |x: &Ids| format!("{}/{}/{}", x.real, x.effective, x.saved);
+            let why = format!(
+                "{}:{} {} (user {}) has uids {} and gids {} (real/effective/saved)",
+                check.name,
+                p.pid,
+                sample.canonical_name(i),
+                p.user,
+                ids(&p.uids),
+                ids(&p.gids),
+            );
+            offender(check, p, 1.0, why)
+        })
+        .collect()
 }
 
 fn credential_fails(test: Credential, p: &Process) -> bool {
