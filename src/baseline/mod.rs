@@ -15,6 +15,9 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::render;
 
+mod edit;
+pub use edit::{Removed, Unchanged};
+
 /// How long `write` waits for another writer before giving up.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 

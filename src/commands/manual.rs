@@ -4,13 +4,10 @@
 use super::print;
 use crate::app::Error;
 use crate::app::context::Context;
-use crate::baseline::{self, WriteLock};
+use crate::baseline::{self, Unchanged, WriteLock};
 use crate::cli::ManualCommand;
 use crate::exit::Exit;
 use crate::render;
-
-/// Depth of a child of INIT.
-const DEPTH: usize = 2;
 
 pub fn run(context: &Context, command: ManualCommand) -> Result<Exit, Error> {
     let (ManualCommand::Add { user, cmdline } | ManualCommand::Remove { user, cmdline }) = &command;
@@ -35,68 +32,38 @@ pub fn run(context: &Context, command: ManualCommand) -> Result<Exit, Error> {
         return Ok(Exit::Report);
     };
     let current = baseline::parse(path, bytes.clone())?;
-    let lines: Vec<&str> = current.lines().collect();
-    let target = render::line(DEPTH, cmdline, user);
-    let Some(init) = lines
-        .iter()
-        .position(|l| render::parse_line(l).is_some_and(|p| p.depth == 1 && p.cmdline == "INIT"))
-    else {
-        eprintln!(
-            "psdiff: {} has no `  INIT  {{user=...}}` line to edit under",
-            path.display()
-        );
-        return Ok(Exit::Report);
-    };
-    let end = subtree_end(&lines, init);
-    let (edited, message) = match command {
-        ManualCommand::Add { .. } => {
-            if lines[init + 1..end].contains(&target.as_str()) {
-                eprintln!(
-                    "psdiff: {} has the line {target:?} under INIT already; nothing added",
-                    path.display()
-                );
-                return Ok(Exit::Report);
+    let edited = match command {
+        ManualCommand::Add { .. } => current
+            .add_under_init(cmdline, user)
+            .map(|(text, line)| (text, format!("Added to {}: {line}\n", path.display()))),
+        ManualCommand::Remove { .. } => current.remove_under_init(cmdline, user).map(|r| {
+            let mut message = format!("Removed from {}: {}", path.display(), r.line);
+            if r.times > 1 {
+                message.push_str(&format!(" ({} times)", r.times));
             }
-            let at = insert_position(&lines, init, end, cmdline, user);
-            let mut edited = lines.clone();
-            edited.insert(at, &target);
-            (edited, format!("Added to {}: {target}\n", path.display()))
-        }
-        ManualCommand::Remove { .. } => {
-            let mut edited = Vec::with_capacity(lines.len());
-            let (mut removed, mut under) = (0, 0);
-            let mut i = 0;
-            while i < lines.len() {
-                if i > init && i < end && lines[i] == target {
-                    let skip_to = subtree_end(&lines, i);
-                    removed += 1;
-                    under += skip_to - i - 1;
-                    i = skip_to;
-                } else {
-                    edited.push(lines[i]);
-                    i += 1;
-                }
-            }
-            if removed == 0 {
-                eprintln!(
-                    "psdiff: {} has no line {target:?} under INIT; nothing removed",
-                    path.display()
-                );
-                return Ok(Exit::Report);
-            }
-            let mut message = format!("Removed from {}: {target}", path.display());
-            if removed > 1 {
-                message.push_str(&format!(" ({removed} times)"));
-            }
-            if under > 0 {
-                message.push_str(&format!(" and {under} line(s) under it"));
+            if r.under > 0 {
+                message.push_str(&format!(" and {} line(s) under it", r.under));
             }
             message.push('\n');
-            (edited, message)
+            (r.text, message)
+        }),
+    };
+    let (text, message) = match edited {
+        Ok(edited) => edited,
+        Err(unchanged) => {
+            let why = match unchanged {
+                Unchanged::NoInit => "has no `  INIT  {user=...}` line to edit under".to_string(),
+                Unchanged::Present(line) => {
+                    format!("has the line {line:?} under INIT already; nothing added")
+                }
+                Unchanged::Absent(line) => {
+                    format!("has no line {line:?} under INIT; nothing removed")
+                }
+            };
+            eprintln!("psdiff: {} {why}", path.display());
+            return Ok(Exit::Report);
         }
     };
-    let mut text = edited.join("\n");
-    text.push('\n');
     lock.replace(Some(&bytes), &text)?;
     print(&message)?;
     Ok(Exit::Clean)
@@ -112,33 +79,4 @@ fn check_field(what: &str, value: &str) -> Result<(), Error> {
         )));
     }
     Ok(())
-}
-
-fn depth(line: &str) -> usize {
-    render::parse_line(line).map_or(0, |p| p.depth)
-}
-
-/// The index after the last line under `lines[at]`.
-fn subtree_end(lines: &[&str], at: usize) -> usize {
-    let d = depth(lines[at]);
-    lines[at + 1..]
-        .iter()
-        .position(|l| depth(l) <= d)
-        .map_or(lines.len(), |i| at + 1 + i)
-}
-
-/// Where a new child of INIT goes: before the first sibling that sorts
-/// after it (by cmdline, then user), as the dump would place it.
-fn insert_position(lines: &[&str], init: usize, end: usize, cmdline: &str, user: &str) -> usize {
-    let mut i = init + 1;
-    while i < end {
-        if let Some(p) = render::parse_line(lines[i])
-            && p.depth == DEPTH
-            && (p.cmdline, p.user) > (cmdline, user)
-        {
-            return i;
-        }
-        i = subtree_end(lines, i);
-    }
-    end
 }
