@@ -188,36 +188,8 @@ impl Control {
             )));
         }
         let mut runs = self.runs.lock().expect("no panic holds this lock");
-        runs.retain(|_, r| r.end.as_ref().is_none_or(|e| e.at.elapsed() < OUTPUT_TTL));
-        if runs.values().filter(|r| r.end.is_none()).count() >= MAX_RUNNING {
-            return Err(ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                format!("{MAX_RUNNING} commands are running; try again when one has finished"),
-            ));
-        }
-        while runs.len() >= MAX_OUTPUTS {
-            let oldest = runs
-                .iter()
-                .filter_map(|(id, r)| Some((r.end.as_ref()?.at, id.clone())))
-                .min();
-            let Some((_, id)) = oldest else { break };
-            runs.remove(&id);
-        }
-        // Under `psdiff contain`, so what it starts cannot outlive the
-        // limit by leaving the process group (`setsid`, a double fork).
-        let mut child = tokio::process::Command::new("/proc/self/exe")
-            .arg0("psdiff")
-            .arg("contain")
-            .arg("--seconds")
-            .arg(RUN_TIMEOUT.as_secs().to_string())
-            .arg("--")
-            .args(&cmd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| ApiError::internal(format!("cannot run {:?}: {e}", cmd[0])))?;
+        make_room(&mut runs)?;
+        let mut child = spawn_contained(&cmd)?;
         let pid = child.id().unwrap_or_default();
         let id = random_id();
         let out = Arc::new(Mutex::new(Captured::default()));
@@ -240,64 +212,8 @@ impl Control {
         let store = self.runs.clone();
         let run_id = id.clone();
         tokio::spawn(async move {
-            let started = Instant::now();
-            // contain keeps the limit itself; this only guards against it
-            // hanging.
-            let (status, hung) =
-                match tokio::time::timeout(RUN_TIMEOUT + CONTAIN_GRACE, child.wait()).await {
-                    Ok(status) => (status, false),
-                    Err(_) => {
-                        let group = nix::unistd::Pid::from_raw(pid as i32);
-                        let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
-                        (child.wait().await, true)
-                    }
-                };
-            let timed_out = hung
-                || (started.elapsed() >= RUN_TIMEOUT
-                    && status
-                        .as_ref()
-                        .is_ok_and(|s| s.code() == Some(i32::from(crate::contain::TIMED_OUT))));
-            // A child left running may hold the pipes open; what came in a
-            // moment after the end is all that is kept.
-            let aborts = readers.each_ref().map(|r| r.abort_handle());
-            let both = async {
-                for reader in readers {
-                    let _ = reader.await;
-                }
-            };
-            if tokio::time::timeout(Duration::from_secs(1), both)
-                .await
-                .is_err()
-            {
-                aborts.iter().for_each(|a| a.abort());
-            }
-            use std::os::unix::process::ExitStatusExt;
-            let end = End {
-                at: Instant::now(),
-                // Timed out: what was run died of SIGKILL, as the API says.
-                code: status
-                    .as_ref()
-                    .ok()
-                    .and_then(|s| s.code())
-                    .filter(|_| !timed_out),
-                signal: if timed_out {
-                    Some(Signal::SIGKILL as i32)
-                } else {
-                    status.as_ref().ok().and_then(|s| s.signal())
-                },
-                timed_out,
-            };
-            log(match (&end, timed_out) {
-                (_, true) => format!("pid {pid} killed after {}s", RUN_TIMEOUT.as_secs()),
-                (End { code: Some(c), .. }, _) => format!("pid {pid} exited with {c}"),
-                (
-                    End {
-                        signal: Some(s), ..
-                    },
-                    _,
-                ) => format!("pid {pid} ended by signal {s}"),
-                _ => format!("pid {pid} ended"),
-            });
+            let end = wait_for_end(child, pid, readers).await;
+            log(end.describe(pid));
             if let Some(run) = store
                 .lock()
                 .expect("no panic holds this lock")
@@ -397,6 +313,115 @@ pub fn parse_signal(value: Option<&Value>) -> Result<Signal, ApiError> {
             Signal::from_str(&full).map_err(|_| invalid(&format!("`{name}`")))
         }
         Some(other) => Err(invalid(other)),
+    }
+}
+
+/// Drops outputs past their time and, at the bound, the oldest ended
+/// one; refuses a new run while `MAX_RUNNING` run.
+fn make_room(runs: &mut HashMap<String, Run>) -> Result<(), ApiError> {
+    runs.retain(|_, r| r.end.as_ref().is_none_or(|e| e.at.elapsed() < OUTPUT_TTL));
+    if runs.values().filter(|r| r.end.is_none()).count() >= MAX_RUNNING {
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            format!("{MAX_RUNNING} commands are running; try again when one has finished"),
+        ));
+    }
+    while runs.len() >= MAX_OUTPUTS {
+        let oldest = runs
+            .iter()
+            .filter_map(|(id, r)| Some((r.end.as_ref()?.at, id.clone())))
+            .min();
+        let Some((_, id)) = oldest else { break };
+        runs.remove(&id);
+    }
+    Ok(())
+}
+
+/// Starts `cmd` under `psdiff contain`, so what it starts cannot outlive
+/// the limit by leaving the process group (`setsid`, a double fork).
+fn spawn_contained(cmd: &[String]) -> Result<tokio::process::Child, ApiError> {
+    tokio::process::Command::new("/proc/self/exe")
+        .arg0("psdiff")
+        .arg("contain")
+        .arg("--seconds")
+        .arg(RUN_TIMEOUT.as_secs().to_string())
+        .arg("--")
+        .args(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| ApiError::internal(format!("cannot run {:?}: {e}", cmd[0])))
+}
+
+/// Waits for a run to end and for what it printed, and says how it ended.
+async fn wait_for_end(
+    mut child: tokio::process::Child,
+    pid: u32,
+    readers: [tokio::task::JoinHandle<()>; 2],
+) -> End {
+    let started = Instant::now();
+    // contain keeps the limit itself; this only guards against it hanging.
+    let (status, hung) = match tokio::time::timeout(RUN_TIMEOUT + CONTAIN_GRACE, child.wait()).await
+    {
+        Ok(status) => (status, false),
+        Err(_) => {
+            let group = nix::unistd::Pid::from_raw(pid as i32);
+            let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
+            (child.wait().await, true)
+        }
+    };
+    let timed_out = hung
+        || (started.elapsed() >= RUN_TIMEOUT
+            && status
+                .as_ref()
+                .is_ok_and(|s| s.code() == Some(i32::from(crate::contain::TIMED_OUT))));
+    // A child left running may hold the pipes open; what came in a
+    // moment after the end is all that is kept.
+    let aborts = readers.each_ref().map(|r| r.abort_handle());
+    let both = async {
+        for reader in readers {
+            let _ = reader.await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(1), both)
+        .await
+        .is_err()
+    {
+        aborts.iter().for_each(|a| a.abort());
+    }
+    use std::os::unix::process::ExitStatusExt;
+    End {
+        at: Instant::now(),
+        // Timed out: what was run died of SIGKILL, as the API says.
+        code: status
+            .as_ref()
+            .ok()
+            .and_then(|s| s.code())
+            .filter(|_| !timed_out),
+        signal: if timed_out {
+            Some(Signal::SIGKILL as i32)
+        } else {
+            status.as_ref().ok().and_then(|s| s.signal())
+        },
+        timed_out,
+    }
+}
+
+impl End {
+    /// How the run ended, for the log.
+    fn describe(&self, pid: u32) -> String {
+        match self {
+            End {
+                timed_out: true, ..
+            } => format!("pid {pid} killed after {}s", RUN_TIMEOUT.as_secs()),
+            End { code: Some(c), .. } => format!("pid {pid} exited with {c}"),
+            End {
+                signal: Some(s), ..
+            } => format!("pid {pid} ended by signal {s}"),
+            _ => format!("pid {pid} ended"),
+        }
     }
 }
 
