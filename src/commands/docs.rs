@@ -168,7 +168,8 @@ Then visibility rules, the first that applies decides:
 \\fBhide-children\\fR (all below it), \\fBonce\\fR (one line per parent, user and cmdline).
 .SS \"The match language\"
 Every \\fBmatch\\fR table, of rules and checks alike; all keys given must hold.
-Globs: * and ? within one /-separated part, ** across parts, [...] a set.
+Globs: * and ? within one /-separated part, ** across parts, [a-z] or [!a-z]
+one of a set, {a,b} either; a backslash is itself (unit names escape with it).
 ",
     );
     for (key, meaning) in crate::select::KEYS {

@@ -19,6 +19,7 @@ use std::sync::Arc;
 pub use error::{ConfigError, Located, Origin, did_you_mean, line_column};
 pub use hosts::HostName;
 use schema::{CheckDef, ConfigFile, RuleDef};
+pub use schema::{glob, is_glob};
 
 /// The built-in rules, as shipped in etc/psdiff.toml.
 pub const DEFAULTS_TOML: &str = include_str!("../../etc/psdiff.toml");

@@ -262,6 +262,7 @@ impl<'de> Deserialize<'de> for Globs {
                 f.write_str("a string or a list of strings")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Globs, E> {
+                checked::<E>(v)?;
                 Ok(Globs(vec![v.to_string()]))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
@@ -270,6 +271,7 @@ impl<'de> Deserialize<'de> for Globs {
             ) -> Result<Globs, A::Error> {
                 let mut all = Vec::new();
                 while let Some(one) = seq.next_element::<String>()? {
+                    checked::<A::Error>(&one)?;
                     all.push(one);
                 }
                 if all.is_empty() {
@@ -278,8 +280,34 @@ impl<'de> Deserialize<'de> for Globs {
                 Ok(Globs(all))
             }
         }
+        fn checked<E: serde::de::Error>(text: &str) -> Result<(), E> {
+            if is_glob(text) {
+                glob(text).map_err(|e| {
+                    E::custom(format!(
+                        "{text:?} is no glob: {}; `*` and `?` match within a path part, `**` across parts, `[a-z]` or `[!a-z]` one of a set, `{{a,b}}` either",
+                        e.kind()
+                    ))
+                })?;
+            }
+            Ok(())
+        }
         deserializer.deserialize_any(OneOrMany)
     }
+}
+
+/// Whether `text` is a glob rather than a plain name.
+pub fn is_glob(text: &str) -> bool {
+    text.contains(['*', '?', '[', '{'])
+}
+
+/// `text` as a glob: `*` and `?` within a `/`-separated part, `**`
+/// across parts; a backslash is itself (unit names escape with it:
+/// `dev-disk-by\x2duuid`).
+pub fn glob(text: &str) -> Result<globset::Glob, globset::Error> {
+    globset::GlobBuilder::new(text)
+        .literal_separator(true)
+        .backslash_escape(false)
+        .build()
 }
 
 /// The host conditions of a rule or check.

@@ -55,6 +55,18 @@ fn bad_regex_and_missing_match() {
         "{err}"
     );
 
+    // A bad glob is refused where it stands, not taken as a plain name.
+    let (_dir, path) = with_config(
+        "[[rule]]\nname = \"gl\"\nmatch = { unit = \"getty@[.service\" }\naction = \"hide\"\n",
+    );
+    let err = fails_with(on_fixture("edge").arg("--config").arg(&path).arg("dump"), 2);
+    assert!(
+        err.contains(
+            ":3:18: rule \"gl\": \"getty@[.service\" is no glob: unclosed character class"
+        ),
+        "{err}"
+    );
+
     let (_dir, path) = with_config("[[rule]]\nname = \"nomatch\"\naction = \"hide-tree\"\n");
     let err = fails_with(on_fixture("edge").arg("--config").arg(&path).arg("dump"), 2);
     assert!(
