@@ -108,14 +108,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("psdiff-atomic-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("f");
-        // SAFETY: umask only sets this process's file creation mask.
-        let old = unsafe { libc::umask(0o077) };
+        use nix::sys::stat::{Mode, umask};
+        let old = umask(Mode::from_bits_truncate(0o077));
         write(&path, b"a", 0o644).unwrap();
         assert_eq!(mode_of(&path), Some(0o644));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         write(&path, b"b", 0o644).unwrap();
         assert_eq!(mode_of(&path), Some(0o640), "kept from the file replaced");
-        unsafe { libc::umask(old) };
+        umask(old);
         assert_eq!(std::fs::read(&path).unwrap(), b"b");
         let temps: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
         assert_eq!(temps.len(), 1, "no temporary file is left");

@@ -37,10 +37,7 @@ pub enum Outcome {
 /// process it started, killing all of them at `limit`.
 pub fn run(argv: &[String], limit: Duration) -> std::io::Result<Outcome> {
     let deadline = Instant::now() + limit;
-    // SAFETY: prctl with integer arguments reads no memory of ours.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    nix::sys::prctl::set_child_subreaper(true)?;
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| std::io::Error::other("no command given"))?;

@@ -164,13 +164,9 @@ impl Clock {
         let wall = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
-        let mut now = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes the timespec it is given.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-        let monotonic = Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
+        let monotonic = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+            .map(Duration::from)
+            .unwrap_or_default();
         Clock {
             boot_offset: wall.saturating_sub(monotonic),
             written_ms: None,
