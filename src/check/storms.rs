@@ -144,5 +144,6 @@ fn as_process(started: &Started) -> Process {
         stime: 0,
         nice: 0,
         num_threads: 1,
+        attested: None,
     }
 }

@@ -107,13 +107,20 @@ impl Host {
     }
 
     /// Why the executable /proc names for `process` may not be what it
-    /// runs (`snapshot::attest`); none on a tree that is no proc file
-    /// system, whose word is all there is.
+    /// runs (`snapshot::attest`); for one gone, as judged while it ran if
+    /// it was. None on a tree that is no proc file system, whose word is
+    /// all there is.
     pub fn doubts(&self, process: &Process) -> Vec<Doubt> {
-        match (self.attestor(), process.exe_path()) {
+        let now = match (self.attestor(), process.exe_path()) {
             (None, _) => Vec::new(),
             (Some(_), None) => vec![Doubt::CannotTell],
             (Some(a), Some(exe)) => a.doubts(process.pid, process.start_time, exe),
+        };
+        // What runs now is judged now (code slipped in since its exec
+        // counts); only one gone is taken as it was judged at its exec.
+        match &process.attested {
+            Some(at_exec) if now == [Doubt::CannotTell] => at_exec.to_vec(),
+            _ => now,
         }
     }
 

@@ -25,6 +25,12 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
+    /// Whether a rule may hide a process by its executable `exe`: then
+    /// what it runs must be judged while it runs (`Selector::takes_by_exe`).
+    pub fn takes_by_exe(&self, exe: &str) -> bool {
+        self.rules.iter().any(|r| r.selector.takes_by_exe(exe))
+    }
+
     /// What the rules look at beyond the basics: the exe link costs a
     /// syscall per process, so it is read only when a rule wants it.
     pub fn needs(&self) -> Fields {

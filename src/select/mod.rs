@@ -652,6 +652,19 @@ impl Selector {
         }
         unknown
     }
+    /// Whether, strict, it may take a process running `exe` by that
+    /// executable (its own condition or an ancestor's). Such a process's
+    /// doubts are judged while it runs: the watcher does so at its exec,
+    /// as it may be gone before the rules look.
+    pub fn takes_by_exe(&self, exe: &str) -> bool {
+        self.strict && self.names_exe(exe)
+    }
+
+    fn names_exe(&self, exe: &str) -> bool {
+        self.exe.as_ref().is_some_and(|p| p.matches(exe))
+            || matches!(&self.command, Some(Command::Exe(path)) if path == exe)
+            || self.parent.as_ref().is_some_and(|p| p.names_exe(exe))
+    }
 
     /// What must be read from /proc beyond the basics to test this.
     pub fn needs(&self) -> Fields {

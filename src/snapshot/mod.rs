@@ -53,6 +53,10 @@ pub struct Process {
     pub stime: u64,
     pub nice: i64,
     pub num_threads: u64,
+    /// The doubts about its executable as judged at its exec (the watcher
+    /// judges a program then, as it may end before the rules see it);
+    /// taken only once it is gone (`Host::doubts`).
+    pub attested: Option<Arc<[attest::Doubt]>>,
 }
 
 impl Process {
@@ -98,6 +102,7 @@ pub fn test_process(pid: u32, ppid: u32) -> Process {
         stime: 0,
         nice: 0,
         num_threads: 1,
+        attested: None,
     }
 }
 
@@ -509,6 +514,7 @@ impl Reader {
             stime: stat.stime,
             nice: stat.nice,
             num_threads: stat.num_threads,
+            attested: None,
         }
     }
 }

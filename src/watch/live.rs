@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::app::comparison::Reference;
 use crate::app::context::Context;
+use crate::host::Host;
 use crate::identity::Identity;
 use crate::journal::{Ending, NewImage, WatcherState, Writer};
 use crate::proc_events::ProcEvent;
@@ -60,6 +61,10 @@ pub struct Live {
     context: Context,
     reference: Reference,
     reader: PidReader,
+    /// Judges a new program's executable while it runs; made anew with
+    /// each batch, so a file an upgrade replaced is not judged by an old
+    /// look at it.
+    attesting: Host,
     images: HashMap<u32, Image>,
     /// Rows to end at the next commit: images replaced by an exec, or
     /// gone at a rescan.
@@ -96,6 +101,7 @@ impl Live {
             context: context.clone(),
             reference,
             reader,
+            attesting: Host::of(root),
             images: HashMap::new(),
             ends: Vec::new(),
             losses: Vec::new(),
@@ -196,9 +202,17 @@ impl Live {
                     state.unread += 1;
                     self.note_loss("unread", 1);
                 }
-                let Some((process, read)) = reading else {
+                let Some((mut process, read)) = reading else {
                     return;
                 };
+                if read
+                    && process.attested.is_none()
+                    && process
+                        .exe_path()
+                        .is_some_and(|exe| self.reference.rules().takes_by_exe(exe))
+                {
+                    process.attested = Some(self.attesting.doubts(&process).into());
+                }
                 match self.images.get_mut(&pid) {
                     // Read after the exec already (a rescan while the
                     // event was queued): the same image.
@@ -270,6 +284,7 @@ impl Live {
             stime: 0,
             nice: 0,
             num_threads: 1,
+            attested: None,
         });
         let wants_cgroup = self.reference.needs().cgroup;
         Some(Process {
@@ -423,12 +438,14 @@ impl Live {
             }
             // Not a reading of it ending (no argv, no exe left), nor of
             // a program it has run since (its own event follows).
-            if let Some(fresh) = self.reader.read(pid)
+            if let Some(mut fresh) = self.reader.read(pid)
                 && fresh.ppid == image.process.ppid
                 && !ended_before_read(&fresh)
                 && fresh.exe == image.process.exe
             {
                 let image = self.images.get_mut(&pid).expect("looked up above");
+                // The same program: as judged at its exec.
+                fresh.attested = image.process.attested.take();
                 image.process = fresh;
             }
         }
@@ -524,6 +541,7 @@ impl Live {
         state.alive = crate::clock::unix_now();
         batch.heartbeat(state)?;
         batch.commit()?;
+        self.attesting = Host::of(&self.proc_root);
         Ok(())
     }
 

@@ -27,6 +27,7 @@ crate::tests![
     a_storm_of_starts_is_counted_while_it_happens,
     a_transient_in_a_container_is_seen_from_the_host,
     a_daemons_children_ending_as_it_restarts_are_no_transient,
+    a_program_hidden_by_its_executable_is_judged_while_it_runs,
 ];
 
 /// A private baseline and journal, and psdiff pointed at them; the
@@ -56,10 +57,16 @@ impl Setup {
         self.dir.path().join("journal.sqlite")
     }
 
+    /// psdiff on this setup's baseline and journal, and its rules when
+    /// a test wrote them (`psdiff.toml` in its folder).
     fn psdiff(&self) -> Command {
         let mut cmd = psdiff();
         cmd.env("PSDIFF_DB", self.dir.path().join("db"))
             .env("PSDIFF_JOURNAL", self.journal());
+        let config = self.dir.path().join("psdiff.toml");
+        if config.exists() {
+            cmd.env("PSDIFF_CONFIG", config);
+        }
         cmd
     }
 
@@ -876,4 +883,36 @@ fn a_daemons_children_ending_as_it_restarts_are_no_transient() {
     stop(watcher);
     assert!(during.is_empty(), "{during:?} {err}");
     assert!(after.is_empty(), "{after:?} {err_after}");
+}
+
+/// A program a rule hides by its executable, gone before the watcher's
+/// next batch judged it: what it ran was judged at its exec, while it
+/// ran, so the rule hides it. One the rule does not take is reported.
+fn a_program_hidden_by_its_executable_is_judged_while_it_runs() {
+    let setup = Setup::new("watch-attest-at-exec");
+    std::fs::write(
+        setup.dir.path().join("psdiff.toml"),
+        "[[rule]]\nname = \"quick-sleeps\"\nmatch = { exe = \"/usr/bin/sleep\", cmdline = '^sleep 0\\.0123$' }\naction = \"hide\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(setup.psdiff().arg("write"));
+    assert_eq!(code, 0, "{err}");
+    // A batch a second apart: both are long gone when it comes.
+    let watcher = setup.watch_every("1", &[]);
+    for seconds in ["0.0123", "0.0124"] {
+        let status = as_nobody(&["sleep", seconds]).status().unwrap();
+        assert!(status.success());
+    }
+    let hidden = setup.wait_for("sleep 0.0123", "exit");
+    setup.wait_for("sleep 0.0124", "exit");
+    let (_, out, err) = run(setup.psdiff().args(["show-extra", "--consumer", "a"]));
+    stop(watcher);
+    assert!(
+        hidden
+            .iter()
+            .all(|e| e["verdict"] == "hidden" && e["rule"] == "quick-sleeps"),
+        "{hidden:?}"
+    );
+    assert!(!out.contains("sleep 0.0123"), "{out}\n{err}");
+    assert!(out.contains("sleep 0.0124 (transient: "), "{out}\n{err}");
 }
