@@ -4,4 +4,4 @@
 # fuzz/crashes/ (each one becomes a regression test in src/fuzz.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo bench --quiet --bench fuzz -- "${1:-60}"
+cargo bench --quiet --features fuzzing --bench fuzz -- "${1:-60}"

@@ -36,7 +36,8 @@
 //!   which show (transient extras), check (restarts) and history read.
 //! - `serve`, `files`: the API server and the file watcher; `contain`:
 //!   nothing a command starts outlives its time limit. `clock`: times as
-//!   psdiff prints them. `fuzz`: the fuzzer of the parsers.
+//!   psdiff prints them. `fuzz`: the fuzzer of the parsers (feature
+//!   `fuzzing`, for `fuzz/run.sh`).
 
 pub mod app;
 pub mod atomic;
@@ -51,6 +52,7 @@ pub mod contain;
 pub mod diff;
 pub mod exit;
 pub mod files;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
 pub mod host;
 pub mod identity;

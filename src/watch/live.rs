@@ -52,7 +52,8 @@ enum Look {
     /// a daemon's children orphaned for the moment it shuts down are
     /// no extra.
     Review,
-    /// Every image, each change written at once (a rescan, new rules).
+    /// Every image, each change written at once (the first scan, new
+    /// rules).
     All,
 }
 
