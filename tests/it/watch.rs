@@ -235,21 +235,8 @@ fn supervisor(seconds: &str) -> (Child, impl Fn() -> u32) {
         .spawn()
         .unwrap();
     let id = sup.id();
-    let child = move || {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = Command::new("pgrep")
-                .args(["-P", &id.to_string()])
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            if let Some(pid) = text.lines().next().and_then(|l| l.parse().ok()) {
-                return pid;
-            }
-            assert!(Instant::now() < deadline, "the supervisor started nothing");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
+    // Its child now, once it has one.
+    let child = move || children(id, 1)[0];
     (sup, child)
 }
 
