@@ -669,17 +669,7 @@ impl Selector {
     /// What must be read from /proc beyond the basics to test this.
     pub fn needs(&self) -> Fields {
         let parent = self.parent.as_ref().map(|p| p.needs()).unwrap_or_default();
-        let cgroup = [
-            &self.unit,
-            &self.user_unit,
-            &self.slice,
-            &self.cgroup,
-            &self.container,
-        ]
-        .iter()
-        .any(|p| p.is_some())
-            || self.login.is_some()
-            || self.timer_job.is_some();
+        let cgroup = self.reads_cgroup();
         Fields {
             exe: self.exe.is_some()
                 || matches!(self.command, Some(Command::Exe(_)))
@@ -819,10 +809,10 @@ fn ticks_per_second() -> Option<u64> {
 }
 
 impl Selector {
-    /// The conditions on what the cgroup says. A process whose cgroup
-    /// could not be read matches none of them.
-    fn matches_cgroup(&self, population: &Population, process: &Process) -> bool {
-        let wants = [
+    /// Whether any of its own conditions is on what the cgroup says (the
+    /// one list `needs` and `matches_cgroup` both go by).
+    fn reads_cgroup(&self) -> bool {
+        [
             &self.unit,
             &self.user_unit,
             &self.slice,
@@ -832,8 +822,13 @@ impl Selector {
         .iter()
         .any(|p| p.is_some())
             || self.login.is_some()
-            || self.timer_job.is_some();
-        if !wants {
+            || self.timer_job.is_some()
+    }
+
+    /// The conditions on what the cgroup says. A process whose cgroup
+    /// could not be read matches none of them.
+    fn matches_cgroup(&self, population: &Population, process: &Process) -> bool {
+        if !self.reads_cgroup() {
             return true;
         }
         let Some(cgroup) = process.cgroup.as_deref() else {
