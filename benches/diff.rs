@@ -1,5 +1,5 @@
 //! The diff engine alone, in process: `cargo bench --bench diff -- OLD NEW [RUNS]`
-//! prints the median and minimum time of `psdiff::diff::diff` over the two
+//! prints the median and minimum time of `psdiff::line_diff::diff` over the two
 //! files' lines, cold (caches evicted before each run, as for `show`, which
 //! runs once a minute in a fresh process) and warm (run after run).
 //! bench/show.py runs it beside a dump of live processes.
@@ -33,7 +33,7 @@ fn main() {
                     }
                 }
                 let started = Instant::now();
-                std::hint::black_box(psdiff::diff::diff(&old, &new));
+                std::hint::black_box(psdiff::line_diff::diff(&old, &new));
                 started.elapsed().as_secs_f64()
             })
             .collect();

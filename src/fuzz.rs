@@ -68,7 +68,7 @@ pub fn targets() -> Vec<Target> {
             run: |input| {
                 if let Ok(b) = crate::baseline::parse(std::path::Path::new("fuzz.db"), input.to_vec()) {
                     let lines: Vec<&str> = b.lines().collect();
-                    let _ = crate::diff::diff(&lines, &lines[lines.len() / 2..]);
+                    let _ = crate::line_diff::diff(&lines, &lines[lines.len() / 2..]);
                 }
             },
         },
@@ -101,8 +101,8 @@ pub fn targets() -> Vec<Target> {
                 let text = String::from_utf8_lossy(input);
                 let lines: Vec<&str> = text.lines().collect();
                 let (old, new) = lines.split_at(lines.len() / 2);
-                let changes = crate::diff::diff(old, new);
-                let missing = changes.iter().filter(|c| c.kind == crate::diff::Kind::Missing).count();
+                let changes = crate::line_diff::diff(old, new);
+                let missing = changes.iter().filter(|c| c.kind == crate::line_diff::Kind::Missing).count();
                 assert_eq!(old.len() - missing + (changes.len() - missing), new.len());
             },
         },

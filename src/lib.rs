@@ -1,7 +1,7 @@
 //! psdiff: watch a server's processes against a known-good baseline.
 //!
 //! ```text
-//! cli ─▶ commands ─▶ app ─▶ snapshot ─▶ tree ─▶ rules/select ─▶ render ─▶ baseline ─▶ diff ─▶ report
+//! cli ─▶ commands ─▶ app ─▶ snapshot ─▶ tree ─▶ rules/select ─▶ render ─▶ baseline ─▶ line_diff ─▶ report
 //!                     │ (context, comparison, measure, settle)
 //!                     └─ beside it, using it: check, serve, files, watch (→ journal)
 //!
@@ -27,7 +27,7 @@
 //!   a `View`; `render`: the line format.
 //! - `baseline`: the stored file (`atomic`: files made exclusively and
 //!   renamed into place); `record`: the rules it was written with;
-//!   `identity`: who each of its lines was; `diff`: the line diff.
+//!   `identity`: who each of its lines was; `line_diff`: the line diff.
 //! - `check`: counts, resources, ports, CPU, credential and deleted-file
 //!   checks, and their actions (`pidfd`: signals through pidfds).
 //! - `report`: every output format of show, diff and check.
@@ -49,7 +49,6 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod contain;
-pub mod diff;
 pub mod exit;
 pub mod files;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -58,6 +57,7 @@ pub mod host;
 pub mod identity;
 pub mod invocation;
 pub mod journal;
+pub mod line_diff;
 pub mod mounts;
 pub mod paths;
 pub mod pidfd;

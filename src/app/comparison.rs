@@ -39,7 +39,7 @@ impl Comparison {
         let mut changes = report::changes(&self.old, &self.new, wanted);
         if wanted.extra {
             changes.extend(self.transients.iter().map(|line| report::Change {
-                kind: crate::diff::Kind::Extra,
+                kind: crate::line_diff::Kind::Extra,
                 line,
             }));
         }

@@ -3,8 +3,8 @@
 //! (`psdiff dump | head`) is a quiet end, not a panic.
 
 mod check;
-mod compare;
 mod config;
+mod diff;
 mod docs;
 mod dump;
 mod error;
@@ -85,7 +85,7 @@ fn run_app(context: &Context, command: Command) -> Result<Exit, crate::app::Erro
             &options,
         ),
         Command::Manual(command) => manual::run(context, command),
-        Command::Diff { old, new, format } => compare::run(&old, &new, format),
+        Command::Diff { old, new, format } => diff::run(&old, &new, format),
         Command::Check(args) => check::run(context, &args),
         Command::History(args) => history::run(context, &args),
         Command::Serve(_) | Command::Files(_) | Command::Watch(_) | Command::Token(_) => {

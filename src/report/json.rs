@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::Change;
 use crate::check::{Check, Kind, Level, Outcome};
-use crate::diff::Kind as ChangeKind;
+use crate::line_diff::Kind as ChangeKind;
 use crate::render;
 
 #[derive(Serialize)]

@@ -7,8 +7,8 @@ pub mod mon;
 pub mod nagios;
 pub mod prometheus;
 
-pub use crate::diff::Change;
-use crate::diff::Kind;
+pub use crate::line_diff::Change;
+use crate::line_diff::Kind;
 
 /// Which kinds of change were asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub fn changes<'a>(old: &'a str, new: &'a str, wanted: Wanted) -> Vec<Change<'a>
     }
     let old: Vec<&str> = old.lines().collect();
     let new: Vec<&str> = new.lines().collect();
-    let mut changes = crate::diff::diff(&old, &new);
+    let mut changes = crate::line_diff::diff(&old, &new);
     changes.retain(|c| wanted.includes(c.kind));
     changes
 }

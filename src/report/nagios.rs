@@ -5,8 +5,8 @@ use super::Change;
 use super::Wanted;
 use super::text;
 use crate::check::{Check, Level, Outcome};
-use crate::diff::Kind as ChangeKind;
 use crate::exit::NagiosState;
+use crate::line_diff::Kind as ChangeKind;
 
 /// The Nagios plugin output: a status line with perfdata, then the changed
 /// lines. Missing daemons are CRITICAL, extra processes a WARNING; `note`

@@ -4,7 +4,7 @@
 use super::Change;
 use super::Wanted;
 use crate::check::{Check, Kind, Outcome};
-use crate::diff::Kind as ChangeKind;
+use crate::line_diff::Kind as ChangeKind;
 
 /// The Prometheus text format of a show, for node_exporter's textfile
 /// collector.
