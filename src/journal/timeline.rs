@@ -88,10 +88,18 @@ pub fn events(rows: &[HistoryRow], since: f64, until: f64) -> Vec<Event<'_>> {
 }
 
 /// A start is a restart when, shortly before, an image of the same
-/// program (exe and cmdline) in the same unit exited or was lost.
+/// program (exe and cmdline) in the same unit exited or was lost, and it
+/// is not that image's own fork (a daemon going into the background), as
+/// `Journal::restarts` counts.
 fn mark_restarts(events: &mut [Event]) {
-    let same = |a: &HistoryRow, b: &HistoryRow| {
-        a.exe == b.exe && a.unit == b.unit && a.user == b.user && a.cmdline() == b.cmdline()
+    let same = |ended: &HistoryRow, start: &HistoryRow| {
+        ended.exe == start.exe
+            && ended.unit == start.unit
+            && ended.user == start.user
+            && ended.cmdline() == start.cmdline()
+            && !(start.origin == "fork"
+                && start.ppid == ended.pid
+                && start.started >= ended.started)
     };
     let mut ended: Vec<(f64, &HistoryRow)> = Vec::new();
     for event in events.iter_mut() {

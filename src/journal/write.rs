@@ -475,22 +475,26 @@ mod tests {
 
     /// `check`'s count and `history`'s timeline say the same restarts: a
     /// start 5 s after the exit is one (RestartSec=5s), one 5 min after
-    /// is a start of its own.
+    /// is a start of its own, and a daemon's fork into the background as
+    /// the one started exits (20 → 21) none.
     #[test]
     fn check_and_history_agree_on_what_a_restart_is() {
         let (dir, mut writer) = writer("restarts");
         let t0 = now() - 1000.0;
         let mut batch = writer.batch().unwrap();
-        for (pid, started, ended) in [
-            (10, t0, Some(t0 + 100.0)),
-            (11, t0 + 105.0, Some(t0 + 200.0)),
-            (12, t0 + 500.0, None),
+        for (pid, ppid, origin, started, ended) in [
+            (10, 1, "exec", t0, Some(t0 + 100.0)),
+            (11, 1, "exec", t0 + 105.0, Some(t0 + 200.0)),
+            (12, 1, "exec", t0 + 500.0, Some(t0 + 600.0)),
+            (20, 1, "exec", t0 + 900.0, Some(t0 + 900.02)),
+            (21, 20, "fork", t0 + 900.01, None),
         ] {
             let image = NewImage {
                 boot: "b",
                 pid,
+                ppid,
                 started,
-                origin: "fork",
+                origin,
                 uid: Some(0),
                 user: Some("root"),
                 exe: Some("/usr/sbin/food"),

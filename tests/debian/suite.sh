@@ -127,14 +127,10 @@ TOML
 in_vm sh -c 'printf "* * * * * root sleep 55\n* * * * * alice sleep 25\n" > /etc/cron.d/psdiff-suite'
 # The watcher runs through the whole suite: every check also reports what
 # started and ended since its previous look, so each `quiet` holds it to
-# no transient false alarm either. On Debian 12 and 13; not yet on
-# sysvinit, where a root cron job whose CRON parent ended before the job's
-# exec is an orphan by then, so the cron rule cannot take it.
-WATCH=1
-[ "${PSDIFF_DEBIAN_RELEASE:-12}" != sysv ] || WATCH=0
-WATCH=${PSDIFF_SUITE_WATCH:-$WATCH}
+# no transient false alarm either. PSDIFF_SUITE_WATCH=0 runs without it.
+WATCH=${PSDIFF_SUITE_WATCH:-1}
 if [ "$WATCH" = 0 ]; then
-    echo "without the watcher (not yet on this release)"
+    echo "without the watcher"
 elif [ "$INIT" = systemd ]; then
     in_vm systemctl start psdiff-watch
 else
@@ -303,6 +299,17 @@ TOML
         restarted_twice "restarts between two checks are counted as systemd counts them ($n)" \
             "flappy:restarts:$n > 0 (0-0) within 1h"
         [ "$n" = 5 ] || fail "systemd counted $n restarts of psdiff-flappy, not 5"
+        # The timeline says the same restarts, of the unit asked for only.
+        said=$(in_vm psdiff history --since 10m --unit psdiff-flappy.service --format json |
+            python3 -c 'import json, sys
+events = json.load(sys.stdin)["events"]
+print(sum(e["kind"] == "restart" for e in events), sorted({str(e.get("unit")) for e in events}))')
+        again=$(in_vm psdiff history --since 10m --unit psdiff-flappy.service | grep -c "started again after pid")
+        if [ "$said" = "$n ['psdiff-flappy.service']" ] && [ "$again" = "$n" ]; then
+            pass "history --unit tells the unit's $n restarts"
+        else
+            fail "history --unit tells the unit's $n restarts" "json: $said" "text: $again"
+        fi
     fi
     in_vm sh -c 'systemctl stop psdiff-flappy; rm /run/systemd/system/psdiff-flappy.service; systemctl daemon-reload'
 else
