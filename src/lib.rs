@@ -20,7 +20,7 @@
 //!   FILE:LINE:COLUMN errors; `select`: the one match language its
 //!   `match` tables speak.
 //! - `snapshot`: reading /proc (or `--proc-root`), cgroups included;
-//!   `host`: what logind, timers and container runtimes say beyond it;
+//!   `machine`: what logind, timers and container runtimes say beyond it;
 //!   `invocation`: psdiff's own invocation; `sockets`: the sockets of each
 //!   network namespace and who holds them; `mounts`: this process's mounts.
 //! - `tree`: parents and the sibling order; `rules`: shaping the tree into
@@ -53,11 +53,11 @@ pub mod exit;
 pub mod files;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
-pub mod host;
 pub mod identity;
 pub mod invocation;
 pub mod journal;
 pub mod line_diff;
+pub mod machine;
 pub mod mounts;
 pub mod paths;
 pub mod pidfd;

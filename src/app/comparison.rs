@@ -268,7 +268,7 @@ fn baseline_rules(
         return Ok((Rules::InForce(in_force), None));
     }
     let recorded = Config::from_sources(&record.sources)
-        .and_then(|c| c.for_host(&context.host))
+        .and_then(|c| c.for_host(&context.host_name))
         .map_err(Error::from)
         .and_then(|c| context.rules_of(&c));
     Ok(match recorded {

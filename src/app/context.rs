@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::app::Error;
 use crate::config::{self, Config};
-use crate::host::Host;
+use crate::machine::Machine;
 use crate::rules::{self, RuleSet, View};
 use crate::snapshot::{Fields, Process, Snapshot, UserNames};
 use crate::tree::Tree;
@@ -19,7 +19,7 @@ pub struct Context {
     pub config: Option<PathBuf>,
     pub passwd: Option<PathBuf>,
     /// The host whose rules and checks apply (`--host`, else the system's).
-    pub host: config::HostName,
+    pub host_name: config::HostName,
 }
 
 impl Context {
@@ -40,13 +40,13 @@ impl Context {
             journal,
             config,
             passwd,
-            host: host.map_or_else(config::HostName::of_system, config::HostName::new),
+            host_name: host.map_or_else(config::HostName::of_system, config::HostName::new),
         }
     }
 
     /// The configuration files, read and checked against the schema.
     pub fn config(&self) -> Result<Config, Error> {
-        Ok(config::load(self.config.as_deref())?.for_host(&self.host)?)
+        Ok(config::load(self.config.as_deref())?.for_host(&self.host_name)?)
     }
 
     /// The rules of `config`, compiled.
@@ -72,8 +72,8 @@ impl Context {
 
     /// `processes` shaped by `rules`, on this machine.
     pub fn shape(&self, processes: Vec<Process>, rules: &RuleSet) -> View {
-        let host = Host::of(&self.proc_root);
-        rules::shape(Tree::build(processes), rules, &host)
+        let machine = Machine::of(&self.proc_root);
+        rules::shape(Tree::build(processes), rules, &machine)
     }
 
     /// A fresh snapshot of every process, reading `fields`.

@@ -12,7 +12,7 @@ use crate::app::context::Context;
 use crate::app::settle::settle;
 use crate::check::restarts::Ledger;
 use crate::check::{Check, Kind, Outcome, Sample, evaluate};
-use crate::host::Host;
+use crate::machine::Machine;
 use crate::select::Command;
 use crate::snapshot::{self, Fields, Process};
 
@@ -100,7 +100,7 @@ pub fn evaluate_settled(
         })
         .collect();
     let selinux_enabled = snapshot::selinux_enabled();
-    let host = Host::of(&context.proc_root);
+    let machine = Machine::of(&context.proc_root);
     let failing = |outcomes: &[Outcome]| -> Vec<usize> {
         outcomes
             .iter()
@@ -124,7 +124,7 @@ pub fn evaluate_settled(
         let sample = Sample::new(
             &measured.processes,
             &parents,
-            &host,
+            &machine,
             measured.cpu.as_deref(),
             selinux_enabled,
             &context.proc_root,

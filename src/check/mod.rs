@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use crate::config::Origin;
-use crate::host::Host;
+use crate::machine::Machine;
 use crate::select::{Command, Population, Selector, Subjects};
 use crate::snapshot::{Ids, Process};
 pub use compile::{DEFAULT_GRACE, compile_all, needs_restart, parse_spec};
@@ -215,7 +215,7 @@ impl<'a> Sample<'a> {
     pub fn new(
         processes: &'a [Process],
         parents: &'a [Option<usize>],
-        host: &'a Host,
+        machine: &'a Machine,
         cpu: Option<&'a [Option<f64>]>,
         selinux_enabled: bool,
         proc_root: &std::path::Path,
@@ -227,7 +227,7 @@ impl<'a> Sample<'a> {
             selinux_enabled,
             usage: Usage::new(proc_root),
             ledger,
-            population: Population::new(processes, parents, host),
+            population: Population::new(processes, parents, machine),
             cmdlines: processes
                 .iter()
                 .map(|_| std::cell::OnceCell::new())

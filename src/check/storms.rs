@@ -39,7 +39,7 @@ pub fn started(
     let processes: Vec<Process> = journal.iter().map(as_process).collect();
     let parents = vec![None; processes.len()];
     let ended = Ended {
-        population: Population::new(&processes, &parents, sample.population.host),
+        population: Population::new(&processes, &parents, sample.population.machine),
         cmdlines: processes.iter().map(crate::render::cmdline).collect(),
     };
     // What the journal holds was read from the kernel as each started;

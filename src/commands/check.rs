@@ -77,7 +77,7 @@ fn compile(context: &Context, args: &CheckArgs) -> Result<Vec<Check>, Error> {
             .collect();
     }
     let config = match &args.rules {
-        Some(file) => config::load_file(file)?.for_host(&context.host)?,
+        Some(file) => config::load_file(file)?.for_host(&context.host_name)?,
         None => context.config()?,
     };
     let checks = check::compile_all(&config, &context.users()?)?;
@@ -85,7 +85,7 @@ fn compile(context: &Context, args: &CheckArgs) -> Result<Vec<Check>, Error> {
         // A fleet's file with no check for this host: all is as configured.
         eprintln!(
             "psdiff: no check applies on host {}: the {} [[check]] table(s) are for other hosts (`psdiff config check` lists them)",
-            context.host.full, config.checks_elsewhere
+            context.host_name.full, config.checks_elsewhere
         );
         return Ok(checks);
     }

@@ -27,7 +27,7 @@ pub fn run(context: &Context, command: ConfigCommand) -> Result<Exit, Error> {
                 "OK: {} rules and {} checks for host {} ({from}, then the built-ins where not turned off)\n",
                 rules.rules.len(),
                 checks.len(),
-                context.host.full
+                context.host_name.full
             ))?;
             for note in &config.host_notes {
                 print(&format!("  {note}\n"))?;

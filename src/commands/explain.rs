@@ -8,8 +8,8 @@ use super::print;
 use crate::app::Error;
 use crate::app::context::Context;
 use crate::exit::Exit;
-use crate::host::Host;
 use crate::identity;
+use crate::machine::Machine;
 use crate::render;
 use crate::rules::{Decision, RuleSet, View};
 use crate::snapshot::{self, Fields, Process};
@@ -25,7 +25,7 @@ pub fn run(context: &Context, pids: &[u32]) -> Result<Exit, Error> {
             ..Fields::default()
         },
     )?;
-    let host = Host::of(&context.proc_root);
+    let machine = Machine::of(&context.proc_root);
     let recorded = identity::read(&context.db).unwrap_or_else(|e| {
         eprintln!("psdiff: warning: {e}");
         identity::Recorded::default()
@@ -47,7 +47,15 @@ pub fn run(context: &Context, pids: &[u32]) -> Result<Exit, Error> {
     let mut out = String::new();
     for i in targets {
         let age = snapshot::age(&context.proc_root, &view.tree.processes[i]);
-        explain_one(&mut out, &view, &rules, &config.host_notes, &host, i, age);
+        explain_one(
+            &mut out,
+            &view,
+            &rules,
+            &config.host_notes,
+            &machine,
+            i,
+            age,
+        );
         let process = &view.tree.processes[i];
         if view.decisions[i].is_shown() {
             let line = render::line(view.tree.depth(i), &view.cmdlines[i], &process.user);
@@ -73,7 +81,7 @@ fn explain_one(
     view: &View,
     rules: &RuleSet,
     host_notes: &[String],
-    host: &Host,
+    machine: &Machine,
     i: usize,
     age: Option<Duration>,
 ) {
@@ -112,7 +120,7 @@ fn explain_one(
             render::printable(exe.as_os_str().as_encoded_bytes())
         );
     }
-    identity(out, process, host);
+    identity(out, process, machine);
     if let Some(age) = age {
         let _ = writeln!(out, "  started  {} ago", human(age));
     }
@@ -124,10 +132,10 @@ fn explain_one(
     let verdict = match &view.decisions[i] {
         Decision::Shown => {
             // A tree is hidden only through processes that run (rules::shape).
-            let held = (!host.held_stopped(process))
+            let held = (!machine.held_stopped(process))
                 .then(|| {
                     std::iter::successors(tree.parent(i), |&j| tree.parent(j))
-                        .find(|&j| host.held_stopped(&tree.processes[j]))
+                        .find(|&j| machine.held_stopped(&tree.processes[j]))
                 })
                 .flatten();
             match held {
@@ -174,7 +182,7 @@ fn explain_one(
 
 /// What the kernel attests beyond the basics: the cgroup and what systemd,
 /// logind and the container runtime make of it; and a disguise.
-fn identity(out: &mut String, process: &Process, host: &Host) {
+fn identity(out: &mut String, process: &Process, machine: &Machine) {
     if let Some(cgroup) = process.cgroup.as_deref() {
         let _ = writeln!(
             out,
@@ -183,7 +191,7 @@ fn identity(out: &mut String, process: &Process, host: &Host) {
         );
         if let Some(unit) = &cgroup.unit {
             let slice = cgroup.slice.as_deref().unwrap_or("-");
-            let timer = if host.is_timer_job(unit) {
+            let timer = if machine.is_timer_job(unit) {
                 ", started by a timer"
             } else {
                 ""
@@ -194,14 +202,16 @@ fn identity(out: &mut String, process: &Process, host: &Host) {
             let _ = writeln!(out, "  user unit {unit}");
         }
         if let Some(session) = &cgroup.session {
-            let state = host.logins().session_state(session).unwrap_or("gone");
+            let state = machine.logins().session_state(session).unwrap_or("gone");
             let _ = writeln!(out, "  session  {session} ({state})");
         } else if let Some(uid) = cgroup.user_manager {
-            let state = host.logins().user_state(uid).unwrap_or("no record");
+            let state = machine.logins().user_state(uid).unwrap_or("no record");
             let _ = writeln!(out, "  login    user manager of uid {uid} (user {state})");
         }
         if let Some(container) = &cgroup.container {
-            let name = host.container_name(container).unwrap_or("(no name kept)");
+            let name = machine
+                .container_name(container)
+                .unwrap_or("(no name kept)");
             let _ = writeln!(
                 out,
                 "  container {} {} {}",
@@ -223,7 +233,7 @@ fn identity(out: &mut String, process: &Process, host: &Host) {
         );
     }
     if process.exe.is_some() {
-        for doubt in host.doubts(process) {
+        for doubt in machine.doubts(process) {
             let _ = writeln!(out, "  doubted  {doubt}: no rule that hides takes its exe");
         }
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Action, RuleSet, Token};
-use crate::host::Host;
+use crate::machine::Machine;
 use crate::render;
 use crate::select::{Population, Subjects};
 use crate::snapshot::ContainerId;
@@ -106,11 +106,11 @@ pub struct Container {
 }
 
 impl Container {
-    pub fn of(id: &ContainerId, host: &Host) -> Container {
+    pub fn of(id: &ContainerId, machine: &Machine) -> Container {
         Container {
             runtime: id.runtime,
             id: id.id.clone(),
-            name: host.container_name(id).map(str::to_string),
+            name: machine.container_name(id).map(str::to_string),
         }
     }
 }
@@ -177,7 +177,7 @@ impl Shaping<'_> {
             // ids change whenever a container is made anew.
             Token::Container => self
                 .container(i)
-                .and_then(|c| self.population.host.container_name(c))
+                .and_then(|c| self.population.machine.container_name(c))
                 .unwrap_or("<ID>")
                 .to_string(),
         }
@@ -209,10 +209,10 @@ impl Subjects for Shaping<'_> {
 }
 
 /// Applies `rules` to the processes of `tree`, on the machine `host`.
-pub fn shape(mut tree: Tree, rules: &RuleSet, host: &Host) -> View {
+pub fn shape(mut tree: Tree, rules: &RuleSet, machine: &Machine) -> View {
     let n = tree.len();
     let preorder = tree.preorder();
-    let population = Population::new(&tree.processes, tree.parents(), host);
+    let population = Population::new(&tree.processes, tree.parents(), machine);
     let (cmdlines, rewrites) = transform_all(&tree, &preorder, &population, rules);
 
     // For each visibility rule, whether each process matches it, and the
@@ -225,7 +225,7 @@ pub fn shape(mut tree: Tree, rules: &RuleSet, host: &Host) -> View {
     let stopped: Vec<bool> = tree
         .processes
         .iter()
-        .map(|p| host.held_stopped(p))
+        .map(|p| machine.held_stopped(p))
         .collect();
     let visibility: Vec<usize> = (0..rules.rules.len())
         .filter(|&r| !rules.rules[r].action.is_transform())
@@ -299,7 +299,7 @@ pub fn shape(mut tree: Tree, rules: &RuleSet, host: &Host) -> View {
     tree.prune_and_sort(&keep, |i| (&*cmdlines[i], &*processes[i].user));
     tree.processes = processes;
 
-    let lines = emit_lines(&tree, &cmdlines, &mut decisions, host);
+    let lines = emit_lines(&tree, &cmdlines, &mut decisions, machine);
     View {
         tree,
         cmdlines,
@@ -363,7 +363,7 @@ fn emit_lines(
     tree: &Tree,
     cmdlines: &[Arc<str>],
     decisions: &mut [Decision],
-    host: &Host,
+    machine: &Machine,
 ) -> Vec<Line> {
     let shown = decisions.iter().filter(|d| d.is_shown()).count();
     let mut lines = Vec::with_capacity(shown + 1);
@@ -397,7 +397,7 @@ fn emit_lines(
                     Box::new(Placement {
                         unit: c.unit.clone(),
                         cgroup: c.path.clone(),
-                        container: c.container.as_ref().map(|id| Container::of(id, host)),
+                        container: c.container.as_ref().map(|id| Container::of(id, machine)),
                     })
                 }),
             });

@@ -20,7 +20,7 @@ use toml::Spanned;
 
 use crate::config::ConfigError;
 use crate::config::schema::{Globs, MatchDef};
-use crate::host::Host;
+use crate::machine::Machine;
 use crate::render;
 use crate::snapshot::attest::Doubt;
 use crate::snapshot::{Cgroup, ContainerId, Fields, Process, UserNames};
@@ -254,7 +254,7 @@ pub trait Subjects {
 pub struct Population<'a> {
     pub processes: &'a [Process],
     parents: &'a [Option<usize>],
-    pub host: &'a Host,
+    pub machine: &'a Machine,
     /// Each process's names, worked out when first asked for; the table
     /// itself too, as most rule sets never ask.
     names: OnceCell<Vec<OnceCell<Vec<String>>>>,
@@ -272,11 +272,15 @@ pub struct Population<'a> {
 impl<'a> Population<'a> {
     /// `parents[i]` is the index of process `i`'s parent among
     /// `processes`.
-    pub fn new(processes: &'a [Process], parents: &'a [Option<usize>], host: &'a Host) -> Self {
+    pub fn new(
+        processes: &'a [Process],
+        parents: &'a [Option<usize>],
+        machine: &'a Machine,
+    ) -> Self {
         Population {
             processes,
             parents,
-            host,
+            machine,
             names: OnceCell::new(),
             invocation: OnceCell::new(),
             doubts: OnceCell::new(),
@@ -349,15 +353,15 @@ impl<'a> Population<'a> {
     pub fn doubts(&self, i: usize) -> &[Doubt] {
         self.doubts
             .get_or_init(|| (0..self.processes.len()).map(|_| OnceCell::new()).collect())[i]
-            .get_or_init(|| self.host.doubts(&self.processes[i]))
+            .get_or_init(|| self.machine.doubts(&self.processes[i]))
     }
 
     /// Whether the process runs only to run psdiff (`crate::invocation`).
     pub fn invocation(&self, i: usize) -> bool {
         self.invocation
-            .get_or_init(|| match self.host.me() {
+            .get_or_init(|| match self.machine.me() {
                 Some(me) => {
-                    let pipes = |pid| self.host.standard_pipes(pid);
+                    let pipes = |pid| self.machine.standard_pipes(pid);
                     crate::invocation::members(self.processes, &|j| self.parents[j], &pipes, me)
                 }
                 None => HashSet::new(),
@@ -375,7 +379,7 @@ impl<'a> Population<'a> {
     /// A session that holds itself open (`self_held`) is no login, and a
     /// user whose open sessions all do so is not logged in.
     pub fn in_open_login(&self, cgroup: &Cgroup) -> bool {
-        let logins = self.host.logins();
+        let logins = self.machine.logins();
         if let Some(session) = &cgroup.session {
             return logins.session_open(session) && !self.self_held().contains(session);
         }
@@ -405,8 +409,8 @@ impl<'a> Population<'a> {
     /// The open sessions no person is behind (`self_held`).
     pub fn self_held(&self) -> &HashSet<String> {
         self.self_held.get_or_init(|| {
-            let logins = self.host.logins();
-            self_held::sessions(self.processes, self.host, &|s| logins.session_open(s))
+            let logins = self.machine.logins();
+            self_held::sessions(self.processes, self.machine, &|s| logins.session_open(s))
         })
     }
 
@@ -691,7 +695,7 @@ impl Selector {
     pub fn matches(&self, subjects: &(impl Subjects + ?Sized), i: usize) -> bool {
         let population = subjects.population();
         let process = &population.processes[i];
-        (!self.by_name() || names_are_its_own(process, self.strict && population.host.attests()))
+        (!self.by_name() || names_are_its_own(process, self.strict && population.machine.attests()))
             && self.pid.is_none_or(|pid| process.pid == pid)
             && self
                 .kernel_thread
@@ -757,7 +761,7 @@ impl Selector {
                 .is_none_or(|v| population.invocation(i) == v)
             && self.matches_cgroup(population, process)
             && self.younger_than.is_none_or(|limit| {
-                let (Some(now), Some(tps)) = (population.host.uptime_ticks(), ticks_per_second())
+                let (Some(now), Some(tps)) = (population.machine.uptime_ticks(), ticks_per_second())
                 else {
                     return false;
                 };
@@ -839,7 +843,7 @@ impl Selector {
                 .as_ref()
                 .is_none_or(|p| value.is_some_and(|v| p.matches(v)))
         };
-        let host = population.host;
+        let machine = population.machine;
         glob(&self.unit, cgroup.unit.as_deref())
             && glob(&self.user_unit, cgroup.user_unit.as_deref())
             && glob(&self.slice, cgroup.slice.as_deref())
@@ -848,18 +852,20 @@ impl Selector {
                 cgroup
                     .container
                     .as_ref()
-                    .is_some_and(|c| p.matches(container_name(host, c)))
+                    .is_some_and(|c| p.matches(container_name(machine, c)))
             })
             && self
                 .login
                 .is_none_or(|l| population.in_open_login(cgroup) == l)
-            && self.timer_job.is_none_or(|t| timer_job(host, cgroup) == t)
+            && self
+                .timer_job
+                .is_none_or(|t| timer_job(machine, cgroup) == t)
     }
 }
 
 /// A container's name where its runtime keeps one, else its id.
-pub fn container_name<'a>(host: &'a Host, container: &'a ContainerId) -> &'a str {
-    host.container_name(container).unwrap_or(&container.id)
+pub fn container_name<'a>(machine: &'a Machine, container: &'a ContainerId) -> &'a str {
+    machine.container_name(container).unwrap_or(&container.id)
 }
 
 /// The kernel gives a parent outside our pid namespace as 0; on the host
@@ -868,8 +874,11 @@ fn entered(process: &Process) -> bool {
     process.ppid == 0 && process.pid != 1 && !process.kernel_thread
 }
 
-fn timer_job(host: &Host, cgroup: &Cgroup) -> bool {
-    cgroup.unit.as_deref().is_some_and(|u| host.is_timer_job(u))
+fn timer_job(machine: &Machine, cgroup: &Cgroup) -> bool {
+    cgroup
+        .unit
+        .as_deref()
+        .is_some_and(|u| machine.is_timer_job(u))
 }
 
 /// The type (domain) of an SELinux context `user:role:type:level`.
@@ -912,8 +921,8 @@ mod tests {
             p.exe = Some(PathBuf::from(format!("/usr/bin/{comm}")).into());
         }
         let parents: Vec<Option<usize>> = processes.iter().map(|_| None).collect();
-        let host = Host::at(PathBuf::from("/nonexistent"));
-        let population = Population::new(&processes, &parents, &host);
+        let machine = Machine::at(PathBuf::from("/nonexistent"));
+        let population = Population::new(&processes, &parents, &machine);
         struct Plain<'a>(&'a Population<'a>);
         impl Subjects for Plain<'_> {
             fn population(&self) -> &Population<'_> {

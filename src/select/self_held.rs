@@ -10,14 +10,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::host::Host;
+use crate::machine::Machine;
 use crate::snapshot::Process;
 use crate::sockets::{self, SocketTables};
 
 /// The open sessions (as `open` says) that hold themselves open.
 pub fn sessions(
     processes: &[Process],
-    host: &Host,
+    machine: &Machine,
     open: &dyn Fn(&str) -> bool,
 ) -> HashSet<String> {
     let mut members: HashMap<&str, Vec<&Process>> = HashMap::new();
@@ -33,14 +33,14 @@ pub fn sessions(
     // here: the sessions its clients run in (None: in no open login).
     let mut held_from: HashMap<&str, Vec<Option<String>>> = HashMap::new();
     'sessions: for (&session, procs) in &members {
-        let Some(uid) = host.logins().session_user(session) else {
+        let Some(uid) = machine.logins().session_user(session) else {
             continue;
         };
         // (A connection the session opened, `ssh` suspended by ~^Z, is
         // someone at work.)
         let connection_stopped = procs.iter().any(|p| {
-            host.held_stopped(p)
-                && host
+            machine.held_stopped(p)
+                && machine
                     .live_process(p.pid)
                     .is_some_and(|dir| !tables.accepted_by(&dir).is_empty())
         });
@@ -50,7 +50,7 @@ pub fn sessions(
         }
         let mut clients = Vec::new();
         for p in procs {
-            let Some(dir) = host.live_process(p.pid) else {
+            let Some(dir) = machine.live_process(p.pid) else {
                 continue 'sessions;
             };
             for (_, socket) in tables.held_by(&dir) {
@@ -67,7 +67,7 @@ pub fn sessions(
                 let Some(peer) = peer else {
                     continue 'sessions;
                 };
-                let Some(client) = holder(processes, host, uid, peer) else {
+                let Some(client) = holder(processes, machine, uid, peer) else {
                     continue 'sessions;
                 };
                 clients.push(
@@ -107,12 +107,17 @@ pub fn sessions(
 }
 
 /// The process of user `uid` that holds the socket `inode`.
-fn holder<'p>(processes: &'p [Process], host: &Host, uid: u32, inode: u64) -> Option<&'p Process> {
+fn holder<'p>(
+    processes: &'p [Process],
+    machine: &Machine,
+    uid: u32,
+    inode: u64,
+) -> Option<&'p Process> {
     processes
         .iter()
         .filter(|p| p.uids.real == uid && !p.kernel_thread)
         .find(|p| {
-            host.live_process(p.pid).is_some_and(|dir| {
+            machine.live_process(p.pid).is_some_and(|dir| {
                 dir.descriptors()
                     .iter()
                     .any(|(_, target)| sockets::inode(target) == Some(inode))

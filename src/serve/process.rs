@@ -9,7 +9,7 @@ use procfs::{FromBufRead, FromRead};
 use serde_json::{Map, Value, json};
 
 use super::memory;
-use crate::host::Host;
+use crate::machine::Machine;
 use crate::rules::Container;
 use crate::snapshot::usage::{self, Statm};
 use crate::snapshot::{Fields, ProcDir, ProcRoot, Process};
@@ -339,7 +339,7 @@ pub fn records(
         return vec![None; processes.len()];
     };
     let mut sockets = SocketTables::default();
-    let host = Host::of(root.path());
+    let machine = Machine::of(root.path());
     let interval = previous.at.elapsed().as_secs_f64();
     processes
         .iter()
@@ -354,7 +354,7 @@ pub fn records(
                 dir: &dir,
                 fields,
                 system,
-                host: &host,
+                machine: &machine,
                 out: Map::new(),
             };
             record.build(cpu_since, &mut sockets)
@@ -369,7 +369,7 @@ struct Record<'a> {
     dir: &'a ProcDir,
     fields: FieldSet,
     system: &'a System,
-    host: &'a Host,
+    machine: &'a Machine,
     out: Map<String, Value>,
 }
 
@@ -457,7 +457,7 @@ impl Record<'_> {
         self.put(Field::Cgroup, json!(cgroup.map(|c| &c.path)));
         let container = cgroup
             .and_then(|c| c.container.as_ref())
-            .map(|c| Container::of(c, self.host));
+            .map(|c| Container::of(c, self.machine));
         self.put(Field::Container, json!(container));
     }
 

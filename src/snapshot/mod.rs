@@ -55,7 +55,7 @@ pub struct Process {
     pub num_threads: u64,
     /// The doubts about its executable as judged at its exec (the watcher
     /// judges a program then, as it may end before the rules see it);
-    /// taken only once it is gone (`Host::doubts`).
+    /// taken only once it is gone (`Machine::doubts`).
     pub attested: Option<Arc<[attest::Doubt]>>,
 }
 

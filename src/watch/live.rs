@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use crate::app::comparison::Reference;
 use crate::app::context::Context;
-use crate::host::Host;
 use crate::identity::Identity;
 use crate::journal::{Ending, NewImage, WatcherState, Writer};
+use crate::machine::Machine;
 use crate::proc_events::ProcEvent;
 use crate::rules::Decision;
 use crate::snapshot::{Cgroup, PidReader, Process, Snapshot};
@@ -65,7 +65,7 @@ pub struct Live {
     /// Judges a new program's executable while it runs; made anew with
     /// each batch, so a file an upgrade replaced is not judged by an old
     /// look at it.
-    attesting: Host,
+    attesting: Machine,
     images: HashMap<u32, Image>,
     /// Rows to end at the next commit: images replaced by an exec, or
     /// gone at a rescan.
@@ -102,7 +102,7 @@ impl Live {
             context: context.clone(),
             reference,
             reader,
-            attesting: Host::of(root),
+            attesting: Machine::of(root),
             images: HashMap::new(),
             ends: Vec::new(),
             losses: Vec::new(),
@@ -542,7 +542,7 @@ impl Live {
         state.alive = crate::clock::unix_now();
         batch.heartbeat(state)?;
         batch.commit()?;
-        self.attesting = Host::of(&self.proc_root);
+        self.attesting = Machine::of(&self.proc_root);
         Ok(())
     }
 

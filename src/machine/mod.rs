@@ -18,7 +18,7 @@ use crate::snapshot::attest::{Attestor, Doubt};
 use crate::snapshot::{ContainerId, Process};
 pub use logins::Logins;
 
-pub struct Host {
+pub struct Machine {
     root: PathBuf,
     /// The proc tree, when it is this machine's /proc (psdiff runs in it).
     local_proc: Option<PathBuf>,
@@ -30,23 +30,23 @@ pub struct Host {
     uptime_ticks: OnceCell<Option<u64>>,
 }
 
-impl Host {
+impl Machine {
     /// The machine whose processes are under `proc_root`.
-    pub fn of(proc_root: &Path) -> Host {
+    pub fn of(proc_root: &Path) -> Machine {
         let root = match (proc_root.file_name(), proc_root.parent()) {
             (Some(name), Some(parent)) if name == "proc" && proc_root != Path::new("/proc") => {
                 parent.to_path_buf()
             }
             _ => PathBuf::from("/"),
         };
-        let mut host = Host::at(root);
-        host.local_proc = Some(proc_root.to_path_buf());
-        host
+        let mut machine = Machine::at(root);
+        machine.local_proc = Some(proc_root.to_path_buf());
+        machine
     }
 
     /// The machine whose files are under `root`.
-    pub fn at(root: PathBuf) -> Host {
-        Host {
+    pub fn at(root: PathBuf) -> Machine {
+        Machine {
             root,
             local_proc: None,
             me: OnceCell::new(),
