@@ -285,8 +285,8 @@ impl Journal {
 
     /// How many images of this program, title, unit and user exited (or
     /// were lost) since `since` with a start of the same after them, within
-    /// [`RESTART_WINDOW_SECONDS`](super::RESTART_WINDOW_SECONDS) (a second
-    /// before: the two may be journaled in one tick, out of order). A fork
+    /// [`RESTART_WINDOW_SECONDS`](super::RESTART_WINDOW_SECONDS) (or up to
+    /// [`OUT_OF_ORDER_SECONDS`](super::OUT_OF_ORDER_SECONDS) before). A fork
     /// of the one that exited is no restart: it is the daemon going on as
     /// its own child (`rsyslogd`, `nginx` and every daemon that forks
     /// into the background at its start).
@@ -305,14 +305,22 @@ impl Journal {
                    AND e.end_kind IN ('exit', 'lost') AND e.ended >= ?5
                    AND EXISTS (SELECT 1 FROM images s
                                WHERE s.exe = ?1 AND s.argv = ?2 AND s.unit IS ?3 AND s.uid = ?4
-                                 AND s.id != e.id AND s.started >= e.ended - 1
+                                 AND s.id != e.id AND s.started >= e.ended - ?7
                                  AND s.started <= e.ended + ?6
                                  AND NOT (s.origin = 'fork' AND s.boot = e.boot
                                           AND s.ppid = e.pid AND s.started >= e.started))",
             )
             .map_err(self.fail())?
             .query_row(
-                params![exe, argv, unit, uid, since, super::RESTART_WINDOW_SECONDS],
+                params![
+                    exe,
+                    argv,
+                    unit,
+                    uid,
+                    since,
+                    super::RESTART_WINDOW_SECONDS,
+                    super::OUT_OF_ORDER_SECONDS
+                ],
                 |r| r.get::<_, i64>(0),
             )
             .map(|n| n as u64)

@@ -1,7 +1,7 @@
 //! The journal's images as a timeline: starts, exits, execs and
 //! restarts, in time order, for `history` and the API.
 
-use super::{HistoryRow, RESTART_WINDOW_SECONDS};
+use super::{HistoryRow, OUT_OF_ORDER_SECONDS, RESTART_WINDOW_SECONDS};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -90,10 +90,14 @@ pub fn events(rows: &[HistoryRow], since: f64, until: f64) -> Vec<Event<'_>> {
 /// A start is a restart when, shortly before, an image of the same
 /// program (exe and cmdline) in the same unit exited or was lost, and it
 /// is not that image's own fork (a daemon going into the background), as
-/// `Journal::restarts` counts.
+/// `Journal::restarts` counts: a start journaled up to
+/// [`OUT_OF_ORDER_SECONDS`] before the exit counts too (the start time is
+/// the kernel's, the exit's when the watcher read it). Each exit is
+/// paired with one start at most.
 fn mark_restarts(events: &mut [Event]) {
     let same = |ended: &HistoryRow, start: &HistoryRow| {
-        ended.exe == start.exe
+        ended.id != start.id
+            && ended.exe == start.exe
             && ended.unit == start.unit
             && ended.user == start.user
             && ended.cmdline() == start.cmdline()
@@ -101,16 +105,35 @@ fn mark_restarts(events: &mut [Event]) {
                 && start.ppid == ended.pid
                 && start.started >= ended.started)
     };
-    let mut ended: Vec<(f64, &HistoryRow)> = Vec::new();
-    for event in events.iter_mut() {
-        match event.kind {
-            Kind::Exit | Kind::Lost => ended.push((event.time, event.image)),
+    // Recent endings not yet paired, and recent starts that a later
+    // ending may still claim; both as indices into `events`.
+    let mut ended: Vec<usize> = Vec::new();
+    let mut waiting: Vec<usize> = Vec::new();
+    for i in 0..events.len() {
+        let now = events[i].time;
+        match events[i].kind {
+            Kind::Exit | Kind::Lost => {
+                waiting.retain(|&s| now - events[s].time <= OUT_OF_ORDER_SECONDS);
+                let image = events[i].image;
+                match waiting.iter().position(|&s| same(image, events[s].image)) {
+                    Some(at) => {
+                        let s = waiting.remove(at);
+                        events[s].kind = Kind::Restart;
+                        events[s].restart_of = Some(image.pid);
+                    }
+                    None => ended.push(i),
+                }
+            }
             Kind::Start => {
-                ended.retain(|(t, _)| event.time - t <= RESTART_WINDOW_SECONDS);
-                if let Some(at) = ended.iter().position(|(_, r)| same(r, event.image)) {
-                    let (_, before) = ended.remove(at);
-                    event.kind = Kind::Restart;
-                    event.restart_of = Some(before.pid);
+                ended.retain(|&e| now - events[e].time <= RESTART_WINDOW_SECONDS);
+                let image = events[i].image;
+                match ended.iter().position(|&e| same(events[e].image, image)) {
+                    Some(at) => {
+                        let e = ended.remove(at);
+                        events[i].kind = Kind::Restart;
+                        events[i].restart_of = Some(events[e].image.pid);
+                    }
+                    None => waiting.push(i),
                 }
             }
             _ => {}

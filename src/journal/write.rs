@@ -476,7 +476,8 @@ mod tests {
     /// `check`'s count and `history`'s timeline say the same restarts: a
     /// start 5 s after the exit is one (RestartSec=5s), one 5 min after
     /// is a start of its own, and a daemon's fork into the background as
-    /// the one started exits (20 → 21) none.
+    /// the one started exits (20 → 21) none; a start the kernel dates 50
+    /// ms before the exit the watcher read (30 → 31) is one.
     #[test]
     fn check_and_history_agree_on_what_a_restart_is() {
         let (dir, mut writer) = writer("restarts");
@@ -485,6 +486,8 @@ mod tests {
         for (pid, ppid, origin, started, ended) in [
             (10, 1, "exec", t0, Some(t0 + 100.0)),
             (11, 1, "exec", t0 + 105.0, Some(t0 + 200.0)),
+            (30, 1, "exec", t0 + 300.0, Some(t0 + 350.10)),
+            (31, 1, "exec", t0 + 350.05, Some(t0 + 360.0)),
             (12, 1, "exec", t0 + 500.0, Some(t0 + 600.0)),
             (20, 1, "exec", t0 + 900.0, Some(t0 + 900.02)),
             (21, 20, "fork", t0 + 900.01, None),
@@ -513,7 +516,7 @@ mod tests {
         let counted = journal
             .restarts("/usr/sbin/food", "food -f", Some("food.service"), 0, t0)
             .unwrap();
-        assert_eq!(counted, 1);
+        assert_eq!(counted, 2);
         let rows = journal
             .history(&super::super::Filter {
                 since: t0 - 1.0,
@@ -527,7 +530,7 @@ mod tests {
             .filter(|e| e.kind == super::super::timeline::Kind::Restart)
             .map(|e| e.image.pid)
             .collect();
-        assert_eq!(restarts, [11]);
+        assert_eq!(restarts, [11, 31]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
