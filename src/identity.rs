@@ -152,6 +152,7 @@ pub struct Recorded(HashMap<String, Vec<Identity>>);
 
 impl Recorded {
     /// Pairs `text` (a dump) with the identities of its lines.
+    #[cfg(test)]
     pub fn from_view(text: &str, lives: &[LiveLine]) -> Recorded {
         let mut by_line: HashMap<String, Vec<Identity>> = HashMap::new();
         for (line, live) in text.lines().zip(lives) {

@@ -36,7 +36,6 @@ const RUN_SECONDS: u64 = 60;
 /// This psdiff, as /proc says.
 #[derive(Debug, Clone)]
 pub struct Me {
-    pub pid: u32,
     pub ppid: u32,
     pub start_time: u64,
     pub euid: u32,
@@ -69,7 +68,6 @@ impl Me {
         let dir = root.process(pid)?;
         let stat = dir.stat(&mut Vec::new())?;
         Some(Me {
-            pid,
             ppid: stat.ppid,
             start_time: stat.start_time,
             euid: nix::unistd::geteuid().as_raw(),
@@ -250,7 +248,6 @@ mod tests {
             at(300, 1, 1001),   // a process that merely started then
         ];
         let me = Me {
-            pid: 202,
             ppid: 201,
             start_time: 1002 * procfs::ticks_per_second(),
             euid: 0,
@@ -291,7 +288,6 @@ mod tests {
     /// A root psdiff (`exe`, if known) started at second `started`.
     fn root_psdiff(ppid: u32, started: u64, exe: Option<&str>) -> Me {
         Me {
-            pid: 99_999,
             ppid,
             start_time: started * procfs::ticks_per_second(),
             euid: 0,

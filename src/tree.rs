@@ -77,10 +77,6 @@ impl Tree {
         self.processes.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.processes.is_empty()
-    }
-
     pub fn index_of(&self, pid: u32) -> Option<usize> {
         find(&self.by_pid, pid)
     }
@@ -96,11 +92,6 @@ impl Tree {
 
     pub fn children(&self, i: usize) -> &[usize] {
         &self.children[i]
-    }
-
-    /// The processes directly under the root line.
-    pub fn top(&self) -> &[usize] {
-        &self.top
     }
 
     /// Depth in the dump: the root line is 0, pid 1 is 1.
@@ -222,7 +213,7 @@ mod tests {
             proc(20, 21, 5), // cycle 20 -> 21 -> 20, cut at 21
             proc(21, 20, 5),
         ]);
-        let top: Vec<u32> = tree.top().iter().map(|&i| tree.processes[i].pid).collect();
+        let top: Vec<u32> = tree.top.iter().map(|&i| tree.processes[i].pid).collect();
         assert_eq!(top, vec![1, 11, 12, 21]);
         assert_eq!(tree.depth(tree.index_of(10).unwrap()), 2);
         assert_eq!(tree.depth(tree.index_of(20).unwrap()), 2);

@@ -59,12 +59,7 @@ impl Context {
         self.rules_of(&self.config()?)
     }
 
-    /// A fresh snapshot, shaped by `rules`.
-    pub fn view(&self, rules: &RuleSet) -> Result<View, Error> {
-        self.view_with(rules, Fields::default())
-    }
-
-    /// Like `view`, reading at least `fields`.
+    /// A fresh snapshot, shaped by `rules`, reading at least `fields`.
     pub fn view_with(&self, rules: &RuleSet, fields: Fields) -> Result<View, Error> {
         let snapshot = self.snapshot(fields.union(rules.needs()))?;
         Ok(self.shape(snapshot.processes, rules))

@@ -16,7 +16,7 @@ use nix::fcntl::{Flock, FlockArg};
 use crate::render;
 
 mod edit;
-pub use edit::{Removed, Unchanged};
+pub use edit::Unchanged;
 
 /// How long `write` waits for another writer before giving up.
 const LOCK_WAIT: Duration = Duration::from_secs(10);

@@ -67,7 +67,6 @@ fn compile(located: &Located<CheckDef>, users: &UserNames) -> Result<Check, Conf
     }
     Ok(Check {
         name: def.name.clone(),
-        origin: Some(located.origin.clone()),
         selector,
         kind,
         on_warn,
@@ -404,7 +403,6 @@ fn count(
 pub fn needs_restart() -> Check {
     Check {
         name: "needs-restart".into(),
-        origin: None,
         selector: Selector::default(),
         kind: Kind::Deleted {
             allow: Allow::default(),
@@ -426,7 +424,6 @@ pub fn parse_spec(spec: &str) -> Result<Check, String> {
     let bounds = Bounds::parse(bounds).map_err(|e| format!("check rule {spec:?}: {e}"))?;
     Ok(Check {
         name: name.to_string(),
-        origin: None,
         selector: Selector {
             // Literal, as ps.monitor takes it: `*` here is no wildcard.
             command: Some(if name.contains('/') {

@@ -12,7 +12,6 @@ pub mod usage;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use crate::config::Origin;
 use crate::machine::Machine;
 use crate::select::{Command, Population, Selector, Subjects};
 use crate::snapshot::{Ids, Process};
@@ -25,8 +24,6 @@ use usage::Usage;
 #[derive(Debug, Clone)]
 pub struct Check {
     pub name: String,
-    /// Where it was written; `None` for a `NAME:MIN-MAX` argument.
-    pub origin: Option<Origin>,
     pub selector: Selector,
     pub kind: Kind,
     pub on_warn: Option<actions::Actions>,

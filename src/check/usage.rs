@@ -32,6 +32,7 @@ enum Unit {
 }
 
 impl Resource {
+    #[cfg(any(test, feature = "fuzzing"))]
     pub const ALL: [Resource; 8] = [
         Resource::Rss,
         Resource::Vsz,

@@ -16,7 +16,7 @@ pub mod trust;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use error::{ConfigError, Located, Origin, did_you_mean, line_column};
+pub use error::{ConfigError, Located, Origin, line_column};
 pub use hosts::HostName;
 use schema::{CheckDef, ConfigFile, RuleDef};
 pub use schema::{glob, is_glob};
@@ -173,6 +173,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// The built-in rules alone.
+#[cfg(test)]
 pub fn defaults() -> Result<Config, ConfigError> {
     let mut config = Config::default();
     config.append(parse(DEFAULTS_NAME, DEFAULTS_TOML)?);

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use read::{Filter, HistoryRow, Mark, Started, Transient, WatcherState};
-pub use write::{Batch, Ending, NewImage, Retention, Writer, is_busy, is_full};
+pub use write::{Ending, NewImage, Retention, Writer, is_busy, is_full};
 
 /// How soon after an exit a start of the same program in the same place
 /// is its restart: in `history`'s timeline and in `check`'s `restarts`
@@ -298,10 +298,6 @@ impl Journal {
                 "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF; PRAGMA journal_size_limit = 16777216;",
             )
             .map_err(|e| sqlite(&self.path, e))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn fail(&self) -> impl Fn(rusqlite::Error) -> JournalError + '_ {

@@ -80,10 +80,6 @@ impl Writer {
         })
     }
 
-    pub fn journal(&self) -> &Journal {
-        &self.journal
-    }
-
     /// The images of `boot` that have not ended: (row, pid, start ticks).
     pub fn open_images(&self, boot: &str) -> Result<Vec<(i64, u32, u64)>, JournalError> {
         let mut statement = self

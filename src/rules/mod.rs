@@ -16,7 +16,7 @@ use crate::config::schema::ActionKind;
 use crate::select::Selector;
 use crate::snapshot::Fields;
 
-pub use shape::{Container, Decision, Line, Rewrite, View, shape};
+pub use shape::{Container, Decision, View, shape};
 
 /// The compiled rules, the operator's first, then the built-ins.
 #[derive(Debug, Clone, Default)]

@@ -24,7 +24,7 @@ use crate::machine::Machine;
 use crate::render;
 use crate::snapshot::attest::Doubt;
 use crate::snapshot::{Cgroup, ContainerId, Fields, Process, UserNames};
-pub use names::{basename, names};
+pub use names::names;
 
 /// Every key of a `match` table and what it matches: the documentation,
 /// in one place.
