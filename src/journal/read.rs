@@ -286,7 +286,8 @@ impl Journal {
     /// How many images of this program, title, unit and user exited (or
     /// were lost) since `since` with a start of the same after them, within
     /// [`RESTART_WINDOW_SECONDS`](super::RESTART_WINDOW_SECONDS) (or up to
-    /// [`OUT_OF_ORDER_SECONDS`](super::OUT_OF_ORDER_SECONDS) before). A fork
+    /// [`OUT_OF_ORDER_SECONDS`](super::OUT_OF_ORDER_SECONDS) before, but
+    /// not before the exited one itself began). A fork
     /// of the one that exited is no restart: it is the daemon going on as
     /// its own child (`rsyslogd`, `nginx` and every daemon that forks
     /// into the background at its start).
@@ -305,10 +306,10 @@ impl Journal {
                    AND e.end_kind IN ('exit', 'lost') AND e.ended >= ?5
                    AND EXISTS (SELECT 1 FROM images s
                                WHERE s.exe = ?1 AND s.argv = ?2 AND s.unit IS ?3 AND s.uid = ?4
-                                 AND s.id != e.id AND s.started >= e.ended - ?7
+                                 AND s.started > e.started AND s.started >= e.ended - ?7
                                  AND s.started <= e.ended + ?6
                                  AND NOT (s.origin = 'fork' AND s.boot = e.boot
-                                          AND s.ppid = e.pid AND s.started >= e.started))",
+                                          AND s.ppid = e.pid))",
             )
             .map_err(self.fail())?
             .query_row(

@@ -92,18 +92,17 @@ pub fn events(rows: &[HistoryRow], since: f64, until: f64) -> Vec<Event<'_>> {
 /// is not that image's own fork (a daemon going into the background), as
 /// `Journal::restarts` counts: a start journaled up to
 /// [`OUT_OF_ORDER_SECONDS`] before the exit counts too (the start time is
-/// the kernel's, the exit's when the watcher read it). Each exit is
-/// paired with one start at most.
+/// the kernel's, the exit's when the watcher read it), but never one
+/// begun before the image that exited. Each exit is paired with one start
+/// at most.
 fn mark_restarts(events: &mut [Event]) {
     let same = |ended: &HistoryRow, start: &HistoryRow| {
-        ended.id != start.id
+        start.started > ended.started
             && ended.exe == start.exe
             && ended.unit == start.unit
             && ended.user == start.user
             && ended.cmdline() == start.cmdline()
-            && !(start.origin == "fork"
-                && start.ppid == ended.pid
-                && start.started >= ended.started)
+            && !(start.origin == "fork" && start.ppid == ended.pid)
     };
     // Recent endings not yet paired, and recent starts that a later
     // ending may still claim; both as indices into `events`.

@@ -473,7 +473,8 @@ mod tests {
     /// start 5 s after the exit is one (RestartSec=5s), one 5 min after
     /// is a start of its own, and a daemon's fork into the background as
     /// the one started exits (20 → 21) none; a start the kernel dates 50
-    /// ms before the exit the watcher read (30 → 31) is one.
+    /// ms before the exit the watcher read (30 → 31) is one, and a start
+    /// never counts as the restart of a later one (40 → 41, not back).
     #[test]
     fn check_and_history_agree_on_what_a_restart_is() {
         let (dir, mut writer) = writer("restarts");
@@ -485,6 +486,8 @@ mod tests {
             (30, 1, "exec", t0 + 300.0, Some(t0 + 350.10)),
             (31, 1, "exec", t0 + 350.05, Some(t0 + 360.0)),
             (12, 1, "exec", t0 + 500.0, Some(t0 + 600.0)),
+            (40, 1, "exec", t0 + 700.0, Some(t0 + 700.001)),
+            (41, 1, "exec", t0 + 700.5, Some(t0 + 700.6)),
             (20, 1, "exec", t0 + 900.0, Some(t0 + 900.02)),
             (21, 20, "fork", t0 + 900.01, None),
         ] {
@@ -512,7 +515,7 @@ mod tests {
         let counted = journal
             .restarts("/usr/sbin/food", "food -f", Some("food.service"), 0, t0)
             .unwrap();
-        assert_eq!(counted, 2);
+        assert_eq!(counted, 3);
         let rows = journal
             .history(&super::super::Filter {
                 since: t0 - 1.0,
@@ -526,7 +529,7 @@ mod tests {
             .filter(|e| e.kind == super::super::timeline::Kind::Restart)
             .map(|e| e.image.pid)
             .collect();
-        assert_eq!(restarts, [11, 31]);
+        assert_eq!(restarts, [11, 31, 41]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
