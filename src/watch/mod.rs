@@ -179,6 +179,9 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
             live.apply(event, &mut state);
         }
         if Instant::now() < next_tick {
+            if let Some(pause) = source.gather_for() {
+                std::thread::sleep(pause.min(next_tick.saturating_duration_since(Instant::now())));
+            }
             continue;
         }
         next_tick = Instant::now() + settings.tick;

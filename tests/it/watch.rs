@@ -879,19 +879,20 @@ fn a_program_hidden_by_its_executable_is_judged_while_it_runs() {
     let setup = Setup::new("watch-attest-at-exec");
     std::fs::write(
         setup.dir.path().join("psdiff.toml"),
-        "[[rule]]\nname = \"quick-sleeps\"\nmatch = { exe = \"/usr/bin/sleep\", cmdline = '^sleep 0\\.0123$' }\naction = \"hide\"\n",
+        "[[rule]]\nname = \"quick-sleeps\"\nmatch = { exe = \"/usr/bin/sleep\", cmdline = '^sleep 0\\.0523$' }\naction = \"hide\"\n",
     )
     .unwrap();
     let (code, _, err) = run(setup.psdiff().arg("write"));
     assert_eq!(code, 0, "{err}");
-    // A batch a second apart: both are long gone when it comes.
+    // A batch a second apart: both are long gone when it comes (50 ms is
+    // still well past the eBPF side's 10 ms of gathering events).
     let watcher = setup.watch_every("1", &[]);
-    for seconds in ["0.0123", "0.0124"] {
+    for seconds in ["0.0523", "0.0524"] {
         let status = as_nobody(&["sleep", seconds]).status().unwrap();
         assert!(status.success());
     }
-    let hidden = setup.wait_for("sleep 0.0123", "exit");
-    setup.wait_for("sleep 0.0124", "exit");
+    let hidden = setup.wait_for("sleep 0.0523", "exit");
+    setup.wait_for("sleep 0.0524", "exit");
     let (_, out, err) = run(setup.psdiff().args(["show-extra", "--consumer", "a"]));
     stop(watcher);
     assert!(
@@ -900,6 +901,6 @@ fn a_program_hidden_by_its_executable_is_judged_while_it_runs() {
             .all(|e| e["verdict"] == "hidden" && e["rule"] == "quick-sleeps"),
         "{hidden:?}"
     );
-    assert!(!out.contains("sleep 0.0123"), "{out}\n{err}");
-    assert!(out.contains("sleep 0.0124 (transient: "), "{out}\n{err}");
+    assert!(!out.contains("sleep 0.0523"), "{out}\n{err}");
+    assert!(out.contains("sleep 0.0524 (transient: "), "{out}\n{err}");
 }
