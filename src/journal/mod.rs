@@ -26,9 +26,9 @@ pub use write::{Ending, NewImage, Retention, Writer, is_busy, is_full};
 /// back-off; a start by hand an hour later is a start of its own.
 pub const RESTART_WINDOW_SECONDS: f64 = 60.0;
 
-/// How long before an exit a start of the same may be journaled and still
-/// be its restart: a start's time is the kernel's, an exit's when the
-/// watcher read it, which may be a tick later than a `RestartSec=100ms`.
+/// How long before an exit a start of the same may be dated and still be
+/// its restart: the watcher dates each event as it reads it, and what
+/// different CPUs report may reach it out of order.
 pub const OUT_OF_ORDER_SECONDS: f64 = 1.0;
 
 /// The schema's version, kept in `meta`; a journal of another version is

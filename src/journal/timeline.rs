@@ -91,8 +91,7 @@ pub fn events(rows: &[HistoryRow], since: f64, until: f64) -> Vec<Event<'_>> {
 /// program (exe and cmdline) in the same unit exited or was lost, and it
 /// is not that image's own fork (a daemon going into the background), as
 /// `Journal::restarts` counts: a start journaled up to
-/// [`OUT_OF_ORDER_SECONDS`] before the exit counts too (the start time is
-/// the kernel's, the exit's when the watcher read it), but never one
+/// [`OUT_OF_ORDER_SECONDS`] before the exit counts too, but never one
 /// begun before the image that exited. Each exit is paired with one start
 /// at most.
 fn mark_restarts(events: &mut [Event]) {
