@@ -184,7 +184,9 @@ fn parse(bytes: &[u8], ticks: u64) -> Option<Event> {
     };
     Some(Event {
         event,
-        start_ticks: (kind == 1).then_some(start_ticks),
+        // A fork's child's start, and an exec's process's (for one whose
+        // fork came too late to read).
+        start_ticks: (kind == 1 || kind == 2).then_some(start_ticks),
         exec,
     })
 }

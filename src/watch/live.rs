@@ -192,9 +192,9 @@ impl Live {
                 let reading = match (fresh, known) {
                     // What the kernel saw at exec is the truth; /proc only
                     // adds to it while it still shows that program.
-                    (fresh, known) if let Some(seen) = exec.as_deref() => {
-                        self.as_seen(pid, seen, fresh, known).map(|p| (p, true))
-                    }
+                    (fresh, known) if let Some(seen) = exec.as_deref() => self
+                        .as_seen(pid, seen, start_ticks, fresh, known)
+                        .map(|p| (p, true)),
                     (Some(process), _) if ended_before_read(&process) => Some((process, false)),
                     (Some(process), _) => Some((process, true)),
                     (None, known) => known.map(|process| (process, false)),
@@ -248,11 +248,13 @@ impl Live {
     /// /proc while that shows the same program (it adds the title and
     /// everything the kernel side does not send), else the kernel's view
     /// over what was known of the pid (for a pid never seen whose /proc
-    /// entry is gone too, over nothing: the kernel's view is enough).
+    /// entry is gone too, over nothing: the kernel's view is enough, its
+    /// start time included, so its children are still its children).
     fn as_seen(
         &mut self,
         pid: u32,
         seen: &ExecSeen,
+        start_ticks: Option<u64>,
         fresh: Option<Process>,
         known: Option<Process>,
     ) -> Option<Process> {
@@ -280,7 +282,7 @@ impl Live {
             cmdline: seen.argv.clone(),
             state: 'R',
             kernel_thread: false,
-            start_time: self.ticks_now(),
+            start_time: start_ticks.unwrap_or_else(|| self.ticks_now()),
             utime: 0,
             stime: 0,
             nice: 0,
