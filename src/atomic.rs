@@ -105,8 +105,8 @@ mod tests {
 
     #[test]
     fn modes_are_kept_or_set_whatever_the_umask() {
-        let dir = std::env::temp_dir().join(format!("psdiff-atomic-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let path = dir.join("f");
         use nix::sys::stat::{Mode, umask};
         let old = umask(Mode::from_bits_truncate(0o077));
@@ -117,15 +117,14 @@ mod tests {
         assert_eq!(mode_of(&path), Some(0o640), "kept from the file replaced");
         umask(old);
         assert_eq!(std::fs::read(&path).unwrap(), b"b");
-        let temps: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        let temps: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
         assert_eq!(temps.len(), 1, "no temporary file is left");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_planted_link_is_never_followed() {
-        let dir = std::env::temp_dir().join(format!("psdiff-atomic-link-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let (_, tmp) = temp_file(&dir.join("x"), "tmp", 0o644).unwrap();
         let name = tmp.file_name().unwrap().to_str().unwrap().to_string();
         assert!(is_temp_of(&name, "x", "tmp"), "{name}");
@@ -142,6 +141,5 @@ mod tests {
             .open(&tmp);
         assert!(created.is_err());
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "safe");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -219,8 +219,9 @@ mod tests {
 
     #[test]
     fn replaced_processes_and_unit_counters_are_restarts() {
-        let dir = std::env::temp_dir().join(format!("psdiff-ledger-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        // A folder not made yet: the ledger makes it.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ledger");
         let mut ledger = Ledger::open(&dir);
         let none = BTreeMap::new;
         assert_eq!(ledger.observe("d", vec![(10, 1)], none(), 3600.0, &[]), 0);
@@ -248,7 +249,6 @@ mod tests {
         assert!(Ledger::open(&dir).state.checks.is_empty());
         std::fs::write(dir.join(FILE), "{half").unwrap();
         assert!(Ledger::open(&dir).state.checks.is_empty());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -352,21 +352,19 @@ fn set_aside(path: &Path) -> Result<PathBuf, JournalError> {
 mod tests {
     use super::*;
 
-    /// A fresh root-only folder for a test's journal.
-    pub(super) fn dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("psdiff-journal-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .unwrap();
-        dir
+    /// A fresh root-only folder for a test's journal (tempfile's: made
+    /// exclusively, mode 0700), removed on drop.
+    pub(super) fn dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("psdiff-journal-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     #[test]
     fn a_journal_made_before_a_cursors_previous_looks_keeps_its_history() {
         let dir = dir("older");
-        let path = dir.join("journal.sqlite");
+        let path = dir.path().join("journal.sqlite");
         drop(Journal::open_or_create(&path).unwrap());
         let old = rusqlite::Connection::open(&path).unwrap();
         old.execute_batch(
@@ -391,18 +389,17 @@ mod tests {
         // The watcher opens it as its own, not set aside.
         drop(reader);
         Journal::open_or_create(&path).unwrap();
-        let names: Vec<_> = std::fs::read_dir(&dir)
+        let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .collect();
         assert!(!names.iter().any(|n| n.contains("corrupt")), "{names:?}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_corrupt_journal_is_set_aside_and_a_new_one_made() {
         let dir = dir("corrupt");
-        let path = dir.join("journal.sqlite");
+        let path = dir.path().join("journal.sqlite");
         std::fs::write(&path, vec![0x5a; 8192]).unwrap();
         let journal = Journal::open_or_create(&path).unwrap();
         let rows: i64 = journal
@@ -410,7 +407,7 @@ mod tests {
             .query_row("SELECT count(*) FROM images", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 0);
-        let aside: Vec<_> = std::fs::read_dir(&dir)
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|n| n.starts_with("journal.sqlite.corrupt-"))
@@ -418,13 +415,12 @@ mod tests {
         assert_eq!(aside.len(), 1, "{aside:?}");
         use std::os::unix::fs::MetadataExt;
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_folder_others_can_write_is_refused() {
         let dir = dir("unsafe");
-        let open = dir.join("open");
+        let open = dir.path().join("open");
         std::fs::create_dir(&open).unwrap();
         std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .unwrap();
@@ -433,6 +429,5 @@ mod tests {
             matches!(e, Some(JournalError::Unsafe { mode: 0o777, .. })),
             "{e:?}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -355,9 +355,9 @@ fn sqlite_code(error: &JournalError) -> Option<rusqlite::ErrorCode> {
 mod tests {
     use super::*;
 
-    fn writer(name: &str) -> (std::path::PathBuf, Writer) {
+    fn writer(name: &str) -> (tempfile::TempDir, Writer) {
         let dir = super::super::tests::dir(name);
-        let journal = Journal::open_or_create(&dir.join("journal.sqlite")).unwrap();
+        let journal = Journal::open_or_create(&dir.path().join("journal.sqlite")).unwrap();
         (dir, Writer::new(journal).unwrap())
     }
 
@@ -405,19 +405,18 @@ mod tests {
 
     #[test]
     fn retention_drops_what_ended_before_its_age_and_keeps_what_runs() {
-        let (dir, mut writer) = writer("age");
+        let (_dir, mut writer) = writer("age");
         fill(&mut writer, 50, 8.0 * 86_400.0);
         fill(&mut writer, 20, 60.0);
         let dropped = writer.retain(&Retention::default()).unwrap();
         assert_eq!(dropped, 50);
         // The 20 recent ones and both running images stay.
         assert_eq!(images(&writer), (22, 2));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn retention_trims_the_oldest_ended_images_to_the_size_bound() {
-        let (dir, mut writer) = writer("size");
+        let (_dir, mut writer) = writer("size");
         // About 2,000 images of 2 kB: some 4 MiB, held to 1 MiB.
         fill(&mut writer, 2000, 60.0);
         let bound = 1 << 20;
@@ -444,14 +443,13 @@ mod tests {
             )
             .unwrap();
         assert!(lowest > 100 + 1000, "lowest pid left {lowest}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_reader_opens_read_only_beside_the_writer() {
         let (dir, mut writer) = writer("reader");
         fill(&mut writer, 3, 1.0);
-        let path = dir.join("journal.sqlite");
+        let path = dir.path().join("journal.sqlite");
         let reader = Journal::open_to_read(&path).unwrap().unwrap();
         fill(&mut writer, 2, 1.0);
         let seen: i64 = reader
@@ -462,11 +460,10 @@ mod tests {
         let refused = reader.db.execute("DELETE FROM images", []);
         assert!(refused.is_err(), "a reader cannot write");
         assert!(
-            Journal::open_to_read(&dir.join("none.sqlite"))
+            Journal::open_to_read(&dir.path().join("none.sqlite"))
                 .unwrap()
                 .is_none()
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// `check`'s count and `history`'s timeline say the same restarts: a
@@ -477,7 +474,7 @@ mod tests {
     /// never counts as the restart of a later one (40 → 41, not back).
     #[test]
     fn check_and_history_agree_on_what_a_restart_is() {
-        let (dir, mut writer) = writer("restarts");
+        let (_dir, mut writer) = writer("restarts");
         let t0 = now() - 1000.0;
         let mut batch = writer.batch().unwrap();
         for (pid, ppid, origin, started, ended) in [
@@ -530,6 +527,5 @@ mod tests {
             .map(|e| e.image.pid)
             .collect();
         assert_eq!(restarts, [11, 31, 41]);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

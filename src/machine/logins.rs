@@ -197,7 +197,8 @@ mod tests {
 
     #[test]
     fn sessions_and_users_by_their_state() {
-        let root = std::env::temp_dir().join(format!("psdiff-logins-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
         let run = root.join("run/systemd");
         std::fs::create_dir_all(run.join("sessions")).unwrap();
         std::fs::create_dir_all(run.join("users")).unwrap();
@@ -207,7 +208,7 @@ mod tests {
         std::fs::write(run.join("users/1000"), "STATE=online\n").unwrap();
         std::fs::write(run.join("users/1001"), "STATE=lingering\n").unwrap();
         std::fs::write(run.join("users/1002"), "STATE=closing\n").unwrap();
-        let logins = Logins::read(&root);
+        let logins = Logins::read(root);
         assert!(logins.session_open("4"));
         assert!(!logins.session_open("5") && !logins.session_open("6"));
         assert!(logins.user_logged_in(1000));
@@ -220,8 +221,7 @@ mod tests {
         old.unwrap()
             .set_modified(SystemTime::now() - CLOSING_GRACE - Duration::from_secs(1))
             .unwrap();
-        assert!(!Logins::read(&root).user_closing(1002));
-        std::fs::remove_dir_all(&root).unwrap();
+        assert!(!Logins::read(root).user_closing(1002));
         assert_eq!(logins.sessions_of(1000).collect::<Vec<_>>(), ["4"]);
         let nothing = Logins::read(Path::new("/nonexistent"));
         assert!(nothing.session_open("1") && nothing.user_logged_in(1));

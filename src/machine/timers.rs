@@ -75,7 +75,8 @@ mod tests {
 
     #[test]
     fn timers_name_their_units() {
-        let root = std::env::temp_dir().join(format!("psdiff-timers-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
         let lib = root.join("lib/systemd/system");
         let etc = root.join("etc/systemd/system/timers.target.wants");
         std::fs::create_dir_all(&lib).unwrap();
@@ -94,8 +95,7 @@ mod tests {
         std::fs::write(lib.join("snap@.timer"), "[Timer]\nUnit=snap@%i.service\n").unwrap();
         std::os::unix::fs::symlink(lib.join("snap@.timer"), etc.join("snap@home.timer")).unwrap();
         std::fs::write(lib.join("nginx.service"), "[Service]\n").unwrap();
-        let units = started_units(&root);
-        std::fs::remove_dir_all(&root).unwrap();
+        let units = started_units(root);
         let mut units: Vec<_> = units.into_iter().collect();
         units.sort();
         assert_eq!(

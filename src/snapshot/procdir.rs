@@ -464,7 +464,8 @@ mod tests {
 
     #[test]
     fn a_path_is_walked_in_its_root_as_the_kernel_would() {
-        let dir = std::env::temp_dir().join(format!("psdiff-walk-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         std::fs::create_dir_all(dir.join("usr/lib/systemd")).unwrap();
         std::fs::write(dir.join("usr/lib/systemd/systemd"), "").unwrap();
         std::fs::write(dir.join("outside"), "").unwrap();
@@ -474,7 +475,7 @@ mod tests {
         std::os::unix::fs::symlink("../../../../outside", dir.join("usr/up")).unwrap();
         let root = openat(
             nix::fcntl::AT_FDCWD,
-            &dir,
+            dir,
             OFlag::O_PATH | OFlag::O_DIRECTORY,
             Mode::empty(),
         )
@@ -491,7 +492,6 @@ mod tests {
             walked("/usr/up"),
             walked("/lib/nothing"),
         ];
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(results[0], Ok(target));
         assert_eq!(results[1], Ok(target));
         assert_eq!(results[2], Ok(target));

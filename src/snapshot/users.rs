@@ -88,14 +88,13 @@ mod tests {
 
     #[test]
     fn passwd_file_names() {
-        let dir = std::env::temp_dir().join(format!("psdiff-passwd-{}", std::process::id()));
+        let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(
-            &dir,
+            file.path(),
             "root:x:0:0::/root:/bin/sh\nbroken\nsvc-account-long:x:1234:1234::/:/bin/false\n",
         )
         .unwrap();
-        let mut users = UserNames::from_passwd_file(&dir).unwrap();
-        std::fs::remove_file(&dir).unwrap();
+        let mut users = UserNames::from_passwd_file(file.path()).unwrap();
         assert_eq!(&*users.name(1234), "svc-account-long");
         assert_eq!(&*users.name(0), "root");
         assert_eq!(&*users.name(7), "7");
