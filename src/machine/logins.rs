@@ -1,8 +1,8 @@
 //! Open logins, as logind says (over D-Bus, `logind.rs`; from its records
 //! in /run/systemd where it does not answer, or for another machine's
-//! root): a session is open while its state is `active` or `online`;
-//! `closing` means its user logged out and what is left in its scope was
-//! left running.
+//! root): a session is open while its state is `opening`, `active` or
+//! `online`; `closing` means its user logged out and what is left in its
+//! scope was left running.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -36,8 +36,13 @@ pub fn a_persons(class: &str) -> bool {
     !(class.starts_with("manager") || class.starts_with("background") || class == "none")
 }
 
+/// `opening` is a login under way: the person has authenticated and
+/// logind waits for the session's scope or the user's manager to start
+/// (what that manager runs as it starts, PAM's `unix_chkpwd` among it,
+/// comes in this state). Only logind's own jobs set it, so no user can
+/// hold it.
 fn open(state: &str) -> bool {
-    matches!(state, "active" | "online")
+    matches!(state, "opening" | "active" | "online")
 }
 
 impl Logins {
@@ -205,11 +210,15 @@ mod tests {
         std::fs::write(run.join("sessions/4"), "# x\nUID=1000\nSTATE=active\n").unwrap();
         nix::unistd::mkfifo(&run.join("sessions/4.ref"), nix::sys::stat::Mode::S_IRUSR).unwrap();
         std::fs::write(run.join("sessions/5"), "STATE=closing\n").unwrap();
+        std::fs::write(run.join("sessions/7"), "UID=1003\nSTATE=opening\n").unwrap();
         std::fs::write(run.join("users/1000"), "STATE=online\n").unwrap();
+        std::fs::write(run.join("users/1003"), "STATE=opening\n").unwrap();
         std::fs::write(run.join("users/1001"), "STATE=lingering\n").unwrap();
         std::fs::write(run.join("users/1002"), "STATE=closing\n").unwrap();
         let logins = Logins::read(root);
         assert!(logins.session_open("4"));
+        // A login under way is open already.
+        assert!(logins.session_open("7") && logins.user_logged_in(1003));
         assert!(!logins.session_open("5") && !logins.session_open("6"));
         assert!(logins.user_logged_in(1000));
         assert!(!logins.user_logged_in(1001) && !logins.user_logged_in(7));
