@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use read::{Filter, HistoryRow, Mark, Started, Transient, WatcherState};
-pub use write::{Ending, NewImage, Retention, Writer, is_busy, is_full};
+pub use write::{Batch, Ending, NewImage, Retention, Writer, is_busy, is_full};
 
 /// How soon after an exit a start of the same program in the same place
 /// is its restart: in `history`'s timeline and in `check`'s `restarts`

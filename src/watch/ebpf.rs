@@ -154,19 +154,21 @@ fn parse(bytes: &[u8], ticks: u64) -> Option<Event> {
         3 => ProcEvent::Exit { pid, status },
         _ => return None,
     };
+    let argv_at = |from: usize| {
+        let len = u16_at(68)? as usize;
+        let argv = bytes.get(HEADER_SIZE..)?.get(from..from + len)?;
+        Some(Box::<[u8]>::from(argv.strip_suffix(&[0]).unwrap_or(argv)))
+    };
+    // (Empty: a kernel thread's, or memory that could not be read.)
+    let title = argv_at(0).filter(|t| kind == 1 && !t.is_empty());
     let exec = if kind == 2 {
-        let (exe_len, cgroup_len, argv_len) = (
-            u16_at(64)? as usize,
-            u16_at(66)? as usize,
-            u16_at(68)? as usize,
-        );
+        let (exe_len, cgroup_len) = (u16_at(64)? as usize, u16_at(66)? as usize);
         let truncated = u16_at(70)?;
         let comm = bytes.get(COMM_AT..COMM_AT + COMM_LEN)?;
         let comm = &comm[..comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN)];
         let data = bytes.get(HEADER_SIZE..)?;
         let exe = data.get(..exe_len)?;
         let cgroup = data.get(exe_len..exe_len + cgroup_len)?;
-        let argv = data.get(exe_len + cgroup_len..exe_len + cgroup_len + argv_len)?;
         Some(Box::new(ExecSeen {
             ppid,
             uids: ids(32)?,
@@ -177,7 +179,7 @@ fn parse(bytes: &[u8], ticks: u64) -> Option<Event> {
                 String::from_utf8_lossy(&path_of(cgroup).into_os_string().into_encoded_bytes())
                     .into_owned()
             }),
-            argv: argv.strip_suffix(&[0]).unwrap_or(argv).into(),
+            argv: argv_at(exe_len + cgroup_len)?,
         }))
     } else {
         None
@@ -188,6 +190,7 @@ fn parse(bytes: &[u8], ticks: u64) -> Option<Event> {
         // fork came too late to read).
         start_ticks: (kind == 1 || kind == 2).then_some(start_ticks),
         exec,
+        title,
     })
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::app::comparison::Reference;
 use crate::app::context::Context;
 use crate::identity::Identity;
-use crate::journal::{Ending, NewImage, WatcherState, Writer};
+use crate::journal::{Batch, Ending, NewImage, WatcherState, Writer};
 use crate::machine::Machine;
 use crate::proc_events::ProcEvent;
 use crate::rules::Decision;
@@ -70,6 +70,10 @@ pub struct Live {
     /// Rows to end at the next commit: images replaced by an exec, or
     /// gone at a rescan.
     ends: Vec<(i64, f64, Ending)>,
+    /// Images that ended before a commit wrote them (a program that ran
+    /// another at once, as a user manager's `systemd-executor` does), in
+    /// the order they ended, each with its end: journaled at the next.
+    unjournaled: Vec<(Image, f64, Ending)>,
     /// Losses to record at the next commit.
     losses: Vec<(&'static str, u64)>,
     /// Losses not yet said on stderr, by kind: said as one summary now
@@ -105,6 +109,7 @@ impl Live {
             attesting: Machine::of(root),
             images: HashMap::new(),
             ends: Vec::new(),
+            unjournaled: Vec::new(),
             losses: Vec::new(),
             unsaid: BTreeMap::new(),
             boot,
@@ -157,10 +162,24 @@ impl Live {
             event,
             start_ticks,
             exec,
+            title,
         } = event;
         match event {
             ProcEvent::Fork { parent, child } => {
                 self.retire(child, now, Ending::Lost);
+                // A parent not yet written may have set its title since
+                // it was read (cron's child calls itself `CRON` and then
+                // starts the job): the child's parent is judged by it. The
+                // kernel side says what it was; else /proc, while it runs.
+                if let Some(image) = self.images.get_mut(&parent)
+                    && image.row.is_none()
+                {
+                    match title {
+                        Some(title) if image.read => image.process.cmdline = title,
+                        Some(_) => {}
+                        None => self.refresh(parent),
+                    }
+                }
                 // A child is its parent's copy until it runs another
                 // program: no /proc read needed (and none possible for a
                 // child that is gone already).
@@ -223,8 +242,9 @@ impl Live {
                             && image.process.exe == process.exe
                             && image.process.cmdline == process.cmdline
                             && image.origin != "fork" => {}
-                    // A fork not yet written becomes what it runs.
-                    Some(image) if image.row.is_none() => {
+                    // A fork not yet written becomes what it runs (a
+                    // program that ran is journaled as itself, below).
+                    Some(image) if image.row.is_none() && image.origin == "fork" => {
                         image.process = process;
                         image.read = read;
                         image.origin = "exec";
@@ -241,6 +261,29 @@ impl Live {
                     image.exited = Some((now, status));
                 }
             }
+        }
+    }
+
+    /// Reads /proc again for the running image of `pid`, not yet written,
+    /// to see the title it set after exec or fork.
+    fn refresh(&mut self, pid: u32) {
+        let Some(image) = self.images.get(&pid) else {
+            return;
+        };
+        if image.exited.is_some() || !image.read {
+            return;
+        }
+        // Not a reading of it ending (no argv, no exe left), nor of a
+        // program it has run since (its own event follows).
+        if let Some(mut fresh) = self.reader.read(pid)
+            && fresh.ppid == image.process.ppid
+            && !ended_before_read(&fresh)
+            && fresh.exe == image.process.exe
+        {
+            let image = self.images.get_mut(&pid).expect("looked up above");
+            // The same program: as judged at its exec.
+            fresh.attested = image.process.attested.take();
+            image.process = fresh;
         }
     }
 
@@ -310,17 +353,21 @@ impl Live {
         })
     }
 
-    /// Takes the image `pid` has now, if any, out of the tree, its row to
-    /// end at `now` as `ending` (an exec; lost, for a pid reused or gone
-    /// before its exit was seen), or at its exit when that was seen.
+    /// Takes the image `pid` has now, if any, out of the tree, to end at
+    /// `now` as `ending` (an exec; lost, for a pid reused or gone before
+    /// its exit was seen), or at its exit when that was seen; one never
+    /// written is journaled at the next commit.
     fn retire(&mut self, pid: u32, now: f64, ending: Ending) {
-        if let Some(old) = self.images.remove(&pid)
-            && let Some(row) = old.row
-        {
-            self.ends.push(match old.exited {
-                Some((at, status)) => (row, at, Ending::Exit { status }),
-                None => (row, now, ending),
-            });
+        let Some(old) = self.images.remove(&pid) else {
+            return;
+        };
+        let (at, ending) = match old.exited {
+            Some((at, status)) => (at, Ending::Exit { status }),
+            None => (now, ending),
+        };
+        match old.row {
+            Some(row) => self.ends.push((row, at, ending)),
+            None => self.unjournaled.push((old, at, ending)),
         }
     }
 
@@ -433,24 +480,7 @@ impl Live {
             .collect();
         // A title set after exec (`nginx: master process`) is read now.
         for &pid in &unwritten {
-            let Some(image) = self.images.get(&pid) else {
-                continue;
-            };
-            if image.exited.is_some() || !image.read {
-                continue;
-            }
-            // Not a reading of it ending (no argv, no exe left), nor of
-            // a program it has run since (its own event follows).
-            if let Some(mut fresh) = self.reader.read(pid)
-                && fresh.ppid == image.process.ppid
-                && !ended_before_read(&fresh)
-                && fresh.exe == image.process.exe
-            {
-                let image = self.images.get_mut(&pid).expect("looked up above");
-                // The same program: as judged at its exec.
-                fresh.attested = image.process.attested.take();
-                image.process = fresh;
-            }
+            self.refresh(pid);
         }
         let verdicts = if unwritten.is_empty() && look == Look::New {
             HashMap::new()
@@ -464,36 +494,16 @@ impl Live {
             .map(|(&pid, _)| pid)
             .collect();
         let mut batch = writer.batch()?;
+        self.journal_unjournaled(&mut batch)?;
         for (pid, image) in &mut self.images {
-            let Some((line, verdict, rule)) = verdicts.get(pid) else {
+            let Some(judged) = verdicts.get(pid) else {
                 continue;
             };
+            let (line, verdict, rule) = judged;
             match image.row {
                 None => {
+                    let row = insert(&mut batch, &self.boot, image, judged)?;
                     let p = &image.process;
-                    let argv = crate::render::cmdline(p);
-                    let comm = crate::render::printable(&p.comm);
-                    let cgroup = p.cgroup.as_deref();
-                    let identity = Identity::of(p);
-                    let row = batch.insert(&NewImage {
-                        boot: &self.boot,
-                        pid: p.pid,
-                        ppid: p.ppid,
-                        start_ticks: p.start_time,
-                        started: image.started,
-                        origin: image.origin,
-                        uid: Some(p.uids.effective),
-                        user: Some(&p.user),
-                        exe: image.read.then(|| p.exe_path()).flatten(),
-                        comm: Some(&comm),
-                        argv: image.read.then_some(argv.as_str()),
-                        unit: cgroup.and_then(|c| c.unit.as_deref()),
-                        cgroup: cgroup.map(|c| c.path.as_str()),
-                        container: identity.container.as_deref().filter(|c| !c.is_empty()),
-                        line: line.as_deref(),
-                        verdict,
-                        rule: rule.as_deref(),
-                    })?;
                     image.row = Some(row);
                     image.written = Some((line.clone(), verdict, rule.clone()));
                     image.parent_when_written = running.contains(&p.ppid);
@@ -548,6 +558,38 @@ impl Live {
         Ok(())
     }
 
+    /// Journals the images that ended unwritten, each judged in the tree
+    /// with it back in its pid's place (its children, its parent as they
+    /// were), one generation of a pid at a time; then ends them.
+    fn journal_unjournaled(&mut self, batch: &mut Batch) -> Result<(), WatchError> {
+        let mut pending = std::mem::take(&mut self.unjournaled);
+        while !pending.is_empty() {
+            let mut placed = std::collections::HashSet::new();
+            let (now, later): (Vec<_>, Vec<_>) = pending
+                .into_iter()
+                .partition(|(image, ..)| placed.insert(image.process.pid));
+            pending = later;
+            let mut displaced = Vec::with_capacity(now.len());
+            for (image, at, ending) in now {
+                let pid = image.process.pid;
+                displaced.push((pid, self.images.insert(pid, image), at, ending));
+            }
+            let verdicts = self.classify();
+            for (pid, current, at, ending) in displaced {
+                let image = match current {
+                    Some(current) => self.images.insert(pid, current),
+                    None => self.images.remove(&pid),
+                }
+                .expect("put in place above");
+                if let Some(judged) = verdicts.get(&pid) {
+                    let row = insert(batch, &self.boot, &image, judged)?;
+                    batch.end(row, at, ending)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The line, verdict and hiding rule of every image not yet written
     /// (all of them after a rescan, since lines depend on the whole tree).
     fn classify(&self) -> HashMap<u32, Verdict> {
@@ -581,6 +623,39 @@ impl Live {
         }
         out
     }
+}
+
+/// Writes `image`'s row, judged as `judged`; returns the row.
+fn insert(
+    batch: &mut Batch,
+    boot: &str,
+    image: &Image,
+    (line, verdict, rule): &Verdict,
+) -> Result<i64, WatchError> {
+    let p = &image.process;
+    let argv = crate::render::cmdline(p);
+    let comm = crate::render::printable(&p.comm);
+    let cgroup = p.cgroup.as_deref();
+    let identity = Identity::of(p);
+    Ok(batch.insert(&NewImage {
+        boot,
+        pid: p.pid,
+        ppid: p.ppid,
+        start_ticks: p.start_time,
+        started: image.started,
+        origin: image.origin,
+        uid: Some(p.uids.effective),
+        user: Some(&p.user),
+        exe: image.read.then(|| p.exe_path()).flatten(),
+        comm: Some(&comm),
+        argv: image.read.then_some(argv.as_str()),
+        unit: cgroup.and_then(|c| c.unit.as_deref()),
+        cgroup: cgroup.map(|c| c.path.as_str()),
+        container: identity.container.as_deref().filter(|c| !c.is_empty()),
+        line: line.as_deref(),
+        verdict,
+        rule: rule.as_deref(),
+    })?)
 }
 
 fn new_image(process: Process, started: f64, origin: &'static str, read: bool) -> Image {

@@ -32,6 +32,9 @@ pub struct Event {
     pub start_ticks: Option<u64>,
     /// At an exec: the program as the kernel saw it start.
     pub exec: Option<Box<ExecSeen>>,
+    /// At a fork: the parent's argv as its memory held it then, the
+    /// title it may have set since it was read (eBPF only).
+    pub title: Option<Box<[u8]>>,
 }
 
 impl From<ProcEvent> for Event {
@@ -40,6 +43,7 @@ impl From<ProcEvent> for Event {
             event,
             start_ticks: None,
             exec: None,
+            title: None,
         }
     }
 }

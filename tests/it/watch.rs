@@ -28,6 +28,8 @@ crate::tests![
     a_transient_in_a_container_is_seen_from_the_host,
     a_daemons_children_ending_as_it_restarts_are_no_transient,
     a_program_hidden_by_its_executable_is_judged_while_it_runs,
+    a_program_that_runs_another_before_a_batch_is_journaled,
+    a_title_set_after_fork_judges_the_children,
 ];
 
 /// A private baseline and journal, and psdiff pointed at them; the
@@ -903,4 +905,73 @@ fn a_program_hidden_by_its_executable_is_judged_while_it_runs() {
     );
     assert!(!out.contains("sleep 0.0523"), "{out}\n{err}");
     assert!(out.contains("sleep 0.0524 (transient: "), "{out}\n{err}");
+}
+
+/// Programs that each run another before the watcher's next batch (a
+/// launcher, `env`; a shell that runs a miner's second stage by `exec`
+/// after a while): every image is journaled as itself, and a program
+/// that ran for longer than a launcher does is a transient of its own.
+fn a_program_that_runs_another_before_a_batch_is_journaled() {
+    let setup = Setup::new("watch-exec-chain");
+    let watcher = setup.watch_every("5", &[]);
+    let (_, _, err) = run(setup.psdiff().args(["show-extra", "--consumer", "a"]));
+    assert!(err.is_empty(), "{err}");
+    let launched = as_nobody(&["env", "/usr/bin/true", "zz-launched"])
+        .status()
+        .unwrap();
+    assert!(launched.success());
+    let script = "sleep 1.2; exec /usr/bin/true zz-second-stage";
+    let staged = as_nobody(&["sh", "-c", script]).status().unwrap();
+    assert!(staged.success());
+    let launcher = setup.wait_for("env /usr/bin/true zz-launched", "exec");
+    setup.wait_for("/usr/bin/true zz-launched", "exit");
+    let first_stage = setup.wait_for("sh -c sleep 1.2; exec", "exec");
+    setup.wait_for("/usr/bin/true zz-second-stage", "exit");
+    let (_, out, err) = run(setup.psdiff().args(["show-extra", "--consumer", "a"]));
+    stop(watcher);
+    for events in [&launcher, &first_stage] {
+        let start = events.iter().find(|e| e["kind"] == "start").unwrap();
+        assert_eq!(start["user"], "nobody", "{events:?}");
+        assert_eq!(start["verdict"], "extra", "{events:?}");
+    }
+    assert_eq!(launcher[0]["exe"], "/usr/bin/env", "{launcher:?}");
+    assert_eq!(first_stage[0]["exe"], "/usr/bin/dash", "{first_stage:?}");
+    // The launcher is not reported apart from what it ran; the first
+    // stage, which ran on, is.
+    assert!(!out.contains("env /usr/bin/true"), "{out}\n{err}");
+    for line in [
+        "/usr/bin/true zz-launched (transient: ",
+        "sh -c sleep 1.2; exec /usr/bin/true zz-second-stage (transient: ",
+        "/usr/bin/true zz-second-stage (transient: ",
+    ] {
+        assert!(out.contains(line), "{line} not in:\n{out}\n{err}");
+    }
+}
+
+/// A forked child that names itself and then starts a job, as cron's
+/// `CRON` does, all gone before the watcher's next batch: the job is
+/// judged by the title its parent had when it started it (the kernel
+/// side sends it with the fork; over the connector, /proc is read then).
+fn a_title_set_after_fork_judges_the_children() {
+    let setup = Setup::new("watch-title-after-fork");
+    std::fs::write(
+        setup.dir.path().join("psdiff.toml"),
+        "[[rule]]\nname = \"zz-jobs\"\nmatch = { parent = { cmdline_prefix = [\"zz-job-runner\"] } }\naction = \"hide\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(setup.psdiff().arg("write"));
+    assert_eq!(code, 0, "{err}");
+    for (backend, seconds) in [("connector", "0.3141"), ("ebpf", "0.3142")] {
+        let watcher = setup.watch_every("2", &["--backend", backend]);
+        let script = format!(
+            r#"if (fork() == 0) {{ $0 = "zz-job-runner"; system("sleep", "{seconds}"); exit 0 }} wait"#
+        );
+        let status = as_nobody(&["perl", "-e", &script]).status().unwrap();
+        assert!(status.success());
+        let job = setup.wait_for(&format!("sleep {seconds}"), "exit");
+        stop(watcher);
+        let start = job.iter().find(|e| e["kind"] == "start").unwrap();
+        assert_eq!(start["verdict"], "hidden", "{backend}: {job:?}");
+        assert_eq!(start["rule"], "zz-jobs", "{backend}: {job:?}");
+    }
 }

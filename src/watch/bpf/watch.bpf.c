@@ -28,7 +28,7 @@
 
 // What an event is; mirrored in src/watch/ebpf.rs.
 enum kind {
-	K_FORK = 1, // pid = the child, ppid = its parent, start_ns
+	K_FORK = 1, // pid = the child, ppid = its parent, start_ns, argv
 	K_EXEC = 2, // everything
 	K_EXIT = 3, // pid, status
 };
@@ -355,8 +355,27 @@ static __always_inline void header(struct event *e, __u32 kind, struct task_stru
 	BPF_CORE_READ_INTO(&e->comm, task, comm);
 }
 
-// A fork's or an exit's event: the header alone, written in place in the
-// ring buffer; nothing for a process outside the watcher's namespace.
+// Appends the argv that `mm` holds at `off` in e->data, as the current
+// task's memory has it; returns how many bytes.
+static __always_inline __u32 append_argv(struct event *e, __u32 off, struct mm_struct *mm)
+{
+	unsigned long start = BPF_CORE_READ(mm, arg_start);
+	unsigned long end = BPF_CORE_READ(mm, arg_end);
+	__u64 len = end > start ? end - start : 0;
+	if (len > ARGV_MAX - 1) {
+		len = ARGV_MAX - 1;
+		e->truncated |= 4;
+	}
+	off &= DATA_MASK;
+	len &= ARGV_MAX - 1;
+	if (len > 0 && bpf_probe_read_user(&e->data[off], len, (void *)start) != 0)
+		len = 0;
+	e->argv_len = len;
+	return len;
+}
+
+// An exit's event: the header alone, written in place in the ring
+// buffer; nothing for a process outside the watcher's namespace.
 static __always_inline void header_only(__u32 kind, struct task_struct *task, __u32 status)
 {
 	struct config *cfg = config();
@@ -377,12 +396,25 @@ static __always_inline void header_only(__u32 kind, struct task_struct *task, __
 }
 
 // In the parent, before the child first runs. A new thread is not a
-// process.
+// process. The parent's argv as its memory holds it now (the child's is
+// a copy) is the title it may have set after it was last read: cron's
+// child calls itself CRON, then starts the job.
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct *child)
 {
-	if (child->pid == child->tgid)
-		header_only(K_FORK, child, 0);
+	if (child->pid != child->tgid)
+		return 0;
+	struct config *cfg = config();
+	if (!cfg)
+		return 0;
+	__u32 pid = ns_tgid(child, cfg);
+	struct event *e = scratch();
+	if (!pid || !e)
+		return 0;
+	header(e, K_FORK, child, pid, cfg);
+	__builtin_memset(e->uid, 0, sizeof(e->uid) + sizeof(e->gid));
+	__u32 len = append_argv(e, 0, BPF_CORE_READ(parent, mm));
+	output(e, HEADER_SIZE + len);
 	return 0;
 }
 
@@ -423,20 +455,8 @@ int BPF_PROG(sched_process_exec, struct task_struct *task, int old_pid, struct l
 	if (bpf_loop(CGROUP_PARTS, cgroup_step, &w, 0) == CGROUP_PARTS)
 		e->truncated |= 2;
 	e->cgroup_len = w.off - e->exe_len;
-	__u32 off = w.off;
-	struct mm_struct *mm = BPF_CORE_READ(task, mm);
-	unsigned long start = BPF_CORE_READ(mm, arg_start);
-	unsigned long end = BPF_CORE_READ(mm, arg_end);
-	__u64 len = end > start ? end - start : 0;
-	if (len > ARGV_MAX - 1) {
-		len = ARGV_MAX - 1;
-		e->truncated |= 4;
-	}
-	off &= DATA_MASK;
-	len &= ARGV_MAX - 1;
-	if (len > 0 && bpf_probe_read_user(&e->data[off], len, (void *)start) != 0)
-		len = 0;
-	e->argv_len = len;
+	__u32 off = w.off & DATA_MASK;
+	__u32 len = append_argv(e, off, BPF_CORE_READ(task, mm));
 	output(e, HEADER_SIZE + off + len);
 	return 0;
 }
