@@ -10,9 +10,17 @@ use crate::clock::unix_now as now;
 pub const FIRST_LOOK_SECONDS: f64 = 600.0;
 
 /// An image that ran another program within this long is a launcher
-/// (`sh -c 'exec ...'`, setpriv, sudo, env): what it ran is reported, not
-/// it apart.
+/// (`sh -c 'exec ...'`, setpriv, env): what it ran is reported, not it
+/// apart. Only when that program is extra itself, though: see
+/// `QUICK_LAUNCHER_SECONDS`.
 pub const LAUNCHER_SECONDS: f64 = 1.0;
+
+/// A launcher whose program the rules hide, or the baseline holds, is no
+/// news only when it ran this briefly, as a launcher does (`setpriv`, a
+/// unit's `nice`): what works for most of a second and then execs what a
+/// rule hides or a daemon's title, as a miner hiding its runs would, is
+/// reported as itself.
+pub const QUICK_LAUNCHER_SECONDS: f64 = 0.1;
 
 /// A watcher older than this without a heartbeat is not running.
 pub const HEARTBEAT_STALE_SECONDS: f64 = 10.0;
@@ -234,13 +242,28 @@ impl Journal {
                      WHERE settled > ?1 AND ended >= ?3 AND verdict = 'extra'
                        AND NOT (started < ?2 AND ended > ?2)
                        AND NOT (started < ?5 AND ended > ?5)
-                       AND NOT (end_kind = 'exec' AND ended - started < ?4)
+                       AND NOT (end_kind = 'exec' AND ended - started < ?4
+                                AND (ended - started < ?6
+                                     -- (the watcher starts the next image at
+                                     -- the instant it ends the one before)
+                                     OR EXISTS (SELECT 1 FROM images next
+                                                WHERE next.pid = images.pid
+                                                  AND next.boot = images.boot
+                                                  AND next.started = images.ended
+                                                  AND next.verdict = 'extra')))
                      ORDER BY settled"
                 ))
                 .map_err(fail)?;
             let rows = statement
                 .query_map(
-                    params![from, previous, floor, LAUNCHER_SECONDS, before],
+                    params![
+                        from,
+                        previous,
+                        floor,
+                        LAUNCHER_SECONDS,
+                        before,
+                        QUICK_LAUNCHER_SECONDS
+                    ],
                     row,
                 )
                 .map_err(fail)?;

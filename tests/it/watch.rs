@@ -30,6 +30,7 @@ crate::tests![
     a_program_hidden_by_its_executable_is_judged_while_it_runs,
     a_program_that_runs_another_before_a_batch_is_journaled,
     a_title_set_after_fork_judges_the_children,
+    a_launcher_of_a_hidden_program_is_reported,
 ];
 
 /// A private baseline and journal, and psdiff pointed at them; the
@@ -939,6 +940,7 @@ fn a_program_that_runs_another_before_a_batch_is_journaled() {
     // The launcher is not reported apart from what it ran; the first
     // stage, which ran on, is.
     assert!(!out.contains("env /usr/bin/true"), "{out}\n{err}");
+    assert!(!out.contains("setpriv"), "{out}\n{err}");
     for line in [
         "/usr/bin/true zz-launched (transient: ",
         "sh -c sleep 1.2; exec /usr/bin/true zz-second-stage (transient: ",
@@ -974,4 +976,45 @@ fn a_title_set_after_fork_judges_the_children() {
         assert_eq!(start["verdict"], "hidden", "{backend}: {job:?}");
         assert_eq!(start["rule"], "zz-jobs", "{backend}: {job:?}");
     }
+}
+
+/// A program that works for most of a second and then runs one a rule
+/// hides (a miner that ends each run in `exec` of something harmless):
+/// it is no launcher that what it ran speaks for, so it is reported;
+/// `env` launching an extra is not reported apart from it, nor `setpriv`
+/// (a quick launcher) apart from what the rule hides.
+fn a_launcher_of_a_hidden_program_is_reported() {
+    let setup = Setup::new("watch-launcher");
+    std::fs::write(
+        setup.dir.path().join("psdiff.toml"),
+        "[[rule]]\nname = \"harmless\"\nmatch = { exe = \"/usr/bin/sleep\", cmdline = '^sleep 0\\.0434$' }\naction = \"hide\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(setup.psdiff().arg("write"));
+    assert_eq!(code, 0, "{err}");
+    let watcher = setup.watch(&[]);
+    let (_, _, err) = run(setup.psdiff().args(["show-extra", "--consumer", "a"]));
+    assert!(err.is_empty(), "{err}");
+    let script = r#"my $t = time + 0.6; 1 while time < $t; exec "sleep", "0.0434""#;
+    let miner = as_nobody(&["perl", "-MTime::HiRes=time", "-e", script])
+        .status()
+        .unwrap();
+    assert!(miner.success());
+    let launched = as_nobody(&["env", "/usr/bin/true", "zz-launched-extra"])
+        .status()
+        .unwrap();
+    assert!(launched.success());
+    let hidden = setup.wait_for("sleep 0.0434", "exit");
+    setup.wait_for("/usr/bin/true zz-launched-extra", "exit");
+    let (_, out, err) = run(setup.psdiff().args(["show-extra", "--consumer", "a"]));
+    stop(watcher);
+    assert_eq!(hidden[0]["rule"], "harmless", "{hidden:?}");
+    assert!(out.contains("perl -MTime::HiRes=time -e "), "{out}\n{err}");
+    assert!(!out.contains("sleep 0.0434"), "{out}\n{err}");
+    assert!(!out.contains("env /usr/bin/true"), "{out}\n{err}");
+    assert!(!out.contains("setpriv"), "{out}\n{err}");
+    assert!(
+        out.contains("/usr/bin/true zz-launched-extra (transient: "),
+        "{out}\n{err}"
+    );
 }
