@@ -166,100 +166,124 @@ impl Live {
         } = event;
         match event {
             ProcEvent::Fork { parent, child } => {
-                self.retire(child, now, Ending::Lost);
-                // A parent not yet written may have set its title since
-                // it was read (cron's child calls itself `CRON` and then
-                // starts the job): the child's parent is judged by it. The
-                // kernel side says what it was; else /proc, while it runs.
-                if let Some(image) = self.images.get_mut(&parent)
-                    && image.row.is_none()
-                {
-                    match title {
-                        Some(title) if image.read => image.process.cmdline = title,
-                        Some(_) => {}
-                        None => self.refresh(parent),
-                    }
-                }
-                // A child is its parent's copy until it runs another
-                // program: no /proc read needed (and none possible for a
-                // child that is gone already).
-                let (process, read) = match self.images.get(&parent) {
-                    Some(image) => (
-                        Process {
-                            pid: child,
-                            ppid: parent,
-                            start_time: start_ticks.unwrap_or_else(|| self.ticks_now()),
-                            num_threads: 1,
-                            ..image.process.clone()
-                        },
-                        image.read,
-                    ),
-                    None => match self.reader.read(child) {
-                        Some(process) => (process, true),
-                        None => return,
-                    },
-                };
-                self.images
-                    .insert(child, new_image(process, now, "fork", read));
+                self.forked(parent, child, start_ticks, title, now);
             }
-            ProcEvent::Exec { pid } => {
-                let known = self.images.get(&pid).map(|i| i.process.clone());
-                let fresh = self.reader.read(pid);
-                // A program that was ending as we looked (a zombie, or
-                // its memory already gone: no argv and no exe) still has
-                // the kernel's name and user, but what it ran is gone.
-                let reading = match (fresh, known) {
-                    // What the kernel saw at exec is the truth; /proc only
-                    // adds to it while it still shows that program.
-                    (fresh, known) if let Some(seen) = exec.as_deref() => self
-                        .as_seen(pid, seen, start_ticks, fresh, known)
-                        .map(|p| (p, true)),
-                    (Some(process), _) if ended_before_read(&process) => Some((process, false)),
-                    (Some(process), _) => Some((process, true)),
-                    (None, known) => known.map(|process| (process, false)),
-                };
-                if !reading.as_ref().is_some_and(|(_, read)| *read) {
-                    state.unread += 1;
-                    self.note_loss("unread", 1);
-                }
-                let Some((mut process, read)) = reading else {
-                    return;
-                };
-                if read
-                    && process.attested.is_none()
-                    && process
-                        .exe_path()
-                        .is_some_and(|exe| self.reference.rules().takes_by_exe(exe))
-                {
-                    process.attested = Some(self.attesting.doubts(&process).into());
-                }
-                match self.images.get_mut(&pid) {
-                    // Read after the exec already (a rescan while the
-                    // event was queued): the same image.
-                    Some(image)
-                        if image.read
-                            && read
-                            && image.process.exe == process.exe
-                            && image.process.cmdline == process.cmdline
-                            && image.origin != "fork" => {}
-                    // A fork not yet written becomes what it runs (a
-                    // program that ran is journaled as itself, below).
-                    Some(image) if image.row.is_none() && image.origin == "fork" => {
-                        image.process = process;
-                        image.read = read;
-                        image.origin = "exec";
-                    }
-                    _ => {
-                        self.retire(pid, now, Ending::Exec);
-                        self.images
-                            .insert(pid, new_image(process, now, "exec", read));
-                    }
-                }
-            }
+            ProcEvent::Exec { pid } => self.executed(pid, start_ticks, exec, now, state),
             ProcEvent::Exit { pid, status } => {
                 if let Some(image) = self.images.get_mut(&pid) {
                     image.exited = Some((now, status));
                 }
+            }
+        }
+    }
+
+    /// `parent` forked `child`; `title` is the parent's argv then, when
+    /// the kernel side says it.
+    fn forked(
+        &mut self,
+        parent: u32,
+        child: u32,
+        start_ticks: Option<u64>,
+        title: Option<Box<[u8]>>,
+        now: f64,
+    ) {
+        self.retire(child, now, Ending::Lost);
+        // A parent not yet written may have set its title since
+        // it was read (cron's child calls itself `CRON` and then
+        // starts the job): the child's parent is judged by it. The
+        // kernel side says what it was; else /proc, while it runs.
+        if let Some(image) = self.images.get_mut(&parent)
+            && image.row.is_none()
+        {
+            match title {
+                Some(title) if image.read => image.process.cmdline = title,
+                Some(_) => {}
+                None => self.refresh(parent),
+            }
+        }
+        // A child is its parent's copy until it runs another
+        // program: no /proc read needed (and none possible for a
+        // child that is gone already).
+        let (process, read) = match self.images.get(&parent) {
+            Some(image) => (
+                Process {
+                    pid: child,
+                    ppid: parent,
+                    start_time: start_ticks.unwrap_or_else(|| self.ticks_now()),
+                    num_threads: 1,
+                    ..image.process.clone()
+                },
+                image.read,
+            ),
+            None => match self.reader.read(child) {
+                Some(process) => (process, true),
+                None => return,
+            },
+        };
+        self.images
+            .insert(child, new_image(process, now, "fork", read));
+    }
+
+    /// `pid` ran a new program; `exec` is what the kernel saw, when its
+    /// side says it.
+    fn executed(
+        &mut self,
+        pid: u32,
+        start_ticks: Option<u64>,
+        exec: Option<Box<ExecSeen>>,
+        now: f64,
+        state: &mut WatcherState,
+    ) {
+        let known = self.images.get(&pid).map(|i| i.process.clone());
+        let fresh = self.reader.read(pid);
+        // A program that was ending as we looked (a zombie, or
+        // its memory already gone: no argv and no exe) still has
+        // the kernel's name and user, but what it ran is gone.
+        let reading = match (fresh, known) {
+            // What the kernel saw at exec is the truth; /proc only
+            // adds to it while it still shows that program.
+            (fresh, known) if let Some(seen) = exec.as_deref() => self
+                .as_seen(pid, seen, start_ticks, fresh, known)
+                .map(|p| (p, true)),
+            (Some(process), _) if ended_before_read(&process) => Some((process, false)),
+            (Some(process), _) => Some((process, true)),
+            (None, known) => known.map(|process| (process, false)),
+        };
+        if !reading.as_ref().is_some_and(|(_, read)| *read) {
+            state.unread += 1;
+            self.note_loss("unread", 1);
+        }
+        let Some((mut process, read)) = reading else {
+            return;
+        };
+        if read
+            && process.attested.is_none()
+            && process
+                .exe_path()
+                .is_some_and(|exe| self.reference.rules().takes_by_exe(exe))
+        {
+            process.attested = Some(self.attesting.doubts(&process).into());
+        }
+        match self.images.get_mut(&pid) {
+            // Read after the exec already (a rescan while the
+            // event was queued): the same image.
+            Some(image)
+                if image.read
+                    && read
+                    && image.process.exe == process.exe
+                    && image.process.cmdline == process.cmdline
+                    && image.origin != "fork" => {}
+            // A fork not yet written becomes what it runs (a
+            // program that ran is journaled as itself, below).
+            Some(image) if image.row.is_none() && image.origin == "fork" => {
+                image.process = process;
+                image.read = read;
+                image.origin = "exec";
+            }
+            _ => {
+                self.retire(pid, now, Ending::Exec);
+                self.images
+                    .insert(pid, new_image(process, now, "exec", read));
             }
         }
     }

@@ -138,43 +138,15 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
     let mut events = Vec::new();
     let mut rescan_wanted = false;
     let mut new_rules = false;
-    let mut overflows = 0u64;
+    let mut intake = Intake::default();
     let mut next_loss_report = Instant::now();
-    // The eBPF ring counts its drops whenever they happen, most while we
-    // wait or apply events, so each read is charged with all since the
-    // last one, not only those during it.
-    let mut lost_counted = 0;
     while !STOP.load(Ordering::SeqCst) {
         if settings.run_for.is_some_and(|d| began.elapsed() >= d) {
             break;
         }
         let wait = next_tick.saturating_duration_since(Instant::now());
         wait_readable(&source, wait)?;
-        events.clear();
-        let overflowed = match source.read(&mut events) {
-            Ok(()) => false,
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => true,
-            Err(e) => return Err(WatchError::Events(e)),
-        };
-        if overflowed {
-            overflows += 1;
-            rescan_wanted = true;
-        }
-        let lost = source.lost() - lost_counted;
-        lost_counted += lost;
-        if lost > 0 {
-            state.lost += lost;
-            live.note_loss(
-                if overflowed {
-                    "overflow"
-                } else {
-                    source.loss_kind()
-                },
-                lost,
-            );
-            rescan_wanted = true;
-        }
-        state.events += events.len() as u64;
+        rescan_wanted |= intake.read(&mut source, &mut events, &mut live, &mut state)?;
         for event in events.drain(..) {
             live.apply(event, &mut state);
         }
@@ -222,7 +194,7 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
         }
         if Instant::now() >= next_loss_report {
             next_loss_report = Instant::now() + LOSS_REPORT_EVERY;
-            say_losses(&mut live, &mut overflows);
+            say_losses(&mut live, &mut intake.overflows);
         }
         if Instant::now() >= next_retention {
             next_retention = Instant::now() + RETENTION_EVERY;
@@ -235,8 +207,55 @@ pub fn run(context: &Context, settings: &Settings) -> Result<(), WatchError> {
     if let Err(e) = live.commit(&mut writer, &mut state) {
         eprintln!("psdiff watch: the last batch was not written: {e}");
     }
-    say_losses(&mut live, &mut overflows);
+    say_losses(&mut live, &mut intake.overflows);
     Ok(())
+}
+
+/// What the watcher took from its source, and lost on the way.
+#[derive(Default)]
+struct Intake {
+    /// Socket overflows since the last report.
+    overflows: u64,
+    /// The ring's drops already charged. The eBPF ring counts them
+    /// whenever they happen, most while we wait or apply events, so each
+    /// read is charged with all since the last one, not only those during
+    /// it.
+    lost_counted: u64,
+}
+
+impl Intake {
+    /// Reads what the source has into `events` and charges its losses to
+    /// `live` and `state`; whether the tree must be read again.
+    fn read(
+        &mut self,
+        source: &mut Source,
+        events: &mut Vec<source::Event>,
+        live: &mut Live,
+        state: &mut WatcherState,
+    ) -> Result<bool, WatchError> {
+        events.clear();
+        let overflowed = match source.read(events) {
+            Ok(()) => false,
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => true,
+            Err(e) => return Err(WatchError::Events(e)),
+        };
+        if overflowed {
+            self.overflows += 1;
+        }
+        let lost = source.lost() - self.lost_counted;
+        self.lost_counted += lost;
+        if lost > 0 {
+            state.lost += lost;
+            let kind = if overflowed {
+                "overflow"
+            } else {
+                source.loss_kind()
+            };
+            live.note_loss(kind, lost);
+        }
+        state.events += events.len() as u64;
+        Ok(overflowed || lost > 0)
+    }
 }
 
 /// How often every running image is judged again (`Live::review`); a
