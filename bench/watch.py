@@ -8,7 +8,9 @@
    connector, 1.10x with eBPF). Each watched run also checks that the
    journal holds every /bin/true the loop started: named, or, when it was
    gone before its /proc entry could be read, as `unread` and counted as
-   loss.
+   loss. For the connector, bench/connector_floor.c (the same
+   subscription, every event read and thrown away, /proc never read)
+   runs too: what the connector itself costs, the floor under any reader.
 2. Each backend's own CPU and resident memory with HELD extra processes
    running (spawner hold) and the loop paced at RATE execs a second (or as
    fast as this machine forks, when that is slower: the figure says which).
@@ -121,15 +123,25 @@ def main():
         spawner = os.path.join(tmp, "spawner")
         subprocess.run(["cc", "-O", "-o", spawner, os.path.join(ROOT, "bench/spawner.c")],
                        check=True)
+        floor = os.path.join(tmp, "connector_floor")
+        subprocess.run(["cc", "-O", "-o", floor, os.path.join(ROOT, "bench/connector_floor.c")],
+                       check=True)
         env = dict(os.environ, PSDIFF_DB=os.path.join(tmp, "db"))
         subprocess.run([BIN, "write"], env=env, check=True, capture_output=True)
 
         alone = []
+        floored = []
         watched = {backend: [] for backend in BACKENDS}
         watcher_cpu = {backend: [] for backend in BACKENDS}
         for i in range(RUNS):
             alone.append(spawn(spawner, PROCESSES))
             line = "run %d: alone %.2f s" % (i, alone[-1][0])
+            reader = subprocess.Popen([floor], stdout=subprocess.PIPE, text=True)
+            reader.stdout.readline()
+            floored.append(spawn(spawner, PROCESSES))
+            reader.terminate()
+            reader.wait()
+            line += "; connector floor %.2f s" % floored[-1][0]
             for backend in BACKENDS:
                 watcher = Watcher(tmp, "run%d-%s" % (i, backend), backend)
                 cpu0 = watcher.cpu()
@@ -144,11 +156,16 @@ def main():
         a = statistics.median(t[0] for t in alone)
         print("\n%d x fork+exec+exit of /bin/true, median of %d runs each:" % (PROCESSES, RUNS))
         print("  alone      %.3f s (%.0f/s)" % (a, PROCESSES / a))
+        f = statistics.median(t[0] for t in floored)
+        print("  floor      %.3f s = %.3fx alone: the connector's own cost, no reader's"
+              % (f, f / a))
         for backend, target in BACKENDS.items():
             w = statistics.median(t[0] for t in watched[backend])
             cpu = statistics.median(watcher_cpu[backend])
-            print("  %-10s %.3f s = %.3fx alone (target <= %.2fx); the watcher's CPU %.2f s"
-                  " (%.1f%% of the loop's wall time)" % (backend, w, w / a, target, cpu, 100 * cpu / w))
+            over_floor = "; %.3fx the floor" % (w / f) if backend == "connector" else ""
+            print("  %-10s %.3f s = %.3fx alone (target <= %.2fx)%s; the watcher's CPU %.2f s"
+                  " (%.1f%% of the loop's wall time)"
+                  % (backend, w, w / a, target, over_floor, cpu, 100 * cpu / w))
 
         hold = subprocess.Popen([spawner, "hold", str(HELD)], stderr=subprocess.PIPE, text=True)
         hold.stderr.readline()
