@@ -89,7 +89,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "login",
-        "true when it belongs to a login still open: a session logind calls active or online, or the systemd --user of a user logged in",
+        "true when it belongs to a login still open: a session logind calls opening, active or online, or the systemd --user of a user logged in",
     ),
     ("timer_job", "true when a systemd timer starts its unit"),
     (

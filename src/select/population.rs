@@ -173,7 +173,7 @@ impl<'a> Population<'a> {
     }
 
     /// Whether `cgroup` is part of a login that is open: a session scope
-    /// of an active or online session, or the manager (`user@UID`) of a
+    /// of an opening, active or online session, or the manager (`user@UID`) of a
     /// user logged in. A user who logged out keeps a manager for a few
     /// seconds (UserStopDelaySec): it is still part of the login while
     /// none of that user's sessions holds a process; what a user left
