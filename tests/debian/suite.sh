@@ -568,6 +568,22 @@ else
 fi
 in_vm rm /var/www/html/shell.php
 quiet "a transient is reported once"
+# A first stage that works and then runs its second by exec, both gone
+# before the watcher's next batch: each is journaled as itself.
+ssh_as mallory 'setsid -f sh -c "i=0; while [ \$i -lt 100000 ]; do i=\$((i+1)); done; exec sleep 0.3131" </dev/null >/dev/null 2>&1'
+sleep 3
+stages=$(in_vm psdiff history --since 2m --all --user mallory --format json |
+    python3 -c 'import json, sys
+events = json.load(sys.stdin)["events"]
+print(sorted((e["exe"], e["kind"]) for e in events
+             if (e["argv"] or "").startswith(("sh -c i=0;", "sleep 0.3131")) and e["kind"] != "start"))')
+if [ "$stages" = "[('/usr/bin/dash', 'exec'), ('/usr/bin/sleep', 'exit')]" ]; then
+    pass "history names both stages of a program that ran another at once"
+else
+    fail "history names both stages of a program that ran another at once" "$stages"
+fi
+shows "the second stage is reported" "sleep 0.3131 (transient: "
+nrpe check_psdiff_extra >/dev/null
 fi
 
 # --- every way monitoring runs psdiff is quiet -----------------------------
