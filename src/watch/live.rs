@@ -188,10 +188,10 @@ impl Live {
         now: f64,
     ) {
         self.retire(child, now, Ending::Lost);
-        // A parent not yet written may have set its title since
-        // it was read (cron's child calls itself `CRON` and then
-        // starts the job): the child's parent is judged by it. The
-        // kernel side says what it was; else /proc, while it runs.
+        // A parent not yet written may have set its title since it was
+        // read (cron's child calls itself `CRON` and then starts the job):
+        // the child's parent is judged by it. The kernel side says what it
+        // was; else /proc, while it runs.
         if let Some(image) = self.images.get_mut(&parent)
             && image.row.is_none()
         {
@@ -201,9 +201,9 @@ impl Live {
                 None => self.refresh(parent),
             }
         }
-        // A child is its parent's copy until it runs another
-        // program: no /proc read needed (and none possible for a
-        // child that is gone already).
+        // A child is its parent's copy until it runs another program: no
+        // /proc read needed (and none possible for a child that is gone
+        // already).
         let (process, read) = match self.images.get(&parent) {
             Some(image) => (
                 Process {
@@ -236,12 +236,12 @@ impl Live {
     ) {
         let known = self.images.get(&pid).map(|i| i.process.clone());
         let fresh = self.reader.read(pid);
-        // A program that was ending as we looked (a zombie, or
-        // its memory already gone: no argv and no exe) still has
-        // the kernel's name and user, but what it ran is gone.
+        // A program that was ending as we looked (a zombie, or its memory
+        // already gone: no argv and no exe) still has the kernel's name
+        // and user, but what it ran is gone.
         let reading = match (fresh, known) {
-            // What the kernel saw at exec is the truth; /proc only
-            // adds to it while it still shows that program.
+            // What the kernel saw at exec is the truth; /proc only adds to
+            // it while it still shows that program.
             (fresh, known) if let Some(seen) = exec.as_deref() => self
                 .as_seen(pid, seen, start_ticks, fresh, known)
                 .map(|p| (p, true)),
@@ -265,16 +265,16 @@ impl Live {
             process.attested = Some(self.attesting.doubts(&process).into());
         }
         match self.images.get_mut(&pid) {
-            // Read after the exec already (a rescan while the
-            // event was queued): the same image.
+            // Read after the exec already (a rescan while the event was
+            // queued): the same image.
             Some(image)
                 if image.read
                     && read
                     && image.process.exe == process.exe
                     && image.process.cmdline == process.cmdline
                     && image.origin != "fork" => {}
-            // A fork not yet written becomes what it runs (a
-            // program that ran is journaled as itself, below).
+            // A fork not yet written becomes what it runs (a program that
+            // ran is journaled as itself, below).
             Some(image) if image.row.is_none() && image.origin == "fork" => {
                 image.process = process;
                 image.read = read;
