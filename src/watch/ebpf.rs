@@ -160,7 +160,10 @@ fn parse(bytes: &[u8], ticks: u64) -> Option<Event> {
         Some(Box::<[u8]>::from(argv.strip_suffix(&[0]).unwrap_or(argv)))
     };
     // (Empty: a kernel thread's, or memory that could not be read.)
-    let title = argv_at(0).filter(|t| kind == 1 && !t.is_empty());
+    let title = match kind {
+        1 => argv_at(0).filter(|t| !t.is_empty()),
+        _ => None,
+    };
     let exec = if kind == 2 {
         let (exe_len, cgroup_len) = (u16_at(64)? as usize, u16_at(66)? as usize);
         let truncated = u16_at(70)?;
