@@ -56,6 +56,14 @@ impl Setup {
         setup
     }
 
+    /// Gives this setup the rules `toml` and writes its baseline again
+    /// under them.
+    fn rules(&self, toml: &str) {
+        std::fs::write(self.dir.path().join("psdiff.toml"), toml).unwrap();
+        let (code, _, err) = run(self.psdiff().arg("write"));
+        assert_eq!(code, 0, "{err}");
+    }
+
     fn journal(&self) -> PathBuf {
         self.dir.path().join("journal.sqlite")
     }
@@ -880,13 +888,9 @@ fn a_daemons_children_ending_as_it_restarts_are_no_transient() {
 /// ran, so the rule hides it. One the rule does not take is reported.
 fn a_program_hidden_by_its_executable_is_judged_while_it_runs() {
     let setup = Setup::new("watch-attest-at-exec");
-    std::fs::write(
-        setup.dir.path().join("psdiff.toml"),
+    setup.rules(
         "[[rule]]\nname = \"quick-sleeps\"\nmatch = { exe = \"/usr/bin/sleep\", cmdline = '^sleep 0\\.0523$' }\naction = \"hide\"\n",
-    )
-    .unwrap();
-    let (code, _, err) = run(setup.psdiff().arg("write"));
-    assert_eq!(code, 0, "{err}");
+    );
     // A batch a second apart: both are long gone when it comes (50 ms is
     // still well past the eBPF side's 10 ms of gathering events).
     let watcher = setup.watch_every("1", &[]);
@@ -956,13 +960,9 @@ fn a_program_that_runs_another_before_a_batch_is_journaled() {
 /// side sends it with the fork; over the connector, /proc is read then).
 fn a_title_set_after_fork_judges_the_children() {
     let setup = Setup::new("watch-title-after-fork");
-    std::fs::write(
-        setup.dir.path().join("psdiff.toml"),
+    setup.rules(
         "[[rule]]\nname = \"zz-jobs\"\nmatch = { parent = { cmdline_prefix = [\"zz-job-runner\"] } }\naction = \"hide\"\n",
-    )
-    .unwrap();
-    let (code, _, err) = run(setup.psdiff().arg("write"));
-    assert_eq!(code, 0, "{err}");
+    );
     for (backend, seconds) in [("connector", "0.3141"), ("ebpf", "0.3142")] {
         let watcher = setup.watch_every("2", &["--backend", backend]);
         let script = format!(
@@ -985,13 +985,9 @@ fn a_title_set_after_fork_judges_the_children() {
 /// (a quick launcher) apart from what the rule hides.
 fn a_launcher_of_a_hidden_program_is_reported() {
     let setup = Setup::new("watch-launcher");
-    std::fs::write(
-        setup.dir.path().join("psdiff.toml"),
+    setup.rules(
         "[[rule]]\nname = \"harmless\"\nmatch = { exe = \"/usr/bin/sleep\", cmdline = '^sleep 0\\.0434$' }\naction = \"hide\"\n",
-    )
-    .unwrap();
-    let (code, _, err) = run(setup.psdiff().arg("write"));
-    assert_eq!(code, 0, "{err}");
+    );
     let watcher = setup.watch(&[]);
     let (_, _, err) = run(setup.psdiff().args(["show-extra", "--consumer", "a"]));
     assert!(err.is_empty(), "{err}");
