@@ -14,7 +14,7 @@ mod timers;
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 
-use crate::snapshot::attest::{Attestor, Doubt};
+use crate::snapshot::attest::{AtExec, Attestor, Doubt};
 use crate::snapshot::{ContainerId, Process};
 pub use logins::Logins;
 
@@ -120,6 +120,19 @@ impl Machine {
         // counts); only one gone is taken as it was judged at its exec.
         match &process.attested {
             Some(at_exec) if now == [Doubt::CannotTell] => at_exec.to_vec(),
+            _ => now,
+        }
+    }
+
+    /// The doubts about `process` as it starts a program: as it runs
+    /// now, or for one gone already, as the kernel saw it at exec
+    /// (`seen`, where the event source says).
+    pub fn doubts_at_exec(&self, process: &Process, seen: Option<&AtExec>) -> Vec<Doubt> {
+        let now = self.doubts(process);
+        match (self.attestor(), process.exe_path(), seen) {
+            (Some(a), Some(exe), Some(seen)) if now == [Doubt::CannotTell] => {
+                a.doubts_at_exec(exe, seen)
+            }
             _ => now,
         }
     }

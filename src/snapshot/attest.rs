@@ -60,6 +60,21 @@ impl fmt::Display for Doubt {
     }
 }
 
+/// What the kernel attests of a program as it starts it (`psdiff watch`
+/// over eBPF), before the program runs: all there is to judge one gone
+/// before /proc could be looked at. Code it loads later is not in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtExec {
+    /// The device (as stat(2) numbers it) and inode of the file it runs.
+    pub file: (u64, u64),
+    /// Who made its user namespace; `None` for the host's own.
+    pub user_namespace_owner: Option<u32>,
+    /// The loader variables its environment sets to something.
+    pub loader: Vec<&'static str>,
+    /// Whether its environment was read to its end.
+    pub environment_read: bool,
+}
+
 /// What every process is compared with: the host's user namespace and
 /// root, and the files found at paths there (cached: many processes run
 /// the same few programs).
@@ -166,6 +181,31 @@ impl Attestor {
         doubts
     }
 
+    /// The doubts about a program running `exe`, as the kernel saw it at
+    /// its exec (`seen`), judged as `doubts` judges one that runs.
+    pub fn doubts_at_exec(&self, exe: &str, seen: &AtExec) -> Vec<Doubt> {
+        let mut doubts = Vec::new();
+        if seen.user_namespace_owner.is_some_and(|owner| owner != 0) {
+            doubts.push(Doubt::UserNamespace);
+        }
+        match self.hosts_file(exe) {
+            Some(file) if file == seen.file => {}
+            // Another inode is another file; the same one on another
+            // device number is a file system (btrfs, overlayfs) whose
+            // stat(2) numbers devices otherwise than the kernel does.
+            Some((_, ino)) if ino != seen.file.1 => {
+                doubts.push(Doubt::NotTheHostsFile(exe.to_string()))
+            }
+            _ => doubts.push(Doubt::CannotTell),
+        }
+        doubts.extend(seen.loader.iter().map(|v| Doubt::Preload(v.to_string())));
+        if !seen.environment_read {
+            doubts.push(Doubt::CannotTell);
+        }
+        doubts.dedup();
+        doubts
+    }
+
     /// Whether `running` is the file at `path` in the host's root. One
     /// replaced by an upgrade (`PATH (deleted)`) has no file there any
     /// more: it passes when root owns it and only root could write it.
@@ -173,18 +213,20 @@ impl Attestor {
         if path.ends_with(" (deleted)") {
             return root_only(running);
         }
-        let Some(root) = &self.host_root else {
-            return false;
-        };
-        let found = *self
+        self.hosts_file(path) == Some((running.st_dev, running.st_ino))
+    }
+
+    /// The device and inode of the file at `path` in the host's root.
+    fn hosts_file(&self, path: &str) -> Option<(u64, u64)> {
+        let root = self.host_root.as_ref()?;
+        *self
             .files
             .borrow_mut()
             .entry(path.to_string())
             .or_insert_with(|| {
                 let st = fstat(&super::procdir::open_in_root(root, path.as_bytes()).ok()?).ok()?;
                 Some((st.st_dev, st.st_ino))
-            });
-        found == Some((running.st_dev, running.st_ino))
+            })
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 pub use cgroup::{Cgroup, ContainerId};
 pub use parse::Ids;
-pub use procdir::{ProcDir, ProcRoot};
+pub use procdir::{ProcDir, ProcRoot, named_by_its_path};
 pub use users::UserNames;
 
 /// Below this many processes one thread reads faster than two.

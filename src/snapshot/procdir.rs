@@ -241,13 +241,7 @@ impl ProcDir {
                 &read
             }
         };
-        // The common case: run by the path it names; or by that path in
-        // capitals, as cron titles its per-job child `/usr/sbin/CRON`.
-        if exe
-            .as_os_str()
-            .as_encoded_bytes()
-            .eq_ignore_ascii_case(argv0)
-        {
+        if named_by_its_path(argv0, exe) {
             return Some(false);
         }
         let exe = exe.to_str()?;
@@ -304,6 +298,15 @@ impl ProcDir {
 /// opened) as the process with root `root` sees it. Where openat2 is
 /// refused (a kernel before 5.6; systemd's `RestrictSUIDSGID=`, whose
 /// filter cannot read its flags, answers ENOSYS), the same walk by hand.
+/// Whether argv[0] is the path of the program `exe` that runs, or that
+/// path in capitals, as cron titles its per-job child `/usr/sbin/CRON`:
+/// the common case, told without a look at any file.
+pub fn named_by_its_path(argv0: &[u8], exe: &Path) -> bool {
+    exe.as_os_str()
+        .as_encoded_bytes()
+        .eq_ignore_ascii_case(argv0.trim_ascii_end())
+}
+
 pub fn open_in_root(root: &OwnedFd, path: &[u8]) -> nix::Result<OwnedFd> {
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)

@@ -14,6 +14,7 @@ use aya::{Ebpf, EbpfLoader};
 use crate::bpf::{self, EbpfError};
 use crate::proc_events::ProcEvent;
 use crate::snapshot::Ids;
+use crate::snapshot::attest::AtExec;
 
 use super::source::{Event, ExecSeen};
 
@@ -25,12 +26,17 @@ const PROGRAMS: [&str; 3] = [
     "sched_process_exit",
 ];
 /// Offsets of `struct event` in the C.
-const HEADER_SIZE: usize = 88;
-const COMM_AT: usize = 72;
+const HEADER_SIZE: usize = 112;
+const COMM_AT: usize = 96;
 const COMM_LEN: usize = 16;
 /// `truncated`'s bits.
 const EXE_TRUNCATED: u16 = 1;
 const CGROUP_TRUNCATED: u16 = 2;
+/// `attest`'s bits (`enum attest`).
+const PRELOAD: u32 = 1;
+const AUDIT: u32 = 2;
+const ENV_UNREAD: u32 = 4;
+const OWN_USER_NAMESPACE: u32 = 8;
 
 /// Where the watcher runs (`struct config`): pids and cgroups are sent as
 /// its /proc shows them, so it can run in a container.
@@ -183,6 +189,7 @@ fn parse(bytes: &[u8], ticks: u64) -> Option<Event> {
                     .into_owned()
             }),
             argv: argv_at(exe_len + cgroup_len)?,
+            attested: attested(u64_at(72)?, u32_at(80)?, u32_at(84)?, u32_at(88)?),
         }))
     } else {
         None
@@ -195,6 +202,24 @@ fn parse(bytes: &[u8], ticks: u64) -> Option<Event> {
         exec,
         title,
     })
+}
+
+/// The kernel's attestation of a program, from `exe_ino`, `exe_dev`,
+/// `userns_owner` and `attest`.
+fn attested(ino: u64, kernel_dev: u32, owner: u32, bits: u32) -> AtExec {
+    // The kernel keeps a device as 12 bits of major over 20 of minor.
+    let dev = libc::makedev(kernel_dev >> 20, kernel_dev & 0xf_ffff);
+    let loader = [(PRELOAD, "LD_PRELOAD"), (AUDIT, "LD_AUDIT")]
+        .into_iter()
+        .filter(|(bit, _)| bits & bit != 0)
+        .map(|(_, name)| name)
+        .collect();
+    AtExec {
+        file: (dev, ino),
+        user_namespace_owner: (bits & OWN_USER_NAMESPACE != 0).then_some(owner),
+        loader,
+        environment_read: bits & ENV_UNREAD == 0,
+    }
 }
 
 /// A path from its components as the kernel walked them, the last first,
@@ -220,6 +245,18 @@ fn path_of(components: &[u8]) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kernels_device_number_is_given_as_stat_gives_it() {
+        // /dev/vda: 254:0, which stat(2) gives as 0xfe00.
+        let seen = attested(7, 254 << 20, 0, PRELOAD | ENV_UNREAD);
+        assert_eq!(seen.file, (0xfe00, 7));
+        assert_eq!(seen.loader, ["LD_PRELOAD"]);
+        assert!(!seen.environment_read && seen.user_namespace_owner.is_none());
+        let seen = attested(7, (259 << 20) | 0x12345, 1000, OWN_USER_NAMESPACE);
+        assert_eq!(seen.file.0, libc::makedev(259, 0x12345));
+        assert_eq!(seen.user_namespace_owner, Some(1000));
+    }
 
     #[test]
     fn a_path_is_put_together_from_its_components_last_first() {

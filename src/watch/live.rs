@@ -12,7 +12,8 @@ use crate::journal::{Batch, Ending, NewImage, WatcherState, Writer};
 use crate::machine::Machine;
 use crate::proc_events::ProcEvent;
 use crate::rules::Decision;
-use crate::snapshot::{Cgroup, PidReader, Process, Snapshot};
+use crate::snapshot::attest::AtExec;
+use crate::snapshot::{Cgroup, PidReader, Process, Snapshot, named_by_its_path};
 
 use super::WatchError;
 use super::source::{Event, ExecSeen};
@@ -256,13 +257,8 @@ impl Live {
         let Some((mut process, read)) = reading else {
             return;
         };
-        if read
-            && process.attested.is_none()
-            && process
-                .exe_path()
-                .is_some_and(|exe| self.reference.rules().takes_by_exe(exe))
-        {
-            process.attested = Some(self.attesting.doubts(&process).into());
+        if read {
+            self.attest(&mut process, exec.as_deref().map(|e| &e.attested));
         }
         match self.images.get_mut(&pid) {
             // Read after the exec already (a rescan while the event was
@@ -285,6 +281,19 @@ impl Live {
                 self.images
                     .insert(pid, new_image(process, now, "exec", read));
             }
+        }
+    }
+
+    /// Judges the executable of `process` now, while it runs (`seen`: as
+    /// the kernel started it), when a rule takes processes by theirs: once
+    /// it is gone, that judgment is all there is.
+    fn attest(&self, process: &mut Process, seen: Option<&AtExec>) {
+        if process.attested.is_none()
+            && process
+                .exe_path()
+                .is_some_and(|exe| self.reference.rules().takes_by_exe(exe))
+        {
+            process.attested = Some(self.attesting.doubts_at_exec(process, seen).into());
         }
     }
 
@@ -365,9 +374,16 @@ impl Live {
             gids: seen.gids,
             comm: seen.comm.clone(),
             exe: seen.exe.as_deref().map(Into::into),
-            // The parent's domain and disguise say nothing of this program.
+            // The parent's domain says nothing of this program; argv[0]
+            // that is the path it runs is no disguise.
             selinux: None,
-            disguised: None,
+            disguised: seen
+                .exe
+                .as_deref()
+                .filter(|exe| {
+                    named_by_its_path(seen.argv.split(|&b| b == 0).next().unwrap_or(b""), exe)
+                })
+                .map(|_| false),
             cgroup: match &seen.cgroup {
                 Some(path) if wants_cgroup => Some(std::sync::Arc::new(Cgroup::parse(path))),
                 _ => None,
@@ -426,6 +442,15 @@ impl Live {
         for process in snapshot.processes {
             let pid = process.pid;
             seen.insert(pid);
+            let mut process = process;
+            let known = self
+                .images
+                .get(&pid)
+                .filter(|i| i.exited.is_none() && same_process(&i.process, &process));
+            // A program judged at its exec keeps that judgment; one first
+            // seen now is judged now.
+            process.attested = known.and_then(|i| i.process.attested.clone());
+            self.attest(&mut process, None);
             match self.images.get_mut(&pid) {
                 Some(image) if image.exited.is_none() && same_process(&image.process, &process) => {
                     image.process = process;

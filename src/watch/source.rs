@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::bpf::EbpfError;
 use crate::proc_events::{Connector, ProcEvent};
 use crate::snapshot::Ids;
+use crate::snapshot::attest::AtExec;
 
 use super::ebpf::Tracer;
 
@@ -63,6 +64,8 @@ pub struct ExecSeen {
     pub cgroup: Option<String>,
     /// argv, NUL-separated, as /proc/PID/cmdline (the first 4 KiB).
     pub argv: Box<[u8]>,
+    /// What the kernel attests of the program.
+    pub attested: AtExec,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -28,6 +28,7 @@ crate::tests![
     a_transient_in_a_container_is_seen_from_the_host,
     a_daemons_children_ending_as_it_restarts_are_no_transient,
     a_program_hidden_by_its_executable_is_judged_while_it_runs,
+    a_program_gone_at_once_is_judged_as_the_kernel_started_it,
     a_program_that_runs_another_before_a_batch_is_journaled,
     a_title_set_after_fork_judges_the_children,
     a_launcher_of_a_hidden_program_is_reported,
@@ -910,6 +911,50 @@ fn a_program_hidden_by_its_executable_is_judged_while_it_runs() {
     );
     assert!(!out.contains("sleep 0.0523"), "{out}\n{err}");
     assert!(out.contains("sleep 0.0524 (transient: "), "{out}\n{err}");
+}
+
+/// A program a rule hides by its executable that is gone before the
+/// watcher could look at /proc at all (a user manager's `systemctl` at a
+/// logout lives well under a millisecond): the eBPF side's word on it at
+/// exec (its file, user namespace and loader variables) is what it is
+/// judged by. Run from a user namespace of its own or with LD_PRELOAD,
+/// it is reported.
+fn a_program_gone_at_once_is_judged_as_the_kernel_started_it() {
+    let setup = Setup::new("watch-kernel-attests");
+    setup.rules(
+        "[[rule]]\nname = \"instant\"\nmatch = { exe = \"/usr/bin/true\", cmdline = '^/usr/bin/true zz-instant-' }\naction = \"hide\"\n",
+    );
+    let watcher = setup.watch_every("1", &["--backend", "ebpf"]);
+    let runs: [&[&str]; 3] = [
+        &["/usr/bin/true", "zz-instant-plain"],
+        &[
+            "env",
+            "LD_PRELOAD=/nonexistent/zz.so",
+            "/usr/bin/true",
+            "zz-instant-preload",
+        ],
+        &["unshare", "--user", "/usr/bin/true", "zz-instant-userns"],
+    ];
+    for argv in runs {
+        let out = as_nobody(argv).output().unwrap();
+        assert!(out.status.success(), "{argv:?}: {out:?}");
+    }
+    let judged = |marker: &str| {
+        let events = setup.wait_for(&format!("/usr/bin/true {marker}"), "exit");
+        let start = events
+            .iter()
+            .find(|e| e["kind"] == "start")
+            .unwrap()
+            .clone();
+        (start["verdict"].clone(), start["rule"].clone())
+    };
+    let plain = judged("zz-instant-plain");
+    let preload = judged("zz-instant-preload");
+    let userns = judged("zz-instant-userns");
+    stop(watcher);
+    assert_eq!(plain, ("hidden".into(), "instant".into()));
+    assert_eq!(preload.0, "extra");
+    assert_eq!(userns.0, "extra");
 }
 
 /// Programs that each run another before the watcher's next batch (a

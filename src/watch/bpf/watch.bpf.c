@@ -49,11 +49,28 @@ struct event {
 	__u16 cgroup_len;
 	__u16 argv_len;
 	__u16 truncated; // 1: the path, 2: the cgroup, 4: argv
+	// What the kernel attests of the program (src/snapshot/attest.rs), for
+	// one gone before /proc could be looked at:
+	__u64 exe_ino; // its file's inode
+	__u32 exe_dev; // and device, as the kernel numbers it
+	__u32 userns_owner; // who made its user namespace (uid)
+	__u32 attest; // enum attest's bits
+	__u32 unused;
 	char comm[TASK_COMM_LEN];
 	char data[DATA_MASK + 1 + ARGV_MAX];
 };
 
 #define HEADER_SIZE __builtin_offsetof(struct event, data)
+
+enum attest {
+	A_PRELOAD = 1, // the environment sets LD_PRELOAD
+	A_AUDIT = 2, // ... or LD_AUDIT
+	A_ENV_UNREAD = 4, // it was not read to its end
+	A_OWN_USERNS = 8, // a user namespace, not the host's
+};
+
+#define ENV_STEPS 512 // strings of the environment, or pieces of long ones
+#define ENV_PIECE 64
 
 // Minimal kernel types; CO-RE relocates their fields.
 typedef struct {
@@ -64,7 +81,13 @@ typedef struct {
 	__u32 val;
 } kgid_t;
 
+struct user_namespace {
+	int level;
+	kuid_t owner;
+} __attribute__((preserve_access_index));
+
 struct cred {
+	struct user_namespace *user_ns;
 	kuid_t uid;
 	kgid_t gid;
 	kuid_t suid;
@@ -99,8 +122,18 @@ struct path {
 	struct dentry *dentry;
 } __attribute__((preserve_access_index));
 
+struct super_block {
+	__u32 s_dev;
+} __attribute__((preserve_access_index));
+
+struct inode {
+	unsigned long i_ino;
+	struct super_block *i_sb;
+} __attribute__((preserve_access_index));
+
 struct file {
 	struct path f_path;
+	struct inode *f_inode;
 } __attribute__((preserve_access_index));
 
 struct linux_binprm {
@@ -129,6 +162,8 @@ struct css_set {
 struct mm_struct {
 	unsigned long arg_start;
 	unsigned long arg_end;
+	unsigned long env_start;
+	unsigned long env_end;
 } __attribute__((preserve_access_index));
 
 struct ns_common {
@@ -339,6 +374,45 @@ static long cgroup_step(__u32 i, void *ctx)
 	return 0;
 }
 
+// Where a look through the environment stands.
+struct env_walk {
+	unsigned long at;
+	unsigned long end;
+	__u32 at_start; // `at` begins a string
+	__u32 found; // enum attest's bits
+};
+
+static __always_inline int is(const char *piece, const char *name, int len)
+{
+	for (int i = 0; i < len; i++)
+		if (piece[i] != name[i])
+			return 0;
+	return piece[len] != 0; // set, to something
+}
+
+// One string of the environment, or the next piece of a long one: the
+// loader's variables are found as it finds them.
+static long env_step(__u32 i, void *ctx)
+{
+	struct env_walk *w = ctx;
+	if (w->at >= w->end)
+		return 1;
+	char piece[ENV_PIECE] = {};
+	long n = bpf_probe_read_user_str(piece, sizeof(piece), (void *)w->at);
+	if (n <= 0) {
+		w->found |= A_ENV_UNREAD;
+		return 1;
+	}
+	if (w->at_start && is(piece, "LD_PRELOAD=", 11))
+		w->found |= A_PRELOAD;
+	if (w->at_start && is(piece, "LD_AUDIT=", 9))
+		w->found |= A_AUDIT;
+	// A piece that filled the buffer ends in the NUL the helper wrote.
+	w->at_start = n < ENV_PIECE;
+	w->at += w->at_start ? n : n - 1;
+	return 0;
+}
+
 static __always_inline void header(struct event *e, __u32 kind, struct task_struct *task,
 				   __u32 pid, struct config *cfg)
 {
@@ -352,6 +426,11 @@ static __always_inline void header(struct event *e, __u32 kind, struct task_stru
 	e->cgroup_len = 0;
 	e->argv_len = 0;
 	e->truncated = 0;
+	e->exe_ino = 0;
+	e->exe_dev = 0;
+	e->userns_owner = 0;
+	e->attest = 0;
+	e->unused = 0;
 	BPF_CORE_READ_INTO(&e->comm, task, comm);
 }
 
@@ -439,7 +518,23 @@ int BPF_PROG(sched_process_exec, struct task_struct *task, int old_pid, struct l
 	e->gid[1] = BPF_CORE_READ(cred, egid.val);
 	e->gid[2] = BPF_CORE_READ(cred, sgid.val);
 	e->gid[3] = BPF_CORE_READ(cred, fsgid.val);
+	struct user_namespace *userns = BPF_CORE_READ(cred, user_ns);
+	if (BPF_CORE_READ(userns, level) != 0)
+		e->attest |= A_OWN_USERNS;
+	e->userns_owner = BPF_CORE_READ(userns, owner.val);
 	struct file *file = BPF_CORE_READ(bprm, file);
+	e->exe_ino = BPF_CORE_READ(file, f_inode, i_ino);
+	e->exe_dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	struct env_walk env = {
+		.at = BPF_CORE_READ(mm, env_start),
+		.end = BPF_CORE_READ(mm, env_end),
+		.at_start = 1,
+	};
+	bpf_loop(ENV_STEPS, env_step, &env, 0);
+	if (env.at < env.end)
+		env.found |= A_ENV_UNREAD;
+	e->attest |= env.found;
 	struct walk w = {
 		.dentry = BPF_CORE_READ(file, f_path.dentry),
 		.vfsmnt = BPF_CORE_READ(file, f_path.mnt),
@@ -456,7 +551,7 @@ int BPF_PROG(sched_process_exec, struct task_struct *task, int old_pid, struct l
 		e->truncated |= 2;
 	e->cgroup_len = w.off - e->exe_len;
 	__u32 off = w.off & DATA_MASK;
-	__u32 len = append_argv(e, off, BPF_CORE_READ(task, mm));
+	__u32 len = append_argv(e, off, mm);
 	output(e, HEADER_SIZE + off + len);
 	return 0;
 }
