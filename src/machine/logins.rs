@@ -126,6 +126,14 @@ impl Logins {
         })
     }
 
+    /// Whether logind keeps no record of user `uid` (known to keep them):
+    /// the user is neither logged in, nor logging out, nor lingering.
+    pub fn user_gone(&self, uid: u32) -> bool {
+        self.known
+            .as_ref()
+            .is_some_and(|k| !k.users.contains_key(&uid))
+    }
+
     /// Whether logind's sessions are known (else every one counts as open).
     pub fn knows_sessions(&self) -> bool {
         self.known.is_some()

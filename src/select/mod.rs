@@ -612,7 +612,7 @@ impl Selector {
             })
             && self
                 .login
-                .is_none_or(|l| population.in_open_login(cgroup) == l)
+                .is_none_or(|l| population.in_open_login(process) == l)
             && self
                 .timer_job
                 .is_none_or(|t| timer_job(machine, cgroup) == t)

@@ -7,8 +7,8 @@ use std::ops::Range;
 
 use super::{Command, Selector, names, self_held};
 use crate::machine::Machine;
+use crate::snapshot::Process;
 use crate::snapshot::attest::Doubt;
-use crate::snapshot::{Cgroup, Process};
 
 /// The indices under each key, in the order given.
 fn index<'k>(keyed: impl Iterator<Item = (&'k str, usize)>) -> HashMap<String, Vec<usize>> {
@@ -181,7 +181,16 @@ impl<'a> Population<'a> {
     ///
     /// A session that holds itself open (`self_held`) is no login, and a
     /// user whose open sessions all do so is not logged in.
-    pub fn in_open_login(&self, cgroup: &Cgroup) -> bool {
+    ///
+    /// A manager's process that ended (as the watcher saw) when logind
+    /// no longer knows its user ended with the manager: that login, shorter
+    /// than a batch, closed and its user was stopped at once
+    /// (UserStopDelaySec=0). Only logind starts a user's manager, and
+    /// nothing leaves its cgroup while it runs.
+    pub fn in_open_login(&self, process: &Process) -> bool {
+        let Some(cgroup) = process.cgroup.as_deref() else {
+            return false;
+        };
         let logins = self.machine.logins();
         if let Some(session) = &cgroup.session {
             return logins.session_open(session) && !self.self_held().contains(session);
@@ -203,6 +212,7 @@ impl<'a> Population<'a> {
             }
         };
         (logins.user_logged_in(uid) && person_behind)
+            || (process.state == 'X' && logins.user_gone(uid))
             || (logins.user_closing(uid)
                 && !logins
                     .sessions_of(uid)
@@ -224,5 +234,39 @@ impl<'a> Population<'a> {
                 .filter_map(|p| p.cgroup.as_ref()?.session.clone())
                 .collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{Cgroup, test_process};
+
+    /// A login shorter than the watcher's batch, with no stop delay: by
+    /// the batch logind knows nothing of the user, and what ended with
+    /// the manager was part of the login; what still runs there is not.
+    #[test]
+    fn a_managers_process_that_ended_with_its_unknown_user_was_in_the_login() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("run/systemd");
+        std::fs::create_dir_all(run.join("sessions")).unwrap();
+        std::fs::create_dir_all(run.join("users")).unwrap();
+        let manager = |state| crate::snapshot::Process {
+            state,
+            cgroup: Some(std::sync::Arc::new(Cgroup::parse(
+                "/user.slice/user-1001.slice/user@1001.service/init.scope",
+            ))),
+            ..test_process(400, 1)
+        };
+        let processes = [manager('X'), manager('S')];
+        let machine = Machine::at(tmp.path().to_path_buf());
+        let population = Population::new(&processes, &[None, None], &machine);
+        assert!(population.in_open_login(&processes[0]));
+        assert!(!population.in_open_login(&processes[1]));
+        // A lingering user is known: what ended is no login's.
+        std::fs::write(run.join("users/1001"), "STATE=lingering\n").unwrap();
+        let machine = Machine::at(tmp.path().to_path_buf());
+        let population = Population::new(&processes, &[None, None], &machine);
+        assert!(!population.in_open_login(&processes[0]));
     }
 }

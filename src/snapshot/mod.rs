@@ -45,6 +45,8 @@ pub struct Process {
     /// /proc/PID/cmdline without its trailing NULs: the arguments as
     /// bytes, NUL-separated, empty ones kept. See `argv()`.
     pub cmdline: Box<[u8]>,
+    /// As /proc/PID/stat has it; `X` (dead) for one the watcher saw
+    /// exit, judged after.
     pub state: char,
     pub kernel_thread: bool,
     /// Clock ticks after boot.

@@ -642,7 +642,18 @@ impl Live {
     /// The line, verdict and hiding rule of every image not yet written
     /// (all of them after a rescan, since lines depend on the whole tree).
     fn classify(&self) -> HashMap<u32, Verdict> {
-        let processes: Vec<Process> = self.images.values().map(|i| i.process.clone()).collect();
+        let processes: Vec<Process> = self
+            .images
+            .values()
+            .map(|i| Process {
+                state: if i.exited.is_some() {
+                    'X'
+                } else {
+                    i.process.state
+                },
+                ..i.process.clone()
+            })
+            .collect();
         let rules = self.reference.rules();
         let view = self.context.shape(processes, rules);
         let lines: HashMap<u32, String> = view.lines.iter().map(|l| (l.pid, l.text())).collect();
