@@ -94,7 +94,7 @@ pub fn evaluate_settled(
         .map(|dir| RefCell::new(Ledger::open(dir).with_journal(&context.journal)));
     let named: HashSet<String> = checks
         .iter()
-        .filter_map(|c| match &c.selector.command {
+        .filter_map(|c| match c.selector.command() {
             Some(Command::Name(n)) => Some(n.clone()),
             _ => None,
         })

@@ -33,7 +33,7 @@ fn compile(located: &Located<CheckDef>, users: &UserNames) -> Result<Check, Conf
         ));
     }
     let kind = kind(def, users, &fail)?;
-    if selector.command == Some(Command::Any) && !matches!(kind, Kind::Count { .. }) {
+    if selector.command() == Some(&Command::Any) && !matches!(kind, Kind::Count { .. }) {
         return Err(fail(
             None,
             "`command = \"*\"` is for counting checks".into(),
@@ -424,15 +424,12 @@ pub fn parse_spec(spec: &str) -> Result<Check, String> {
     let bounds = Bounds::parse(bounds).map_err(|e| format!("check rule {spec:?}: {e}"))?;
     Ok(Check {
         name: name.to_string(),
-        selector: Selector {
-            // Literal, as ps.monitor takes it: `*` here is no wildcard.
-            command: Some(if name.contains('/') {
-                Command::Exe(name.to_string())
-            } else {
-                Command::Name(name.to_string())
-            }),
-            ..Selector::default()
-        },
+        // Literal, as ps.monitor takes it: `*` here is no wildcard.
+        selector: Selector::of_command(if name.contains('/') {
+            Command::Exe(name.to_string())
+        } else {
+            Command::Name(name.to_string())
+        }),
         kind: Kind::Count {
             bounds: Some(bounds),
             warn: None,
@@ -471,10 +468,10 @@ mod tests {
     fn specs() {
         let c = parse_spec("tor:1-1").unwrap();
         assert_eq!(c.name, "tor");
-        assert_eq!(c.selector.command, Some(Command::Name("tor".into())));
+        assert_eq!(c.selector.command(), Some(&Command::Name("tor".into())));
         assert_eq!(
-            parse_spec("/usr/sbin/sshd:1-").unwrap().selector.command,
-            Some(Command::Exe("/usr/sbin/sshd".into()))
+            parse_spec("/usr/sbin/sshd:1-").unwrap().selector.command(),
+            Some(&Command::Exe("/usr/sbin/sshd".into()))
         );
         for bad in ["tor", ":1-1", "tor:x-1", "tor:1", "tor:2-1"] {
             let e = parse_spec(bad).unwrap_err();

@@ -302,7 +302,7 @@ pub fn evaluate(
         outcome.not_applicable = Some("SELinux is not enabled on this host".into());
         return outcome;
     }
-    let wildcard = check.selector.command == Some(Command::Any);
+    let wildcard = check.selector.command() == Some(&Command::Any);
     let matching: Vec<usize> = sample
         .population
         .candidates(&check.selector)

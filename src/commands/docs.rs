@@ -172,8 +172,13 @@ Globs: * and ? within one /-separated part, ** across parts, [a-z] or [!a-z]
 one of a set, {a,b} either; a backslash is itself (unit names escape with it).
 ",
     );
-    for (key, meaning) in crate::select::KEYS {
-        let _ = writeln!(out, ".TP\n\\fB{}\\fR\n{}", escape(key), escape(meaning));
+    for key in crate::select::KEYS {
+        let _ = writeln!(
+            out,
+            ".TP\n\\fB{}\\fR\n{}",
+            escape(key.written),
+            escape(key.doc)
+        );
     }
     out.push_str(
         ".SS \"Checks\"

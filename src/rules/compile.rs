@@ -48,7 +48,7 @@ fn compile(located: &Located<RuleDef>, users: &UserNames) -> Result<Rule, Config
             ));
         }
     };
-    if selector.command == Some(Command::Any) {
+    if selector.command() == Some(&Command::Any) {
         return Err(fail(
             None,
             "`command = \"*\"` is for counting checks; a rule names its processes".into(),

@@ -114,7 +114,7 @@ impl<'a> Population<'a> {
         fn some(found: Option<&Vec<usize>>) -> Candidates<'_> {
             Candidates::Some(found.map_or(&[], Vec::as_slice))
         }
-        if let Some(pid) = selector.pid {
+        if let Some(pid) = selector.pid() {
             let at = self.processes.binary_search_by_key(&pid, |p| p.pid);
             return match at {
                 Ok(i) => Candidates::One(Some(i)),
@@ -123,7 +123,7 @@ impl<'a> Population<'a> {
                 Err(_) => Candidates::One(None),
             };
         }
-        match &selector.command {
+        match selector.command() {
             Some(Command::Name(name)) => {
                 some(
                     self.by_name
