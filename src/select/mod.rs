@@ -21,7 +21,7 @@ use crate::config::ConfigError;
 use crate::config::schema::MatchDef;
 use crate::snapshot::{Fields, Process, UserNames};
 pub use keys::KEYS;
-use keys::{CommandKey, Compiled, Compiling, Ground, Key, Pid, Subject};
+use keys::{CommandKey, Compiled, Compiling, Condition, Ground, Key, Pid, Subject};
 pub use names::names;
 pub use patterns::Patterns;
 pub use population::{Population, Subjects};
@@ -50,8 +50,10 @@ impl Command {
 /// A compiled `match`: every condition given must hold.
 #[derive(Debug, Clone, Default)]
 pub struct Selector {
-    /// In `KEYS`' order.
-    conditions: Vec<Compiled>,
+    /// Its keys, in `KEYS`' order.
+    keys: Vec<&'static str>,
+    /// Its conditions, the cheap ones first (`Condition::costly`).
+    conditions: Vec<Arc<dyn Condition>>,
     /// Whether any condition is on a name (`Ground::Name`).
     by_name: bool,
     /// Whether the selector picks what is hidden: then it takes no name
@@ -66,9 +68,12 @@ pub struct Selector {
 pub type Fail<'a> = dyn Fn(Option<Range<usize>>, String) -> ConfigError + 'a;
 
 impl Selector {
-    fn new(conditions: Vec<Compiled>) -> Selector {
-        let by_name = conditions.iter().any(|(_, c)| c.ground() == Ground::Name);
+    fn new(compiled: Vec<Compiled>) -> Selector {
+        let (keys, mut conditions): (Vec<_>, Vec<_>) = compiled.into_iter().unzip();
+        conditions.sort_by_key(|c| c.costly());
+        let by_name = conditions.iter().any(|c| c.ground() == Ground::Name);
         Selector {
+            keys,
             conditions,
             by_name,
             strict: false,
@@ -110,7 +115,7 @@ impl Selector {
     /// The keys this selector tests, in the table's order, for `explain`
     /// (`parent` for any condition on the parent).
     pub fn keys(&self) -> Vec<&'static str> {
-        self.conditions.iter().map(|&(key, _)| key).collect()
+        self.keys.clone()
     }
 
     /// The `pid` it requires, if any.
@@ -126,14 +131,14 @@ impl Selector {
     fn find<K: Key>(&self) -> Option<&K> {
         self.conditions
             .iter()
-            .find_map(|(_, c)| (c.as_ref() as &dyn Any).downcast_ref::<K>())
+            .find_map(|c| (c.as_ref() as &dyn Any).downcast_ref::<K>())
     }
 
     /// Whether it names its processes by something the kernel attests and
     /// a user cannot choose: the executable, the user or group, the
     /// cgroup (unit, slice, container), or such a parent.
     pub fn attested(&self) -> bool {
-        self.conditions.iter().any(|(_, c)| c.attested())
+        self.conditions.iter().any(|c| c.attested())
     }
 
     /// Whether it rests on something the kernel or root attests, not only
@@ -143,7 +148,7 @@ impl Selector {
     /// warns of a rule that hides without it. (`attested`, which kill
     /// checks use, still counts those cgroup keys.)
     pub fn kernel_attested(&self) -> bool {
-        self.conditions.iter().any(|(_, c)| c.kernel_attested())
+        self.conditions.iter().any(|c| c.kernel_attested())
     }
 
     /// Users and groups named here that this host does not have, as
@@ -151,7 +156,7 @@ impl Selector {
     pub fn unknown_names(&self) -> Vec<String> {
         self.conditions
             .iter()
-            .flat_map(|(_, c)| c.unknown_names())
+            .flat_map(|c| c.unknown_names())
             .collect()
     }
 
@@ -164,7 +169,7 @@ impl Selector {
     }
 
     fn names_exe(&self, exe: &str) -> bool {
-        self.conditions.iter().any(|(_, c)| c.names_exe(exe))
+        self.conditions.iter().any(|c| c.names_exe(exe))
     }
 
     /// What must be read from /proc beyond the basics to test this.
@@ -172,7 +177,7 @@ impl Selector {
         let needs = self
             .conditions
             .iter()
-            .fold(Fields::default(), |all, (_, c)| all.union(c.needs()));
+            .fold(Fields::default(), |all, c| all.union(c.needs()));
         // A name is taken only from a process known not to be disguised.
         Fields {
             disguise: needs.disguise || self.by_name,
@@ -198,16 +203,10 @@ impl Selector {
             i,
             strict,
         };
-        let first = |costly: bool| {
-            self.conditions
-                .iter()
-                .filter(move |(_, c)| c.costly() == costly)
-        };
         (!self.by_name || names_are_its_own(process, strict && population.machine.attests()))
-            && first(false).all(|(_, c)| c.matches(&subject))
-            && first(true).all(|(_, c)| c.matches(&subject))
+            && self.conditions.iter().all(|c| c.matches(&subject))
             // Last: it may read /proc, so only for what matched otherwise.
-            && (!strict || self.conditions.iter().all(|(_, c)| c.trusted(&subject)))
+            && (!strict || self.conditions.iter().all(|c| c.trusted(&subject)))
     }
 }
 
