@@ -918,14 +918,16 @@ fn a_program_hidden_by_its_executable_is_judged_while_it_runs() {
 /// logout lives well under a millisecond): the eBPF side's word on it at
 /// exec (its file, user namespace and loader variables) is what it is
 /// judged by. Run from a user namespace of its own or with LD_PRELOAD,
-/// it is reported.
+/// also one put past the 32 KiB of environment the kernel side reads, it
+/// is reported.
 fn a_program_gone_at_once_is_judged_as_the_kernel_started_it() {
     let setup = Setup::new("watch-kernel-attests");
     setup.rules(
         "[[rule]]\nname = \"instant\"\nmatch = { exe = \"/usr/bin/true\", cmdline = '^/usr/bin/true zz-instant-' }\naction = \"hide\"\n",
     );
     let watcher = setup.watch_every("1", &["--backend", "ebpf"]);
-    let runs: [&[&str]; 3] = [
+    let padding = format!("ZZ_PAD={}", "x".repeat(40_000));
+    let runs: [&[&str]; 4] = [
         &["/usr/bin/true", "zz-instant-plain"],
         &[
             "env",
@@ -934,6 +936,13 @@ fn a_program_gone_at_once_is_judged_as_the_kernel_started_it() {
             "zz-instant-preload",
         ],
         &["unshare", "--user", "/usr/bin/true", "zz-instant-userns"],
+        &[
+            "env",
+            &padding,
+            "LD_PRELOAD=/nonexistent/zz.so",
+            "/usr/bin/true",
+            "zz-instant-deep",
+        ],
     ];
     for argv in runs {
         let out = as_nobody(argv).output().unwrap();
@@ -951,10 +960,12 @@ fn a_program_gone_at_once_is_judged_as_the_kernel_started_it() {
     let plain = judged("zz-instant-plain");
     let preload = judged("zz-instant-preload");
     let userns = judged("zz-instant-userns");
+    let deep = judged("zz-instant-deep");
     stop(watcher);
     assert_eq!(plain, ("hidden".into(), "instant".into()));
     assert_eq!(preload.0, "extra");
     assert_eq!(userns.0, "extra");
+    assert_eq!(deep.0, "extra");
 }
 
 /// Programs that each run another before the watcher's next batch (a
