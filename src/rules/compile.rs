@@ -1,12 +1,9 @@
 //! `[[rule]]` tables into rules.
 
-use regex::Regex;
-use toml::Spanned;
-
 use super::{Action, ArgTarget, Rule, RuleSet};
 use crate::config::schema::{ActionKind, RuleDef};
 use crate::config::{Config, ConfigError, Located};
-use crate::select::{Command, Selector};
+use crate::select::{Command, Selector, regex};
 use crate::snapshot::UserNames;
 
 impl RuleSet {
@@ -111,7 +108,7 @@ fn action(def: &RuleDef, fail: &crate::select::Fail) -> Result<Action, ConfigErr
                 )
             })?;
             Action::Rewrite {
-                pattern: regex(pattern, fail)?,
+                pattern: regex(pattern, "`pattern`", fail)?,
                 replacement: require(def.replacement.clone(), "replacement")?,
             }
         }
@@ -138,16 +135,6 @@ fn action(def: &RuleDef, fail: &crate::select::Fail) -> Result<Action, ConfigErr
         ActionKind::Rename => Action::Rename {
             to: require(def.to.clone(), "to")?,
         },
-    })
-}
-
-fn regex(pattern: &Spanned<String>, fail: &crate::select::Fail) -> Result<Regex, ConfigError> {
-    Regex::new(pattern.get_ref()).map_err(|e| {
-        let detail = e.to_string().lines().last().unwrap_or_default().to_string();
-        fail(
-            Some(pattern.span()),
-            format!("`pattern` is not a valid regex: {detail}"),
-        )
     })
 }
 

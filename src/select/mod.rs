@@ -17,6 +17,9 @@ use std::any::Any;
 use std::ops::Range;
 use std::sync::Arc;
 
+use regex::Regex;
+use toml::Spanned;
+
 use crate::config::ConfigError;
 use crate::config::schema::MatchDef;
 use crate::snapshot::{Fields, Process, UserNames};
@@ -66,6 +69,18 @@ pub struct Selector {
 /// How a compile step reports an error at a key (`span`, when known) of
 /// the table being compiled.
 pub type Fail<'a> = dyn Fn(Option<Range<usize>>, String) -> ConfigError + 'a;
+
+/// `s` as a regex, or an error at its span naming `what` with the last
+/// line of the regex crate's message (the one that says what is wrong).
+pub fn regex(s: &Spanned<String>, what: &str, fail: &Fail) -> Result<Regex, ConfigError> {
+    Regex::new(s.get_ref()).map_err(|e| {
+        let detail = e.to_string().lines().last().unwrap_or_default().to_string();
+        fail(
+            Some(s.span()),
+            format!("{what} is not a valid regex: {detail}"),
+        )
+    })
+}
 
 impl Selector {
     fn new(compiled: Vec<Compiled>) -> Selector {

@@ -5,7 +5,7 @@ use super::{Compiling, Condition, Ground, Key, Subject};
 use crate::config::ConfigError;
 use crate::config::schema::MatchDef;
 use crate::render;
-use crate::select::Command;
+use crate::select::{Command, regex};
 use crate::snapshot::Fields;
 
 #[derive(Debug)]
@@ -125,7 +125,10 @@ impl Key for Cmdline {
     const DOC: &'static str = "a regex searched in the cmdline as printed (in [[rule]]s, after the rewrites before the rule)";
 
     fn compile(def: &MatchDef, cx: &Compiling) -> Result<Option<Self>, ConfigError> {
-        let regex = def.cmdline.as_ref().map(|s| cx.regex(s, "match.cmdline"));
+        let regex = def
+            .cmdline
+            .as_ref()
+            .map(|s| regex(s, "match.cmdline", cx.fail));
         Ok(regex.transpose()?.map(Cmdline))
     }
 }

@@ -14,9 +14,6 @@ use std::any::Any;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use regex::Regex;
-use toml::Spanned;
-
 use super::{Fail, Population, Subjects};
 use crate::config::ConfigError;
 use crate::config::schema::MatchDef;
@@ -130,19 +127,6 @@ pub struct Compiling<'a> {
     /// The `--passwd` file or NSS.
     pub users: &'a UserNames,
     pub fail: &'a Fail<'a>,
-}
-
-impl Compiling<'_> {
-    /// `s` as a regex, or an error at its span naming `what`.
-    fn regex(&self, s: &Spanned<String>, what: &str) -> Result<Regex, ConfigError> {
-        Regex::new(s.get_ref()).map_err(|e| {
-            let detail = e.to_string().lines().last().unwrap_or_default().to_string();
-            (self.fail)(
-                Some(s.span()),
-                format!("{what} is not a valid regex: {detail}"),
-            )
-        })
-    }
 }
 
 /// A key's type: its name, documentation and how it compiles.

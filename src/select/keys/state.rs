@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::{Compiling, Condition, Ground, Key, Subject};
 use crate::config::ConfigError;
 use crate::config::schema::MatchDef;
+use crate::select::regex;
 use crate::snapshot::Fields;
 
 #[derive(Debug)]
@@ -116,7 +117,10 @@ impl Key for Selinux {
     const DOC: &'static str = "a regex on the SELinux context";
 
     fn compile(def: &MatchDef, cx: &Compiling) -> Result<Option<Self>, ConfigError> {
-        let regex = def.selinux.as_ref().map(|s| cx.regex(s, "match.selinux"));
+        let regex = def
+            .selinux
+            .as_ref()
+            .map(|s| regex(s, "match.selinux", cx.fail));
         Ok(regex.transpose()?.map(Selinux))
     }
 }
